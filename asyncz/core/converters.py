@@ -1,0 +1,264 @@
+"""Conversions at the edge: time zones, aware datetimes and callable references.
+
+Everything that reaches the scheduler loop has passed through here, so the loop only ever sees
+aware datetimes, real ``tzinfo`` objects and callables. Each function raises ``TypeError`` or
+``ValueError`` naming the offending value and what would have been accepted.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import re
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date, datetime, timedelta, timezone, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+__all__ = [
+    "callable_name",
+    "get_localzone",
+    "obj_to_ref",
+    "ref_to_obj",
+    "maybe_ref",
+    "reject_unknown_options",
+    "timezone_name",
+    "to_datetime",
+    "to_seconds",
+    "to_timezone",
+    "utc_timestamp_us",
+]
+
+UTC = timezone.utc
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_OFFSET_RE = re.compile(r"^(?:UTC)?([+-])(\d{2}):?(\d{2})$")
+
+
+def get_localzone() -> tzinfo:
+    """The local time zone (through tzlocal), falling back to UTC where it cannot be found."""
+    try:
+        import tzlocal
+
+        return tzlocal.get_localzone()
+    except Exception:  # a misconfigured host must not stop the scheduler from starting
+        return UTC
+
+
+def to_timezone(value: str | tzinfo | None, field: str = "timezone") -> tzinfo:
+    """Turn a zone name, a fixed offset (``"+02:00"``) or a tzinfo into a tzinfo.
+
+    ``None`` means the local zone. pytz zones are converted to their zoneinfo equivalent so
+    that plain datetime arithmetic is correct across DST.
+    """
+    if value is None:
+        return get_localzone()
+    if isinstance(value, str):
+        if value.upper() in ("UTC", "Z"):
+            return UTC
+        match = _OFFSET_RE.match(value)
+        if match:
+            sign, hours, minutes = match.groups()
+            delta = timedelta(hours=int(hours), minutes=int(minutes))
+            return timezone(-delta if sign == "-" else delta)
+        try:
+            return ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{field}={value!r} is not a known time zone; use an IANA name such as "
+                "'Europe/Berlin' or 'UTC', or a fixed offset such as '+02:00'"
+            ) from None
+    if isinstance(value, tzinfo):
+        zone = getattr(value, "zone", None)  # pytz
+        if isinstance(zone, str) and hasattr(value, "localize"):
+            return to_timezone(zone, field)
+        return value
+    raise TypeError(
+        f"{field} must be a time zone name or a tzinfo, got {type(value).__name__} {value!r}"
+    )
+
+
+def timezone_name(tz: tzinfo) -> str:
+    """A name :func:`to_timezone` turns back into the same zone, for stored trigger state."""
+    if tz is UTC:
+        return "UTC"
+    if isinstance(tz, ZoneInfo):
+        return tz.key
+    if isinstance(tz, timezone):
+        offset = tz.utcoffset(None)
+        total = int(offset.total_seconds()) // 60
+        sign = "-" if total < 0 else "+"
+        hours, minutes = divmod(abs(total), 60)
+        return f"{sign}{hours:02d}:{minutes:02d}"
+    key = getattr(tz, "key", None) or getattr(tz, "zone", None)
+    if isinstance(key, str):
+        return key
+    raise ValueError(f"the time zone {tz!r} has no name that could be stored; use a zoneinfo zone")
+
+
+def to_datetime(
+    value: datetime | date | str | None,
+    tz: tzinfo | None,
+    field: str,
+    *,
+    allow_none: bool = True,
+) -> datetime | None:
+    """Turn a datetime, a date or an ISO 8601 string into an aware datetime.
+
+    Naive values are taken as wall time in ``tz`` (required then). A date means its midnight.
+    """
+    if value is None:
+        if allow_none:
+            return None
+        raise TypeError(f"{field} is required, got None")
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(
+                f"{field}={value!r} is not an ISO 8601 date or datetime, such as "
+                "'2026-03-29' or '2026-03-29 02:30:00+02:00'"
+            ) from None
+    elif isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    elif not isinstance(value, datetime):
+        raise TypeError(
+            f"{field} must be a datetime, a date or an ISO 8601 string, "
+            f"got {type(value).__name__} {value!r}"
+        )
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        if tz is None:
+            raise ValueError(f"{field}={value!r} is naive and no time zone was given to place it")
+        return localize(value, tz)
+    return value
+
+
+def localize(naive: datetime, tz: tzinfo) -> datetime:
+    """Place a naive wall time in ``tz``; a wall time inside a DST gap moves forward past it."""
+    aware = naive.replace(tzinfo=tz)
+    # A nonexistent wall time does not survive the round trip through UTC.
+    round_trip = aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
+    if round_trip != naive:
+        return aware.astimezone(UTC).astimezone(tz)
+    return aware
+
+
+def utc_timestamp_us(value: datetime) -> int:
+    """Microseconds since the Unix epoch: an exact, cheap sort key for aware datetimes."""
+    return (value - _EPOCH) // timedelta(microseconds=1)
+
+
+def to_seconds(value: float | int | timedelta | None, field: str, *, allow_none: bool = True) -> (
+    float | None
+):
+    """A positive number of seconds from a number or a timedelta (``None`` where allowed)."""
+    if value is None:
+        if allow_none:
+            return None
+        raise TypeError(f"{field} is required, got None")
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"{field} must be a number of seconds or a timedelta, got {type(value).__name__} "
+            f"{value!r}"
+        )
+    if not value > 0:  # also rejects NaN
+        hint = " or None" if allow_none else ""
+        raise ValueError(f"{field} must be a positive number of seconds{hint}, got {value!r}")
+    return float(value)
+
+
+def callable_name(fn: Callable[..., Any]) -> str:
+    """A human-readable name for a callable (used as the default task name)."""
+    for attr in ("__qualname__", "__name__"):
+        name = getattr(fn, attr, None)
+        if isinstance(name, str):
+            return name
+    func = getattr(fn, "func", None)  # functools.partial
+    if func is not None and callable(func):
+        return callable_name(func)
+    return type(fn).__qualname__
+
+
+def obj_to_ref(obj: Callable[..., Any]) -> str:
+    """The ``"module:qualname"`` reference of a callable that can be imported back.
+
+    Raises ``ValueError`` saying why for lambdas, nested functions, partials and bound methods
+    of instances, which no persistent store can re-import.
+    """
+    if inspect.ismethod(obj) and not inspect.isclass(obj.__self__):
+        raise ValueError(
+            f"{obj!r} is a method bound to an instance and cannot be referenced by name; "
+            "use a module-level function or a classmethod/staticmethod"
+        )
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        raise ValueError(
+            f"{obj!r} has no __module__/__qualname__ and cannot be referenced by name; "
+            "use a module-level function"
+        )
+    if "<lambda>" in qualname or "<locals>" in qualname:
+        raise ValueError(
+            f"{qualname!r} is a lambda or a nested function and cannot be referenced by name; "
+            "define it at module level"
+        )
+    ref = f"{module}:{qualname}"
+    try:
+        found = ref_to_obj(ref)
+    except (ImportError, LookupError):
+        found = None
+    if found is not obj and getattr(found, "__func__", None) is not getattr(obj, "__func__", 0):
+        raise ValueError(
+            f"{ref!r} does not import back to {obj!r} (is it decorated or shadowed?); "
+            "pass a \"module:qualname\" string that does"
+        )
+    return ref
+
+
+def ref_to_obj(ref: str) -> Any:
+    """Import the object a ``"module:qualname"`` reference names."""
+    if not isinstance(ref, str):
+        raise TypeError(f"a reference must be a 'module:qualname' string, got {ref!r}")
+    module_name, sep, qualname = ref.partition(":")
+    if not sep or not module_name or not qualname:
+        raise ValueError(f"{ref!r} is not a reference; write it as 'package.module:name.attr'")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise LookupError(f"cannot import module {module_name!r} of reference {ref!r}: {exc}")
+    for name in qualname.split("."):
+        try:
+            obj = getattr(obj, name)
+        except AttributeError:
+            raise LookupError(f"{ref!r}: {name!r} not found in {obj!r}") from None
+    return obj
+
+
+def maybe_ref(value: Any) -> Any:
+    """Resolve ``value`` if it is a reference string, otherwise return it unchanged."""
+    return ref_to_obj(value) if isinstance(value, str) else value
+
+
+def reject_unknown_options(owner: str, unknown: Mapping[str, Any], valid: Iterable[str]) -> None:
+    """Raise ``TypeError`` naming every unknown option, the closest valid one and all of them.
+
+    Silently accepted typos are how ``CronTrigger(hours=1)`` came to fire every second in
+    Asyncz; every plugin constructor that takes options calls this instead.
+    """
+    if not unknown:
+        return
+    valid = sorted(valid)
+    parts = []
+    for name in sorted(unknown):
+        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        parts.append(f"{name!r}{hint}")
+    raise TypeError(
+        f"{owner} got unknown argument(s) {', '.join(parts)}; valid arguments are "
+        f"{', '.join(valid)}"
+    )

@@ -1,0 +1,151 @@
+"""The exception tree of asyncz.
+
+Every exception asyncz raises on purpose derives from :class:`AsynczException`. Names that Asyncz
+users already catch are kept; messages name the bad value and say what would be valid::
+
+    AsynczException
+    ├── AsynczLookupError (LookupError)
+    │   ├── TaskLookupError (KeyError)       no task with that id in the store(s)
+    │   ├── SchedulerLookupError             a task is not bound to any scheduler
+    │   └── UnknownAliasError                no plugin registered under that alias
+    ├── ConflictError
+    │   ├── ConflictIdError (KeyError)       a task with that id already exists
+    │   └── DuplicateAliasError              two distributions register the same alias
+    ├── MaximumInstancesError                a task already runs max_instances times
+    ├── SchedulerAlreadyRunningError
+    ├── SchedulerNotRunningError
+    ├── PluginLoadError                      a plugin could not be imported or registered
+    ├── SerializationError                   a task cannot be turned into a stored record
+    └── TaskRestoreError                     a stored record cannot be turned back into a task
+
+Validation of user input (a bad task field, a bad trigger argument) raises the built-in
+``ValueError`` or ``TypeError``, as Python code is expected to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "AsynczException",
+    "AsynczLookupError",
+    "ConflictError",
+    "ConflictIdError",
+    "DuplicateAliasError",
+    "MaximumInstancesError",
+    "PluginLoadError",
+    "SchedulerAlreadyRunningError",
+    "SchedulerLookupError",
+    "SchedulerNotRunningError",
+    "SerializationError",
+    "TaskLookupError",
+    "TaskRestoreError",
+    "UnknownAliasError",
+]
+
+
+class AsynczException(Exception):
+    """Base class of every exception raised by asyncz."""
+
+
+class AsynczLookupError(AsynczException, LookupError):
+    """Something asked for by name or id does not exist."""
+
+
+class TaskLookupError(AsynczLookupError, KeyError):
+    """No task with the given id exists."""
+
+    def __init__(self, task_id: str, where: str | None = None) -> None:
+        self.task_id = task_id
+        place = f" in store {where!r}" if where else ""
+        super().__init__(f"No task with id {task_id!r} was found{place}.")
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class SchedulerLookupError(AsynczLookupError):
+    """A task method that needs a scheduler was called on a task that has none."""
+
+
+class UnknownAliasError(AsynczLookupError):
+    """No plugin is registered under the requested plugin alias.
+
+    :ivar kind: the plugin kind asked for (``"trigger"``, ``"store"``, ...)
+    :ivar alias: the alias asked for
+    """
+
+    def __init__(self, kind: str, alias: str, message: str) -> None:
+        self.kind = kind
+        self.alias = alias
+        super().__init__(message)
+
+
+class ConflictError(AsynczException):
+    """A change would overwrite something that already exists."""
+
+
+class ConflictIdError(ConflictError, KeyError):
+    """A task with the same id already exists in the store."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        super().__init__(
+            f"A task with id {task_id!r} already exists; pick another id or pass "
+            "replace_existing=True."
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class DuplicateAliasError(ConflictError):
+    """Two plugins register the same alias for the same plugin kind."""
+
+    def __init__(self, kind: str, alias: str, providers: Sequence[str]) -> None:
+        self.kind = kind
+        self.alias = alias
+        self.providers = tuple(providers)
+        super().__init__(
+            f"The {kind} plugin alias {alias!r} is registered by more than one plugin: "
+            f"{' and '.join(self.providers)}. Uninstall one of them or block one with "
+            "ASYNCZ_DISABLE_PLUGINS=<entry point name>."
+        )
+
+
+class MaximumInstancesError(AsynczException):
+    """The task is already running its maximum number of instances."""
+
+    def __init__(self, task_id: str, max_instances: int) -> None:
+        self.task_id = task_id
+        self.max_instances = max_instances
+        super().__init__(
+            f"Task {task_id!r} is already running {max_instances} instance(s), its "
+            "max_instances; this run was skipped."
+        )
+
+
+class SchedulerAlreadyRunningError(AsynczException):
+    """The operation needs a stopped scheduler."""
+
+    def __str__(self) -> str:
+        return "The scheduler is already running."
+
+
+class SchedulerNotRunningError(AsynczException):
+    """The operation needs a running scheduler."""
+
+    def __str__(self) -> str:
+        return "The scheduler has not been started."
+
+
+class PluginLoadError(AsynczException):
+    """A plugin's entry point could not be imported or its hooks could not be registered."""
+
+
+class SerializationError(AsynczException):
+    """A task cannot be turned into a record a persistent store can keep."""
+
+
+class TaskRestoreError(AsynczException):
+    """A stored record cannot be turned back into a task (it is left in the store)."""

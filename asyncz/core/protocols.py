@@ -1,0 +1,312 @@
+"""The contracts plugins fulfil — Trigger, Store, Executor, Serializer — and small base classes.
+
+The protocols state what the scheduler relies on; the ``Base*`` classes are conveniences a plugin
+may inherit from, not requirements. A plugin imports only the kernel, the standard library and
+its own optional dependency.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from asyncz.core.errors import MaximumInstancesError
+
+if TYPE_CHECKING:
+    import logging
+
+    from asyncz.core.task import Task
+
+__all__ = [
+    "BaseExecutor",
+    "BaseStore",
+    "BaseTrigger",
+    "Executor",
+    "Serializer",
+    "Store",
+    "Trigger",
+]
+
+
+@runtime_checkable
+class Trigger(Protocol):
+    """**Protocol**: decides when a task runs.
+
+    A trigger is a pure function of its configuration: the same ``previous_time`` always gives
+    the same answer (jitter aside), so a store only needs to keep its state, never a cursor.
+    """
+
+    #: the plugin alias the trigger is registered under; stores record ``(alias, state)``
+    alias: ClassVar[str]
+
+    def get_next_trigger_time(
+        self, timezone: tzinfo, previous_time: datetime | None, now: datetime | None = None
+    ) -> datetime | None:
+        """The first fire time strictly after ``previous_time``, or ``None`` when exhausted.
+
+        With ``previous_time=None`` it is the first fire time at or after ``now``. The result is
+        aware, in the trigger's time zone, and strictly increasing over successive calls. It
+        must return in bounded time, giving up with ``None`` or an error rather than looping.
+        """
+        ...
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Plain data (str, int, float, bool, None, lists, dicts) the trigger can be rebuilt from."""
+        ...
+
+    def __setstate__(self, state: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class Store(Protocol):
+    """**Protocol**: keeps tasks between runs. Synchronous and safe to call from any thread.
+
+    The scheduler finds due tasks only through the lease path: :meth:`acquire_due_tasks` hands
+    due tasks to one owner (a scheduler identity) for ``lease`` seconds, during which no other
+    owner gets them; :meth:`release_tasks` records their next run times. This is what lets
+    several schedulers share one store without running a task twice.
+    """
+
+    #: True when calls do I/O; the scheduler then makes them off the event loop
+    blocking: ClassVar[bool]
+
+    def start(self, scheduler: Any, alias: str) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+    def add_task(self, task: Task) -> None:
+        """Store a new task; ``ConflictIdError`` if its id is taken."""
+        ...
+
+    def update_task(self, task: Task) -> None:
+        """Replace a stored task (and drop any lease on it); ``TaskLookupError`` if missing."""
+        ...
+
+    def delete_task(self, task_id: str) -> None:
+        """Remove a task; ``TaskLookupError`` if missing."""
+        ...
+
+    def remove_all_tasks(self) -> None: ...
+
+    def lookup_task(self, task_id: str) -> Task | None: ...
+
+    def get_all_tasks(self) -> list[Task]:
+        """Every task, by next run time then id; paused tasks last."""
+        ...
+
+    def get_due_tasks(self, now: datetime) -> list[Task]:
+        """Tasks due at ``now``, in run-time order (for inspection; the loop acquires instead)."""
+        ...
+
+    def get_next_run_time(self) -> datetime | None:
+        """The earliest time this store needs the scheduler's attention, or ``None``."""
+        ...
+
+    def acquire_due_tasks(
+        self, now: datetime, owner: str, limit: int, lease: float
+    ) -> list[Task]:
+        """Lease at most ``limit`` due tasks to ``owner`` for ``lease`` seconds, earliest first.
+
+        Tasks leased to another owner whose lease has not expired are skipped.
+        """
+        ...
+
+    def release_tasks(self, owner: str, next_run_times: Mapping[str, datetime | None]) -> None:
+        """End ``owner``'s leases, giving each task its new next run time.
+
+        ``None`` means the trigger is exhausted and the task is deleted. A task whose lease was
+        lost meanwhile (it was updated, deleted or re-leased) is left as it is.
+        """
+        ...
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """**Protocol**: runs tasks and reports each run as events through the scheduler."""
+
+    def start(self, scheduler: Any, alias: str) -> None: ...
+
+    def shutdown(self, wait: bool = True) -> None: ...
+
+    def send_task(self, task: Task, run_times: Sequence[datetime]) -> None:
+        """Run ``task`` once per run time; ``MaximumInstancesError`` if it is at its limit."""
+        ...
+
+
+@runtime_checkable
+class Serializer(Protocol):
+    """**Protocol**: turns a task record (plain data) into bytes and back."""
+
+    def dumps(self, state: dict[str, Any]) -> bytes: ...
+
+    def loads(self, data: bytes) -> dict[str, Any]: ...
+
+
+class BaseTrigger:
+    """Helpers for triggers: jitter and state through ``__getstate__``/``__setstate__``.
+
+    ``allow_mistrigger_by_default`` is Asyncz's flag for triggers (like a ``date`` trigger with
+    no time) whose runs should never be reported as missed.
+    """
+
+    __slots__ = ()
+    alias: ClassVar[str]
+    allow_mistrigger_by_default: ClassVar[bool] = False
+    jitter: float | None = None
+
+    def apply_jitter(self, next_time: datetime | None, end_at: datetime | None = None) -> (
+        datetime | None
+    ):
+        """Add up to ``jitter`` seconds to ``next_time``, never beyond ``end_at``."""
+        if next_time is None or not self.jitter:
+            return next_time
+        jittered = next_time + timedelta(seconds=random.uniform(0, self.jitter))
+        if end_at is not None and jittered > end_at:
+            return end_at if end_at >= next_time else next_time
+        return jittered
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return bool(self.__getstate__() == other.__getstate__())
+
+    def __hash__(self) -> int:
+        return hash((type(self), repr(sorted(self.__getstate__().items()))))
+
+    def __getstate__(self) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__} must implement __getstate__")
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement __setstate__")
+
+
+class BaseStore:
+    """Helpers for stores: instance alias, logger, scheduler reference.
+
+    A store written against Asyncz's API (``get_due_tasks`` without leases) can inherit
+    :meth:`acquire_due_tasks`/:meth:`release_tasks` from here; they are correct for a store used
+    by one scheduler. Stores shared between processes implement them natively.
+    """
+
+    blocking: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        self.alias: str | None = None
+        self.scheduler: Any = None
+        self._lease_lock = threading.RLock()
+        self._leases: dict[str, tuple[str, datetime]] = {}
+
+    @property
+    def logger(self) -> logging.Logger:
+        import logging
+
+        return logging.getLogger(f"asyncz.stores.{self.alias or type(self).__name__}")
+
+    def start(self, scheduler: Any, alias: str) -> None:
+        self.scheduler = scheduler
+        self.alias = alias
+
+    def shutdown(self) -> None:
+        """Release resources; a store can be started again after shutdown."""
+
+    def fix_task(self, task: Task) -> Task:
+        """Bind a restored or added task to this store and its scheduler."""
+        task.scheduler = self.scheduler
+        task.store_alias = self.alias
+        task.pending = False
+        task.submitted = True
+        return task
+
+    # Generic lease path, on top of get_due_tasks/update_task/delete_task.
+    def acquire_due_tasks(
+        self, now: datetime, owner: str, limit: int, lease: float
+    ) -> list[Task]:
+        acquired: list[Task] = []
+        with self._lease_lock:
+            for task in self.get_due_tasks(now):  # type: ignore[attr-defined]
+                held = self._leases.get(task.id)
+                if held is not None and held[0] != owner and held[1] > now:
+                    continue
+                self._leases[task.id] = (owner, now + timedelta(seconds=lease))
+                acquired.append(task)
+                if len(acquired) >= limit:
+                    break
+        return acquired
+
+    def release_tasks(self, owner: str, next_run_times: Mapping[str, datetime | None]) -> None:
+        from asyncz.core.errors import TaskLookupError
+
+        with self._lease_lock:
+            for task_id, next_time in next_run_times.items():
+                held = self._leases.get(task_id)
+                if held is None or held[0] != owner:
+                    continue
+                del self._leases[task_id]
+                try:
+                    if next_time is None:
+                        self.delete_task(task_id)  # type: ignore[attr-defined]
+                    else:
+                        task = self.lookup_task(task_id)  # type: ignore[attr-defined]
+                        if task is not None:
+                            task.next_run_time = next_time
+                            self.update_task(task)  # type: ignore[attr-defined]
+                except TaskLookupError:
+                    continue  # deleted by the user meanwhile: nothing to release
+
+
+class BaseExecutor:
+    """Helpers for executors: ``max_instances`` accounting and the instance alias.
+
+    Subclasses implement :meth:`do_send_task` and call :meth:`run_finished` when a submission
+    (all its run times) is done.
+    """
+
+    def __init__(self) -> None:
+        self.alias: str | None = None
+        self.scheduler: Any = None
+        self._instances_lock = threading.Lock()
+        self._instances: dict[str, int] = {}
+
+    @property
+    def logger(self) -> logging.Logger:
+        import logging
+
+        return logging.getLogger(f"asyncz.executors.{self.alias or type(self).__name__}")
+
+    def start(self, scheduler: Any, alias: str) -> None:
+        self.scheduler = scheduler
+        self.alias = alias
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop accepting work; with ``wait``, return when running work has finished."""
+
+    def running_instances(self, task_id: str) -> int:
+        """How many submissions of ``task_id`` are running now."""
+        return self._instances.get(task_id, 0)
+
+    def send_task(self, task: Task, run_times: Sequence[datetime]) -> None:
+        with self._instances_lock:
+            running = self._instances.get(task.id, 0)
+            if running >= task.max_instances:
+                raise MaximumInstancesError(task.id, task.max_instances)
+            self._instances[task.id] = running + 1
+        try:
+            self.do_send_task(task, run_times)
+        except BaseException:
+            self.run_finished(task.id)
+            raise
+
+    def do_send_task(self, task: Task, run_times: Sequence[datetime]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement do_send_task")
+
+    def run_finished(self, task_id: str) -> None:
+        """A submission of ``task_id`` has finished: it stops counting against max_instances."""
+        with self._instances_lock:
+            left = self._instances.get(task_id, 0) - 1
+            if left > 0:
+                self._instances[task_id] = left
+            else:
+                self._instances.pop(task_id, None)

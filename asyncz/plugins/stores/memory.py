@@ -1,0 +1,201 @@
+"""The ``memory`` store: tasks in this process only, indexed by a binary heap.
+
+Add, update and remove cost O(log n); the next run time is read off the top of the heap. Updates
+and removals mark the old heap entry dead instead of searching for it, and the heap is rebuilt
+once dead entries outnumber the live ones, so memory stays proportional to the task count.
+
+Tasks survive a shutdown and restart of the scheduler (unlike in Asyncz); they go with the
+process.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any, ClassVar
+
+from asyncz.core.converters import utc_timestamp_us
+from asyncz.core.errors import ConflictIdError, TaskLookupError
+from asyncz.core.hookspecs import hookimpl
+from asyncz.core.protocols import BaseStore
+from asyncz.core.task import Task
+
+__all__ = ["MemoryStore"]
+
+UTC = timezone.utc
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Heap entries are lists so that they can be marked dead in place: [run time in µs, id, alive].
+_US, _ID, _ALIVE = 0, 1, 2
+_COMPACT_MIN = 1024
+
+
+class MemoryStore(BaseStore):
+    """Keeps tasks in memory. Takes no options."""
+
+    blocking: ClassVar[bool] = False
+
+    def __init__(self, **options: Any) -> None:
+        if options:
+            raise TypeError(
+                f"the memory store takes no options, got {', '.join(sorted(options))}"
+            )
+        super().__init__()
+        self._lock = threading.RLock()
+        self._tasks: dict[str, Task] = {}
+        self._heap: list[list[Any]] = []
+        self._entries: dict[str, list[Any]] = {}
+        self._dead = 0
+        # id -> (owner, lease expiry in µs); leased tasks are out of the heap until released.
+        self._leased: dict[str, tuple[str, int]] = {}
+
+    # -- index maintenance (call with the lock held) ----------------------------------------
+
+    def _index(self, task: Task) -> None:
+        if task.next_run_time is None:
+            return
+        entry = [utc_timestamp_us(task.next_run_time), task.id, True]
+        self._entries[task.id] = entry
+        heapq.heappush(self._heap, entry)
+
+    def _unindex(self, task_id: str) -> None:
+        entry = self._entries.pop(task_id, None)
+        if entry is not None:
+            entry[_ALIVE] = False
+            self._dead += 1
+            if self._dead > _COMPACT_MIN and self._dead * 2 > len(self._heap):
+                self._heap = [e for e in self._heap if e[_ALIVE]]
+                heapq.heapify(self._heap)
+                self._dead = 0
+
+    def _top(self) -> list[Any] | None:
+        heap = self._heap
+        while heap and not heap[0][_ALIVE]:
+            heapq.heappop(heap)
+            self._dead -= 1
+        return heap[0] if heap else None
+
+    def _reclaim_expired_leases(self, now_us: int) -> None:
+        expired = [task_id for task_id, (_, until) in self._leased.items() if until <= now_us]
+        for task_id in expired:
+            del self._leased[task_id]
+            task = self._tasks.get(task_id)
+            if task is not None:
+                self._index(task)
+
+    # -- the Store protocol -----------------------------------------------------------------
+
+    def add_task(self, task: Task) -> None:
+        with self._lock:
+            if task.id in self._tasks:
+                raise ConflictIdError(task.id)
+            self.fix_task(task)
+            self._tasks[task.id] = task
+            self._index(task)
+
+    def update_task(self, task: Task) -> None:
+        with self._lock:
+            if task.id not in self._tasks:
+                raise TaskLookupError(task.id, self.alias)
+            self._unindex(task.id)
+            self._leased.pop(task.id, None)  # whoever held it must not overwrite this change
+            self.fix_task(task)
+            self._tasks[task.id] = task
+            self._index(task)
+
+    def delete_task(self, task_id: str) -> None:
+        with self._lock:
+            if self._tasks.pop(task_id, None) is None:
+                raise TaskLookupError(task_id, self.alias)
+            self._unindex(task_id)
+            self._leased.pop(task_id, None)
+
+    def remove_all_tasks(self) -> None:
+        with self._lock:
+            self._tasks.clear()
+            self._heap.clear()
+            self._entries.clear()
+            self._leased.clear()
+            self._dead = 0
+
+    def lookup_task(self, task_id: str) -> Task | None:
+        return self._tasks.get(task_id)
+
+    def get_all_tasks(self) -> list[Task]:
+        with self._lock:
+            tasks = list(self._tasks.values())
+        return sorted(tasks, key=_order)
+
+    def get_due_tasks(self, now: datetime) -> list[Task]:
+        with self._lock:
+            due = [t for t in self._tasks.values()
+                   if t.next_run_time is not None and t.next_run_time <= now]
+        return sorted(due, key=_order)
+
+    def get_next_run_time(self) -> datetime | None:
+        with self._lock:
+            top = self._top()
+            next_time = self._tasks[top[_ID]].next_run_time if top is not None else None
+            if self._leased:
+                # A lease nobody releases must come back when it expires.
+                expiry = _EPOCH + timedelta(
+                    microseconds=min(until for _, until in self._leased.values())
+                )
+                if next_time is None or expiry < next_time:
+                    next_time = expiry
+            return next_time
+
+    def acquire_due_tasks(
+        self, now: datetime, owner: str, limit: int, lease: float
+    ) -> list[Task]:
+        now_us = utc_timestamp_us(now)
+        until = now_us + int(lease * 1_000_000)
+        acquired: list[Task] = []
+        with self._lock:
+            if self._leased:
+                self._reclaim_expired_leases(now_us)
+            heap = self._heap
+            while len(acquired) < limit and heap:
+                entry = heap[0]
+                if not entry[_ALIVE]:
+                    heapq.heappop(heap)
+                    self._dead -= 1
+                    continue
+                if entry[_US] > now_us:
+                    break
+                heapq.heappop(heap)
+                task_id = entry[_ID]
+                del self._entries[task_id]
+                self._leased[task_id] = (owner, until)
+                acquired.append(self._tasks[task_id])
+        return acquired
+
+    def release_tasks(self, owner: str, next_run_times: Mapping[str, datetime | None]) -> None:
+        with self._lock:
+            for task_id, next_time in next_run_times.items():
+                held = self._leased.get(task_id)
+                if held is None or held[0] != owner:
+                    continue  # the lease was lost: the task changed meanwhile
+                del self._leased[task_id]
+                if next_time is None:
+                    self._tasks.pop(task_id, None)
+                    continue
+                task = self._tasks[task_id]
+                # Already aware and validated by the trigger: skip the field converters.
+                object.__setattr__(task, "next_run_time", next_time)
+                self._index(task)
+
+    def __repr__(self) -> str:
+        return f"<MemoryStore ({len(self._tasks)} tasks)>"
+
+
+def _order(task: Task) -> tuple[bool, int, str]:
+    """Paused last, then by next run time, ties by id."""
+    next_time = task.next_run_time
+    return (next_time is None, utc_timestamp_us(next_time) if next_time else 0, task.id)
+
+
+@hookimpl
+def asyncz_register_stores(register: Any) -> None:
+    register("memory", MemoryStore)

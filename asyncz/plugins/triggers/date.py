@@ -1,0 +1,81 @@
+"""The ``date`` trigger: runs a task once, at a given moment (or as soon as possible)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone, tzinfo
+from typing import Any, ClassVar
+
+from asyncz.core.converters import timezone_name, to_datetime, to_timezone
+from asyncz.core.hookspecs import hookimpl
+from asyncz.core.protocols import BaseTrigger
+
+__all__ = ["DateTrigger"]
+
+UTC = timezone.utc
+STATE_VERSION = 1
+
+
+class DateTrigger(BaseTrigger):
+    """Fires once at ``run_at``.
+
+    :param run_at: a datetime, a date (its midnight) or an ISO 8601 string; naive values are
+        wall time in ``timezone``. Without it the task runs once, right away, and is never
+        reported as missed however busy the scheduler is.
+    :param timezone: zone for a naive ``run_at`` (default: the scheduler's, else local)
+    """
+
+    alias: ClassVar[str] = "date"
+    __slots__ = ("allow_mistrigger_by_default", "run_at", "timezone")
+
+    def __init__(
+        self,
+        run_at: datetime | date | str | None = None,
+        timezone: str | tzinfo | None = None,
+    ) -> None:
+        self.timezone = to_timezone(timezone)
+        if run_at is None:
+            self.run_at = datetime.now(self.timezone)
+            self.allow_mistrigger_by_default = True
+        else:
+            resolved = to_datetime(run_at, self.timezone, "run_at")
+            assert resolved is not None
+            self.run_at = resolved
+            self.allow_mistrigger_by_default = False
+
+    def get_next_trigger_time(
+        self, timezone: tzinfo, previous_time: datetime | None, now: datetime | None = None
+    ) -> datetime | None:
+        return self.run_at if previous_time is None else None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "run_at": self.run_at.isoformat(),
+            "timezone": timezone_name(self.timezone),
+            "asap": self.allow_mistrigger_by_default,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        version = state.get("version")
+        if version != STATE_VERSION:
+            raise ValueError(
+                f"date trigger state version {version!r} is not supported (this asyncz reads "
+                f"version {STATE_VERSION})"
+            )
+        self.timezone = to_timezone(state["timezone"])
+        self.run_at = datetime.fromisoformat(state["run_at"]).astimezone(self.timezone)
+        self.allow_mistrigger_by_default = bool(state.get("asap", False))
+
+    def __repr__(self) -> str:
+        return (
+            f"<DateTrigger (run_at={self.run_at.isoformat()!r}, "
+            f"timezone={timezone_name(self.timezone)!r})>"
+        )
+
+    def __str__(self) -> str:
+        return f"date[{self.run_at.strftime('%Y-%m-%d %H:%M:%S %Z')}]"
+
+
+@hookimpl
+def asyncz_register_triggers(register: Any) -> None:
+    register("date", DateTrigger)

@@ -1,0 +1,168 @@
+"""The ``interval`` trigger: runs a task every fixed stretch of elapsed time.
+
+An interval is elapsed (physical) time, computed in UTC on whole microseconds: it is not
+shifted by DST changes and does not drift. Every fire time lies on the grid
+``start_at + k * interval``; jitter is added to a grid point and never carried into the next one.
+For "every day at 09:00 local time" use a cron or calendar-interval trigger instead.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone, tzinfo
+from typing import Any, ClassVar
+
+from asyncz.core.converters import (
+    reject_unknown_options,
+    timezone_name,
+    to_datetime,
+    to_timezone,
+    utc_timestamp_us,
+)
+from asyncz.core.hookspecs import hookimpl
+from asyncz.core.protocols import BaseTrigger
+
+__all__ = ["IntervalTrigger"]
+
+UTC = timezone.utc
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+STATE_VERSION = 1
+_UNITS = ("weeks", "days", "hours", "minutes", "seconds")
+_VALID = (*_UNITS, "interval", "start_at", "end_at", "timezone", "jitter")
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"interval {name} must be a number, got {type(value).__name__} {value!r}")
+    if not value >= 0 or value == float("inf"):  # also rejects NaN
+        raise ValueError(f"interval {name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+class IntervalTrigger(BaseTrigger):
+    """Fires every ``weeks/days/hours/minutes/seconds`` (or ``interval``, a timedelta).
+
+    :param start_at: the first fire time (default: now + the interval); naive values are wall
+        time in ``timezone``
+    :param end_at: no fire time after this
+    :param timezone: zone of the results and of naive ``start_at``/``end_at``
+    :param jitter: add up to this many seconds at random to each fire time; must be smaller
+        than the interval so that fire times stay in order
+    """
+
+    alias: ClassVar[str] = "interval"
+    __slots__ = ("end_at", "interval", "jitter", "start_at", "timezone", "_interval_us",
+                 "_start_us")
+
+    def __init__(
+        self,
+        interval: timedelta | None = None,
+        *,
+        weeks: float = 0,
+        days: float = 0,
+        hours: float = 0,
+        minutes: float = 0,
+        seconds: float = 0,
+        start_at: datetime | str | None = None,
+        end_at: datetime | str | None = None,
+        timezone: str | tzinfo | None = None,
+        jitter: float | None = None,
+        **unknown: Any,
+    ) -> None:
+        reject_unknown_options("IntervalTrigger", unknown, _VALID)
+        units = {"weeks": weeks, "days": days, "hours": hours, "minutes": minutes,
+                 "seconds": seconds}
+        if interval is not None:
+            if not isinstance(interval, timedelta):
+                raise TypeError(f"interval must be a timedelta, got {interval!r}")
+            if any(units.values()):
+                raise TypeError("give either interval= or weeks/days/hours/minutes/seconds")
+            delta = interval
+        else:
+            delta = timedelta(**{name: _number(name, value) for name, value in units.items()})
+        interval_us = delta // timedelta(microseconds=1)
+        if interval_us <= 0:
+            raise ValueError(
+                f"the interval must be positive, got {delta!r}; give e.g. seconds=5 or minutes=1"
+            )
+        self._interval_us = interval_us
+        self.interval = timedelta(microseconds=interval_us)
+        self.timezone = to_timezone(timezone)
+        if jitter is not None:
+            jitter = _number("jitter", jitter)
+            if jitter * 1_000_000 >= interval_us:
+                raise ValueError(
+                    f"jitter ({jitter}s) must be smaller than the interval ({self.interval}) so "
+                    "that fire times stay in order"
+                )
+        self.jitter = jitter or None
+        start = to_datetime(start_at, self.timezone, "start_at")
+        if start is None:
+            start = datetime.now(UTC) + self.interval
+        self.start_at = start.astimezone(self.timezone)
+        self._start_us = utc_timestamp_us(self.start_at)
+        end = to_datetime(end_at, self.timezone, "end_at")
+        if end is not None and end < self.start_at:
+            raise ValueError(
+                f"end_at ({end.isoformat()}) is before start_at ({self.start_at.isoformat()})"
+            )
+        self.end_at = end.astimezone(self.timezone) if end is not None else None
+
+    def get_next_trigger_time(
+        self, timezone: tzinfo, previous_time: datetime | None, now: datetime | None = None
+    ) -> datetime | None:
+        start_us, step = self._start_us, self._interval_us
+        if previous_time is None:
+            now_us = utc_timestamp_us(now or datetime.now(UTC))
+            # first grid point at or after now
+            k = max(0, -(-(now_us - start_us) // step))
+        else:
+            # first grid point strictly after previous (a jittered previous included)
+            k = max(0, (utc_timestamp_us(previous_time) - start_us) // step + 1)
+        next_time = (_EPOCH + timedelta(microseconds=start_us + k * step)).astimezone(
+            self.timezone
+        )
+        if self.end_at is not None and next_time > self.end_at:
+            return None
+        return self.apply_jitter(next_time, self.end_at)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "interval_us": self._interval_us,
+            "start_at": self.start_at.isoformat(),
+            "end_at": self.end_at.isoformat() if self.end_at else None,
+            "timezone": timezone_name(self.timezone),
+            "jitter": self.jitter,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        version = state.get("version")
+        if version != STATE_VERSION:
+            raise ValueError(
+                f"interval trigger state version {version!r} is not supported (this asyncz "
+                f"reads version {STATE_VERSION})"
+            )
+        self.__init__(  # type: ignore[misc]
+            timedelta(microseconds=state["interval_us"]),
+            start_at=state["start_at"],
+            end_at=state["end_at"],
+            timezone=state["timezone"],
+            jitter=state["jitter"],
+        )
+
+    def __repr__(self) -> str:
+        parts = [f"interval={self.interval!r}", f"start_at={self.start_at.isoformat()!r}"]
+        if self.end_at is not None:
+            parts.append(f"end_at={self.end_at.isoformat()!r}")
+        parts.append(f"timezone={timezone_name(self.timezone)!r}")
+        if self.jitter:
+            parts.append(f"jitter={self.jitter}")
+        return f"<IntervalTrigger ({', '.join(parts)})>"
+
+    def __str__(self) -> str:
+        return f"interval[{self.interval}]"
+
+
+@hookimpl
+def asyncz_register_triggers(register: Any) -> None:
+    register("interval", IntervalTrigger)
