@@ -132,7 +132,11 @@ class Executor(Protocol):
     def shutdown(self, wait: bool = True) -> None: ...
 
     def send_task(self, task: Task, run_times: Sequence[datetime]) -> None:
-        """Run ``task`` once per run time; ``MaximumInstancesError`` if it is at its limit."""
+        """Run ``task`` once per run time; ``MaximumInstancesError`` if it is at its limit.
+
+        The runs must start after this call returns (the scheduler reports ``TASK_SUBMITTED``
+        then, and listeners must see it before the run's ``TASK_STARTED``).
+        """
         ...
 
 

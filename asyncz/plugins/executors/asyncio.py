@@ -56,8 +56,10 @@ class AsyncIOExecutor(BaseExecutor):
         loop = self._loop
         if loop is None:
             raise RuntimeError(f"the executor {self.alias!r} has not been started")
+        # Launch on the next loop iteration, never inside this call: the scheduler reports
+        # TASK_SUBMITTED when this returns, and that must come before the run's own events.
         if _running_loop() is loop:
-            self._launch(task, run_times)
+            loop.call_soon(self._launch, task, run_times)
         else:
             loop.call_soon_threadsafe(self._launch, task, run_times)
 
