@@ -1,0 +1,7 @@
+"""``python -m asyncz.cli``."""
+
+import sys
+
+from asyncz.cli import main
+
+sys.exit(main())

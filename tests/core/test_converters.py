@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import functools
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from asyncz.core.converters import (
+    localize,
+    obj_to_ref,
+    ref_to_obj,
+    reject_unknown_options,
+    timezone_name,
+    to_datetime,
+    to_seconds,
+    to_timezone,
+    utc_timestamp_us,
+)
+
+UTC = timezone.utc
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def module_level() -> None:
+    return None
+
+
+class Holder:
+    @classmethod
+    def make(cls) -> None:
+        return None
+
+    def method(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [("UTC", "UTC"), ("Europe/Berlin", "Europe/Berlin"), ("+05:30", "+05:30"),
+     ("-08:00", "-08:00"), (UTC, "UTC"), (BERLIN, "Europe/Berlin")],
+)
+def test_time_zones_round_trip_through_their_names(value: object, name: str) -> None:
+    tz = to_timezone(value)  # type: ignore[arg-type]
+    assert timezone_name(tz) == name
+    assert to_timezone(timezone_name(tz)).utcoffset(datetime(2026, 1, 1)) == tz.utcoffset(
+        datetime(2026, 1, 1)
+    )
+
+
+def test_bad_time_zones_name_the_value() -> None:
+    with pytest.raises(ValueError, match="'Nowhere/City' is not a known time zone"):
+        to_timezone("Nowhere/City")
+    with pytest.raises(TypeError, match="got int 5"):
+        to_timezone(5)  # type: ignore[arg-type]
+    assert to_timezone(None) is not None  # the local zone
+
+
+def test_to_datetime_accepts_datetimes_dates_and_iso_strings() -> None:
+    assert to_datetime("2026-03-29T02:30:00Z", None, "f") == datetime(2026, 3, 29, 2, 30,
+                                                                         tzinfo=UTC)
+    assert to_datetime(date(2026, 5, 1), UTC, "f") == datetime(2026, 5, 1, tzinfo=UTC)
+    naive = to_datetime(datetime(2026, 7, 1, 12), BERLIN, "f")
+    assert naive is not None and naive.utcoffset() == timedelta(hours=2)
+    assert to_datetime(None, UTC, "f") is None
+    with pytest.raises(TypeError, match="f is required"):
+        to_datetime(None, UTC, "f", allow_none=False)
+    with pytest.raises(ValueError, match="run_at='tomorrow' is not an ISO 8601"):
+        to_datetime("tomorrow", UTC, "run_at")
+    with pytest.raises(ValueError, match="naive and no time zone"):
+        to_datetime(datetime(2026, 1, 1), None, "f")
+    with pytest.raises(TypeError, match="got int 3"):
+        to_datetime(3, UTC, "f")  # type: ignore[arg-type]
+
+
+def test_localize_moves_a_wall_time_in_a_dst_gap_past_the_gap() -> None:
+    in_gap = localize(datetime(2026, 3, 29, 2, 30), BERLIN)
+    assert in_gap.astimezone(UTC) == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    assert in_gap.utcoffset() == timedelta(hours=2)
+    folded = localize(datetime(2026, 10, 25, 2, 30), BERLIN)
+    assert folded.utcoffset() == timedelta(hours=2)  # the first of the two 02:30s
+
+
+def test_utc_timestamp_us_is_exact() -> None:
+    moment = datetime(2026, 1, 1, 0, 0, 0, 1, tzinfo=UTC)
+    assert utc_timestamp_us(moment) == 1767225600000001
+    assert utc_timestamp_us(moment.astimezone(BERLIN)) == 1767225600000001
+
+
+def test_references() -> None:
+    assert obj_to_ref(module_level) == "tests.core.test_converters:module_level"
+    assert ref_to_obj("tests.core.test_converters:Holder.make") == Holder.make
+    assert obj_to_ref(Holder.make) == "tests.core.test_converters:Holder.make"
+    with pytest.raises(ValueError, match="lambda or a nested function"):
+        obj_to_ref(lambda: None)
+    with pytest.raises(ValueError, match="bound to an instance"):
+        obj_to_ref(Holder().method)
+    with pytest.raises(ValueError, match="no __module__"):
+        obj_to_ref(functools.partial(module_level))
+    with pytest.raises(ValueError, match="not a reference"):
+        ref_to_obj("no_colon")
+    with pytest.raises(LookupError, match="cannot import module"):
+        ref_to_obj("no_such_module_abc:x")
+    with pytest.raises(LookupError, match="'missing' not found"):
+        ref_to_obj("tests.core.test_converters:missing")
+
+
+def test_to_seconds_and_unknown_options() -> None:
+    assert to_seconds(timedelta(minutes=1), "g") == 60.0
+    assert to_seconds(None, "g") is None
+    for bad in (0, -1, float("nan")):
+        with pytest.raises(ValueError, match="positive"):
+            to_seconds(bad, "g")
+    with pytest.raises(TypeError):
+        to_seconds("5", "g")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"'hours' \(did you mean 'hour'\?\); valid arguments"):
+        reject_unknown_options("CronTrigger", {"hours": 1}, ["hour", "minute"])
+    reject_unknown_options("X", {}, ["a"])
