@@ -47,5 +47,10 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks side by side with APScheduler and Asyncz (see docs/benchmarks.md)."""
     session.install("-e", ".")
-    session.run("python", "-m", "benchmarks", *session.posargs,
-                env={"PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0")})
+    session.run(
+        "python",
+        "-m",
+        "benchmarks",
+        *session.posargs,
+        env={"PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0")},
+    )

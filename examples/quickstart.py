@@ -1,6 +1,6 @@
 """A real scheduler running a few tasks for a few seconds, printing what happens.
 
-    python examples/quickstart.py [--seconds 6]
+python examples/quickstart.py [--seconds 6]
 """
 
 from __future__ import annotations
@@ -40,11 +40,15 @@ def report(event: TaskExecutionEvent) -> None:
         else 0.0
     )
     if event.code == TASK_STARTED:
-        print(f"{stamp()}  event: run {event.run_id} of {event.task_id} started {late_ms:.1f} ms "
-              "after its scheduled time")
+        print(
+            f"{stamp()}  event: run {event.run_id} of {event.task_id} started {late_ms:.1f} ms "
+            "after its scheduled time"
+        )
     elif event.code == TASK_EXECUTED:
-        print(f"{stamp()}  event: {event.task_id} returned {event.return_value!r} in "
-              f"{event.duration * 1000:.1f} ms")
+        print(
+            f"{stamp()}  event: {event.task_id} returned {event.return_value!r} in "
+            f"{event.duration * 1000:.1f} ms"
+        )
     elif event.code == TASK_ERROR:
         print(f"{stamp()}  event: {event.task_id} raised {event.exception!r}")
 

@@ -30,15 +30,25 @@ def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> str | None:
         pass
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
-         str(target), str(FIXTURE)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(FIXTURE),
+        ],
         check=True,
     )
     return str(target)
 
 
-def fake_distribution(root: Path, name: str, version: str, entry_points: str,
-                      modules: dict[str, str]) -> None:
+def fake_distribution(
+    root: Path, name: str, version: str, entry_points: str, modules: dict[str, str]
+) -> None:
     """Lay out an installed distribution by hand: a dist-info folder importlib finds."""
     info = root / f"{name.replace('-', '_')}-{version}.dist-info"
     info.mkdir(parents=True)
@@ -52,8 +62,13 @@ def run(code: str, paths: list[str | None], **env: str) -> subprocess.CompletedP
     python_path = [p for p in paths if p] + [str(ROOT)]
     environment = {k: v for k, v in os.environ.items() if k != "ASYNCZ_DISABLE_PLUGINS"}
     environment.update(env, PYTHONPATH=os.pathsep.join(python_path))
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, env=environment, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+    )
 
 
 USE_ALIAS = """
@@ -76,8 +91,8 @@ USE_ALIAS = """
             if len(ran) == 2:
                 done.set()
         scheduler.add_listener(listener, TASK_EXECUTED)
-        task = scheduler.add_task(remind, "at_times", args=["ada"], id="r",
-                                  times=[now + timedelta(seconds=0.2), now + timedelta(seconds=0.1)])
+        soon = [now + timedelta(seconds=0.2), now + timedelta(seconds=0.1)]
+        task = scheduler.add_task(remind, "at_times", args=["ada"], id="r", times=soon)
         scheduler.start()
         await asyncio.wait_for(done.wait(), 5)
         scheduler.shutdown()
@@ -92,8 +107,11 @@ def test_third_party_trigger_alias_works(plugin_path: str | None) -> None:
     result = run(USE_ALIAS, [plugin_path])
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout)
-    assert outcome == {"ran": ["hello ada", "hello ada"], "trigger": "asyncz_example_plugin",
-                       "left": []}
+    assert outcome == {
+        "ran": ["hello ada", "hello ada"],
+        "trigger": "asyncz_example_plugin",
+        "left": [],
+    }
 
 
 def test_disabled_plugin_is_blocked(plugin_path: str | None) -> None:
@@ -107,8 +125,13 @@ def test_disabled_plugin_is_blocked(plugin_path: str | None) -> None:
 def test_broken_plugin_warns_and_shows_up_in_later_errors(
     plugin_path: str | None, tmp_path: Path
 ) -> None:
-    fake_distribution(tmp_path, "asyncz-broken", "0.1", "broken = asyncz_broken_plugin",
-                      {"asyncz_broken_plugin": "import a_dependency_that_is_not_installed\n"})
+    fake_distribution(
+        tmp_path,
+        "asyncz-broken",
+        "0.1",
+        "broken = asyncz_broken_plugin",
+        {"asyncz_broken_plugin": "import a_dependency_that_is_not_installed\n"},
+    )
     code = """
         import warnings
         from asyncz.schedulers import AsyncIOScheduler
@@ -130,20 +153,29 @@ def test_broken_plugin_warns_and_shows_up_in_later_errors(
     assert "ERROR: No trigger plugin is registered under the alias 'at_time'." in out
     assert "Did you mean 'at_times'?" in out
     assert "asyncz-example-plugin 1.0.0" in out
-    assert "'broken' from asyncz-broken 0.1: ModuleNotFoundError: No module named " \
-           "'a_dependency_that_is_not_installed'" in out.split("ERROR:")[1]
+    assert (
+        "'broken' from asyncz-broken 0.1: ModuleNotFoundError: No module named "
+        "'a_dependency_that_is_not_installed'" in out.split("ERROR:")[1]
+    )
 
 
 def test_two_plugins_claiming_one_alias_is_an_error_naming_both(
     plugin_path: str | None, tmp_path: Path
 ) -> None:
-    fake_distribution(tmp_path, "asyncz-copycat", "0.2", "copycat = asyncz_copycat",
-                      {"asyncz_copycat": """
+    fake_distribution(
+        tmp_path,
+        "asyncz-copycat",
+        "0.2",
+        "copycat = asyncz_copycat",
+        {
+            "asyncz_copycat": """
                           import asyncz
                           @asyncz.hookimpl
                           def asyncz_register_triggers(register):
                               register("at_times", "asyncz_copycat:Nothing")
-                      """})
+                      """
+        },
+    )
     code = """
         from asyncz.schedulers import AsyncIOScheduler
         AsyncIOScheduler().add_task(print, "interval", seconds=1)
@@ -165,7 +197,12 @@ def test_cli_lists_third_party_plugins(plugin_path: str | None) -> None:
     assert ["store", "memory", "asyncz", "0.1.0", "memory-store"] in rows
     code = "from asyncz.cli import main; raise SystemExit(main(['plugins', '--json']))"
     document = json.loads(run(code, [plugin_path]).stdout)
-    assert {"kind": "trigger", "alias": "at_times", "plugin": "example",
-            "distribution": "asyncz-example-plugin", "version": "1.0.0",
-            "target": "asyncz_example_plugin:AtTimesTrigger"} in document["plugins"]
+    assert {
+        "kind": "trigger",
+        "alias": "at_times",
+        "plugin": "example",
+        "distribution": "asyncz-example-plugin",
+        "version": "1.0.0",
+        "target": "asyncz_example_plugin:AtTimesTrigger",
+    } in document["plugins"]
     assert document["failed"] == [] and document["blocked"] == []

@@ -46,12 +46,10 @@ def test_documented_import_paths() -> None:
 
 
 def test_import_asyncz_imports_no_plugin_and_no_optional_dependency() -> None:
-    code = (
-        "import sys, json; import asyncz; "
-        "print(json.dumps(sorted(m for m in sys.modules)))"
+    code = "import sys, json; import asyncz; print(json.dumps(sorted(m for m in sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=ROOT, check=True)
     modules = json.loads(result.stdout)
     assert not [m for m in modules if m.startswith("asyncz.plugins")]
     for optional in ("sqlalchemy", "redis", "psycopg", "pymysql", "yaml", "asyncio"):

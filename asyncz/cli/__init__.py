@@ -30,7 +30,8 @@ def _plugins(args: argparse.Namespace) -> int:
                 {
                     "kind": p.kind,
                     "alias": p.alias,
-                    "target": p.target if isinstance(p.target, str)
+                    "target": p.target
+                    if isinstance(p.target, str)
                     else f"{p.target.__module__}:{p.target.__qualname__}",
                     "plugin": p.plugin,
                     "distribution": p.distribution,
@@ -39,8 +40,12 @@ def _plugins(args: argparse.Namespace) -> int:
                 for p in providers
             ],
             "failed": [
-                {"plugin": f.plugin, "distribution": f.distribution, "version": f.version,
-                 "error": f.error}
+                {
+                    "plugin": f.plugin,
+                    "distribution": f.distribution,
+                    "version": f.version,
+                    "error": f.error,
+                }
                 for f in registry.failures
             ],
             "blocked": list(registry.blocked),
@@ -51,7 +56,9 @@ def _plugins(args: argparse.Namespace) -> int:
     rows += [(p.kind, p.alias, p.source, p.plugin) for p in providers]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
     if registry.failures:
         print("\nFailed to load:")
         for failure in registry.failures:

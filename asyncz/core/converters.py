@@ -151,9 +151,9 @@ def utc_timestamp_us(value: datetime) -> int:
     return (value - _EPOCH) // timedelta(microseconds=1)
 
 
-def to_seconds(value: float | int | timedelta | None, field: str, *, allow_none: bool = True) -> (
-    float | None
-):
+def to_seconds(
+    value: float | int | timedelta | None, field: str, *, allow_none: bool = True
+) -> float | None:
     """A positive number of seconds from a number or a timedelta (``None`` where allowed)."""
     if value is None:
         if allow_none:
@@ -215,7 +215,7 @@ def obj_to_ref(obj: Callable[..., Any]) -> str:
     if found is not obj and getattr(found, "__func__", None) is not getattr(obj, "__func__", 0):
         raise ValueError(
             f"{ref!r} does not import back to {obj!r} (is it decorated or shadowed?); "
-            "pass a \"module:qualname\" string that does"
+            'pass a "module:qualname" string that does'
         )
     return ref
 
@@ -230,7 +230,9 @@ def ref_to_obj(ref: str) -> Any:
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
-        raise LookupError(f"cannot import module {module_name!r} of reference {ref!r}: {exc}")
+        raise LookupError(
+            f"cannot import module {module_name!r} of reference {ref!r}: {exc}"
+        ) from exc
     for name in qualname.split("."):
         try:
             obj = getattr(obj, name)

@@ -53,15 +53,17 @@ def is_async_callable(fn: Any) -> bool:
             continue
         break
     call = getattr(fn, "__call__", None)  # noqa: B004 - instances with an async __call__
-    return not inspect.isfunction(fn) and not inspect.ismethod(fn) and (
-        call is not None and inspect.iscoroutinefunction(call)
+    return (
+        not inspect.isfunction(fn)
+        and not inspect.ismethod(fn)
+        and (call is not None and inspect.iscoroutinefunction(call))
     )
 
 
 class _Reporter:
     """Builds and dispatches one submission's events (only when somebody listens)."""
 
-    __slots__ = ("scheduler", "store", "task", "identity", "logger")
+    __slots__ = ("identity", "logger", "scheduler", "store", "task")
 
     def __init__(self, scheduler: Any, task: Task, logger: logging.Logger) -> None:
         self.scheduler = scheduler
@@ -96,7 +98,11 @@ class _Reporter:
         return True
 
     def failed(
-        self, run_time: datetime, run_id: str, started_at: datetime, start: float,
+        self,
+        run_time: datetime,
+        run_id: str,
+        started_at: datetime,
+        start: float,
         exc: BaseException,
     ) -> None:
         duration = time.perf_counter() - start
@@ -108,8 +114,13 @@ class _Reporter:
             traceback.clear_frames(exc.__traceback__)
         exc.__traceback__ = None
         self.emit(
-            events.TASK_ERROR, run_time, run_id=run_id, started_at=started_at,
-            duration=duration, exception=exc, traceback=formatted,
+            events.TASK_ERROR,
+            run_time,
+            run_id=run_id,
+            started_at=started_at,
+            duration=duration,
+            exception=exc,
+            traceback=formatted,
         )
 
 
@@ -146,8 +157,12 @@ def run_task_sync(
                 raise
             continue
         reporter.emit(
-            events.TASK_EXECUTED, run_time, run_id=run_id, started_at=started_at,
-            duration=time.perf_counter() - start, return_value=result,
+            events.TASK_EXECUTED,
+            run_time,
+            run_id=run_id,
+            started_at=started_at,
+            duration=time.perf_counter() - start,
+            return_value=result,
         )
 
 
@@ -175,8 +190,12 @@ async def run_task_async(
                 raise
             continue
         reporter.emit(
-            events.TASK_EXECUTED, run_time, run_id=run_id, started_at=started_at,
-            duration=time.perf_counter() - start, return_value=result,
+            events.TASK_EXECUTED,
+            run_time,
+            run_id=run_id,
+            started_at=started_at,
+            duration=time.perf_counter() - start,
+            return_value=result,
         )
 
 

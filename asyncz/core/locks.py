@@ -93,8 +93,9 @@ class FileLockProtected:
     @contextmanager
     def protected(self, blocking: bool = False, timeout: float | None = None) -> Iterator[bool]:
         deadline = None if timeout is None else time.monotonic() + timeout
-        if not self._thread_lock.acquire(blocking, -1 if timeout is None or not blocking
-                                         else timeout):
+        if not self._thread_lock.acquire(
+            blocking, -1 if timeout is None or not blocking else timeout
+        ):
             yield False
             return
         fd = -1

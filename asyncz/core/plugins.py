@@ -107,10 +107,13 @@ class PluginFailure:
     version: str
     error: str
 
+    @classmethod
+    def of(cls, plugin: str, distribution: str, version: str, exc: BaseException) -> PluginFailure:
+        return cls(plugin, distribution, version, f"{type(exc).__name__}: {exc}")
+
     def __str__(self) -> str:
-        return f"{self.plugin!r} from {self.distribution} {self.version}: {self.error}".replace(
-            "  ", " "
-        )
+        source = f"{self.distribution} {self.version}".strip()
+        return f"{self.plugin!r} from {source}: {self.error}"
 
 
 def _dist_info(entry_point: _EntryPoint) -> tuple[str, str]:
@@ -181,9 +184,11 @@ class PluginRegistry:
                     try:
                         plugin = entry_point.load()
                     except Exception as exc:
-                        self._fail(entry_point.name, distribution, version, exc)
+                        self._fail(PluginFailure.of(entry_point.name, distribution, version, exc))
                         continue
-                    self._add(plugin, entry_point.name, distribution, version)
+                    failure = self._add(plugin, entry_point.name, distribution, version)
+                    if failure is not None:
+                        self._fail(failure)
             self._raise_conflicts()
 
     def register(
@@ -201,25 +206,25 @@ class PluginRegistry:
         """
         with self._lock:
             self.discover()
-            before = len(self.failures)
-            self._add(plugin, name, distribution, version)
-            if len(self.failures) > before:
-                raise PluginLoadError(str(self.failures.pop()))
+            failure = self._add(plugin, name, distribution, version)
+            if failure is not None:
+                raise PluginLoadError(str(failure))
             self._raise_conflicts()
 
-    def _add(self, plugin: object, name: str, distribution: str, version: str) -> None:
+    def _add(
+        self, plugin: object, name: str, distribution: str, version: str
+    ) -> PluginFailure | None:
+        """Register one plugin's hooks and aliases, all or nothing; the failure, if any."""
         try:
             self._manager.register(plugin, name=name)
         except Exception as exc:
-            self._fail(name, distribution, version, exc)
-            return
+            return PluginFailure.of(name, distribution, version, exc)
         try:
             # A hook whose name has a typo would otherwise be ignored without a word.
             self._manager.check_pending()
         except pluggy.PluginValidationError as exc:
             self._manager.unregister(plugin)
-            self._fail(name, distribution, version, exc)
-            return
+            return PluginFailure.of(name, distribution, version, exc)
         self._sources[name] = (distribution, version)
         staged: list[Provider] = []
         try:
@@ -236,8 +241,7 @@ class PluginRegistry:
         except Exception as exc:
             # All or nothing: a plugin half-registered would be harder to reason about.
             self._manager.unregister(plugin)
-            self._fail(name, distribution, version, exc)
-            return
+            return PluginFailure.of(name, distribution, version, exc)
         for provider in staged:
             key = (provider.kind, provider.alias)
             existing = self._providers.get(key)
@@ -245,6 +249,7 @@ class PluginRegistry:
                 self._providers[key] = provider
             else:
                 self._conflicts.setdefault(key, [existing]).append(provider)
+        return None
 
     def _provider(self, kind: str, alias: str, target: Any, plugin: str) -> Provider:
         if not isinstance(alias, str) or not alias.strip():
@@ -257,8 +262,7 @@ class PluginRegistry:
         distribution, version = self._sources[plugin]
         return Provider(kind, alias, target, plugin, distribution, version)
 
-    def _fail(self, name: str, distribution: str, version: str, exc: BaseException) -> None:
-        failure = PluginFailure(name, distribution, version, f"{type(exc).__name__}: {exc}")
+    def _fail(self, failure: PluginFailure) -> None:
         self.failures.append(failure)
         warnings.warn(
             f"asyncz plugin {failure} (skipped; the plugin may be broken or not fully installed)",

@@ -54,7 +54,7 @@ class Trigger(Protocol):
         ...
 
     def __getstate__(self) -> dict[str, Any]:
-        """Plain data (str, int, float, bool, None, lists, dicts) the trigger can be rebuilt from."""
+        """Plain data (str, int, float, bool, None, lists, dicts) to rebuild the trigger from."""
         ...
 
     def __setstate__(self, state: dict[str, Any]) -> None: ...
@@ -105,9 +105,7 @@ class Store(Protocol):
         """The earliest time this store needs the scheduler's attention, or ``None``."""
         ...
 
-    def acquire_due_tasks(
-        self, now: datetime, owner: str, limit: int, lease: float
-    ) -> list[Task]:
+    def acquire_due_tasks(self, now: datetime, owner: str, limit: int, lease: float) -> list[Task]:
         """Lease at most ``limit`` due tasks to ``owner`` for ``lease`` seconds, earliest first.
 
         Tasks leased to another owner whose lease has not expired are skipped.
@@ -158,12 +156,12 @@ class BaseTrigger:
 
     __slots__ = ()
     alias: ClassVar[str]
-    allow_mistrigger_by_default: ClassVar[bool] = False
+    allow_mistrigger_by_default: bool = False
     jitter: float | None = None
 
-    def apply_jitter(self, next_time: datetime | None, end_at: datetime | None = None) -> (
-        datetime | None
-    ):
+    def apply_jitter(
+        self, next_time: datetime | None, end_at: datetime | None = None
+    ) -> datetime | None:
         """Add up to ``jitter`` seconds to ``next_time``, never beyond ``end_at``."""
         if next_time is None or not self.jitter:
             return next_time
@@ -225,9 +223,7 @@ class BaseStore:
         return task
 
     # Generic lease path, on top of get_due_tasks/update_task/delete_task.
-    def acquire_due_tasks(
-        self, now: datetime, owner: str, limit: int, lease: float
-    ) -> list[Task]:
+    def acquire_due_tasks(self, now: datetime, owner: str, limit: int, lease: float) -> list[Task]:
         acquired: list[Task] = []
         with self._lease_lock:
             for task in self.get_due_tasks(now):  # type: ignore[attr-defined]

@@ -29,7 +29,6 @@ from asyncz.core.converters import to_timezone
 from asyncz.core.errors import (
     ConflictIdError,
     MaximumInstancesError,
-    SchedulerAlreadyRunningError,
     SchedulerNotRunningError,
     TaskLookupError,
 )
@@ -75,8 +74,15 @@ class _PendingTask:
 
 
 _OPTIONS = frozenset(
-    {"timezone", "identity", "stores", "executors", "task_defaults", "logger_name",
-     "plugin_registry"}
+    {
+        "timezone",
+        "identity",
+        "stores",
+        "executors",
+        "task_defaults",
+        "logger_name",
+        "plugin_registry",
+    }
 )
 _TASK_DEFAULT_KEYS = frozenset({"mistrigger_grace_time", "coalesce", "max_instances"})
 
@@ -145,7 +151,11 @@ class BaseScheduler:
                 f"unknown task_defaults key(s) {', '.join(sorted(map(repr, unknown)))}; valid "
                 f"keys are {', '.join(sorted(_TASK_DEFAULT_KEYS))}"
             )
-        merged = {"mistrigger_grace_time": None, "coalesce": True, "max_instances": 1}
+        merged: dict[str, Any] = {
+            "mistrigger_grace_time": None,
+            "coalesce": True,
+            "max_instances": 1,
+        }
         merged.update(defaults)
         Task(**merged)  # the Task's own validators say what is wrong
         return merged
@@ -315,7 +325,10 @@ class BaseScheduler:
         if self._listener_mask & code:
             self.dispatch_event(
                 events.TaskEvent(
-                    code=code, alias=store, task_id=task_id, store=store,
+                    code=code,
+                    alias=store,
+                    task_id=task_id,
+                    store=store,
                     scheduler_identity=self.identity,
                 )
             )
@@ -349,12 +362,18 @@ class BaseScheduler:
         if not isinstance(replace_existing, bool):
             raise TypeError(f"replace_existing must be True or False, got {replace_existing!r}")
         given = {
-            "args": args, "kwargs": kwargs, "id": id, "name": name,
-            "mistrigger_grace_time": mistrigger_grace_time, "coalesce": coalesce,
-            "max_instances": max_instances, "executor": executor,
+            "args": args,
+            "kwargs": kwargs,
+            "id": id,
+            "name": name,
+            "mistrigger_grace_time": mistrigger_grace_time,
+            "coalesce": coalesce,
+            "max_instances": max_instances,
+            "executor": executor,
         }
         changes = {
-            key: value for key, value in given.items()
+            key: value
+            for key, value in given.items()
             if value is not undefined and value is not None
         }
         if mistrigger_grace_time is None:
@@ -607,8 +626,7 @@ class BaseScheduler:
             stores = list(self._stores.items())
         for alias, store in stores:
             try:
-                acquired = store.acquire_due_tasks(now, self.identity, ACQUIRE_BATCH,
-                                                   LEASE_SECONDS)
+                acquired = store.acquire_due_tasks(now, self.identity, ACQUIRE_BATCH, LEASE_SECONDS)
             except Exception:
                 self.logger.exception("Error getting due tasks from store %r", alias)
                 continue
@@ -653,7 +671,8 @@ class BaseScheduler:
         except KeyError:
             self.logger.error(
                 "Task %r names the executor %r, which does not exist; run skipped",
-                task.id, task.executor,
+                task.id,
+                task.executor,
             )
             return
         try:
@@ -661,20 +680,26 @@ class BaseScheduler:
         except MaximumInstancesError:
             self.logger.warning(
                 "Execution of task %r skipped: maximum number of running instances reached (%d)",
-                task.name, task.max_instances,
+                task.name,
+                task.max_instances,
             )
             code = events.TASK_MAX_INSTANCES
         except Exception:
-            self.logger.exception("Error submitting task %r to executor %r", task.name,
-                                  task.executor)
+            self.logger.exception(
+                "Error submitting task %r to executor %r", task.name, task.executor
+            )
             return
         else:
             code = events.TASK_SUBMITTED
         if self._listener_mask & code:
             self.dispatch_event(
                 events.TaskSubmissionEvent(
-                    code=code, alias=store, task_id=task.id, store=store,
-                    scheduler_identity=self.identity, scheduled_run_times=tuple(run_times),
+                    code=code,
+                    alias=store,
+                    task_id=task.id,
+                    store=store,
+                    scheduler_identity=self.identity,
+                    scheduled_run_times=tuple(run_times),
                     coalesced_run_count=coalesced,
                 )
             )
@@ -858,7 +883,7 @@ class AsyncIOScheduler(BaseScheduler):
             wait: float | None = None
             if self.state == SchedulerState.RUNNING:
                 wait = await self._run_pass(loop)
-            if self.state == SchedulerState.STOPPED:
+            if not self.running:  # shut down while the pass ran
                 break
             timer = None
             if wait is not None:

@@ -53,9 +53,7 @@ def _resolve_fn(value: Any) -> Any:
 
 def _validate_fn(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not callable(value):
-        raise _bad(
-            "fn", value, "a callable or a 'module:qualname' reference to one", TypeError
-        )
+        raise _bad("fn", value, "a callable or a 'module:qualname' reference to one", TypeError)
 
 
 def _to_args(value: Any) -> tuple[Any, ...]:
@@ -117,10 +115,20 @@ def _validate_max_instances(_: Any, attribute: attrs.Attribute[Any], value: Any)
         raise _bad("max_instances", value, "an integer >= 1")
 
 
-def _to_next_run_time(value: Any, self_: Task) -> datetime | None:
+def _to_next_run_time(value: Any, self_: Any) -> datetime | None:
     if value is None or (isinstance(value, datetime) and value.utcoffset() is not None):
         return value
     return to_datetime(value, self_.timezone, "next_run_time")
+
+
+def _convert(converter: Any, value: Any, task: Task, attribute: attrs.Attribute[Any]) -> Any:
+    """Run an attribute's converter outside ``__init__``/``setattr`` (for validate_changes)."""
+    if isinstance(converter, attrs.Converter):
+        extra: list[Any] = [task] if getattr(converter, "takes_self", False) else []
+        if getattr(converter, "takes_field", False):
+            extra.append(attribute)
+        return getattr(converter, "converter")(value, *extra)  # noqa: B009 - untyped in stubs
+    return converter(value)
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -158,8 +166,10 @@ class Task:
         default=None, converter=_to_grace, validator=_validate_grace
     )
     max_instances: int = attrs.field(default=1, validator=_validate_max_instances)
+    # mypy's attrs plugin does not understand attrs.Converter yet
     next_run_time: datetime | None = attrs.field(
-        default=None, converter=attrs.Converter(_to_next_run_time, takes_self=True)
+        default=None,
+        converter=attrs.Converter(_to_next_run_time, takes_self=True),  # type: ignore[misc]
     )
     # Bookkeeping, not part of what a task *is*: kept out of repr.
     scheduler: Any = attrs.field(default=None, repr=False)
@@ -246,14 +256,12 @@ class Task:
                 continue
             attribute = fields.get(name)
             if attribute is None or name in ("scheduler", "store_alias", "pending", "submitted"):
-                valid = ", ".join(sorted(set(fields) - {"scheduler", "store_alias", "pending",
-                                                         "submitted", "id"}))
+                valid = ", ".join(
+                    sorted(set(fields) - {"scheduler", "store_alias", "pending", "submitted", "id"})
+                )
                 raise AttributeError(f"Task has no field {name!r} to change; valid: {valid}")
-            converter = attribute.converter
-            if isinstance(converter, attrs.Converter):
-                value = converter(value, self, attribute)  # type: ignore[call-arg]
-            elif converter is not None:
-                value = converter(value)
+            if attribute.converter is not None:
+                value = _convert(attribute.converter, value, self, attribute)
             if attribute.validator is not None:
                 attribute.validator(self, attribute, value)
             converted[name] = value

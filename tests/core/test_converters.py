@@ -37,8 +37,14 @@ class Holder:
 
 @pytest.mark.parametrize(
     ("value", "name"),
-    [("UTC", "UTC"), ("Europe/Berlin", "Europe/Berlin"), ("+05:30", "+05:30"),
-     ("-08:00", "-08:00"), (UTC, "UTC"), (BERLIN, "Europe/Berlin")],
+    [
+        ("UTC", "UTC"),
+        ("Europe/Berlin", "Europe/Berlin"),
+        ("+05:30", "+05:30"),
+        ("-08:00", "-08:00"),
+        (UTC, "UTC"),
+        (BERLIN, "Europe/Berlin"),
+    ],
 )
 def test_time_zones_round_trip_through_their_names(value: object, name: str) -> None:
     tz = to_timezone(value)  # type: ignore[arg-type]
@@ -57,8 +63,9 @@ def test_bad_time_zones_name_the_value() -> None:
 
 
 def test_to_datetime_accepts_datetimes_dates_and_iso_strings() -> None:
-    assert to_datetime("2026-03-29T02:30:00Z", None, "f") == datetime(2026, 3, 29, 2, 30,
-                                                                         tzinfo=UTC)
+    assert to_datetime("2026-03-29T02:30:00Z", None, "f") == datetime(
+        2026, 3, 29, 2, 30, tzinfo=UTC
+    )
     assert to_datetime(date(2026, 5, 1), UTC, "f") == datetime(2026, 5, 1, tzinfo=UTC)
     naive = to_datetime(datetime(2026, 7, 1, 12), BERLIN, "f")
     assert naive is not None and naive.utcoffset() == timedelta(hours=2)

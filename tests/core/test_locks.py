@@ -22,8 +22,9 @@ with lock.protected(blocking=True, timeout=5) as got:
 
 def test_file_lock_excludes_another_process(tmp_path: Path) -> None:
     path = str(tmp_path / "a.lock")
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, path], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         lock = FileLockProtected(path)
@@ -98,4 +99,3 @@ def test_rlock_is_reentrant_and_lock_is_not() -> None:
         assert outer and not inner
     with NullLockProtected().protected() as got:
         assert got
-

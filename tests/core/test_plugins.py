@@ -83,8 +83,11 @@ def test_lazy_target_is_imported_on_first_resolve_only() -> None:
 
 
 def test_lazy_target_that_cannot_be_imported_names_plugin_and_cause() -> None:
-    reg = registry(FakeEntryPoint("heavy", trigger_plugin("db", target="no_such_mod_q:Store"),
-                                  "asyncz-heavy", "0.3"))
+    reg = registry(
+        FakeEntryPoint(
+            "heavy", trigger_plugin("db", target="no_such_mod_q:Store"), "asyncz-heavy", "0.3"
+        )
+    )
     with pytest.raises(PluginLoadError, match=r"'db' from asyncz-heavy 0.3.*no_such_mod_q"):
         reg.resolve("trigger", "db")
 
@@ -133,8 +136,10 @@ def test_misspelled_hook_is_reported_as_a_failure() -> None:
         register("x", Cron)
 
     plugin = types.SimpleNamespace(asyncz_register_trigger=asyncz_register_trigger)
-    reg = registry(FakeEntryPoint("typo", plugin, "dist-typo", "1"),
-                   FakeEntryPoint("crons", trigger_plugin("cron", target=Cron)))
+    reg = registry(
+        FakeEntryPoint("typo", plugin, "dist-typo", "1"),
+        FakeEntryPoint("crons", trigger_plugin("cron", target=Cron)),
+    )
     with pytest.warns(PluginWarning, match="typo"):
         reg.discover()
     assert reg.failures[0].plugin == "typo"
@@ -184,8 +189,9 @@ def test_same_alias_for_different_kinds_is_fine() -> None:
         register("cron", Cron)
 
     store_plugin = types.SimpleNamespace(asyncz_register_stores=asyncz_register_stores)
-    reg = registry(FakeEntryPoint("t", trigger_plugin("cron", target=Cron)),
-                   FakeEntryPoint("s", store_plugin))
+    reg = registry(
+        FakeEntryPoint("t", trigger_plugin("cron", target=Cron)), FakeEntryPoint("s", store_plugin)
+    )
     assert {p.kind for p in reg.providers()} == {"trigger", "store"}
 
 
@@ -196,8 +202,11 @@ def test_disabled_plugins_are_blocked_by_entry_point_or_distribution(
     b = FakeEntryPoint("dates", trigger_plugin("date", target=Cron), "dist-b")
     monkeypatch.setenv("ASYNCZ_DISABLE_PLUGINS", " crons , dist-b")
     reg = PluginRegistry(entry_points=lambda: [a, b])
-    with pytest.raises(UnknownAliasError, match=r"blocked by ASYNCZ_DISABLE_PLUGINS: 'crons', "
-                                                r"'dates'"):
+    with pytest.raises(
+        UnknownAliasError,
+        match=r"blocked by ASYNCZ_DISABLE_PLUGINS: 'crons', "
+        r"'dates'",
+    ):
         reg.get("trigger", "cron")
     assert a.loads == 0 and b.loads == 0  # blocked plugins are never even imported
 
@@ -224,8 +233,12 @@ def test_builtins_are_found_through_our_own_entry_points() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", PluginWarning)
         providers = {(p.kind, p.alias): p for p in default_registry().providers()}
-    for key in [("store", "memory"), ("executor", "asyncio"), ("trigger", "date"),
-                ("trigger", "interval")]:
+    for key in [
+        ("store", "memory"),
+        ("executor", "asyncio"),
+        ("trigger", "date"),
+        ("trigger", "interval"),
+    ]:
         assert key in providers
         assert providers[key].distribution == "asyncz"
         assert providers[key].version == asyncz.__version__

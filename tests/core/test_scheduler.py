@@ -4,6 +4,7 @@ wait for events (with a deadline), never sleep-and-hope."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -68,8 +69,10 @@ def test_date_and_interval_tasks_run_on_time(recorder_factory: Callable[[], Any]
         scheduler.start()
         try:
             await rec.wait_for(
-                lambda: len([e for e in rec.codes(TASK_EXECUTED) if e.task_id == "every"]) >= 4
-                and any(e.task_id == "once" for e in rec.codes(TASK_EXECUTED))
+                lambda: (
+                    len([e for e in rec.codes(TASK_EXECUTED) if e.task_id == "every"]) >= 4
+                    and any(e.task_id == "once" for e in rec.codes(TASK_EXECUTED))
+                )
             )
         finally:
             scheduler.shutdown()
@@ -80,9 +83,10 @@ def test_date_and_interval_tasks_run_on_time(recorder_factory: Callable[[], Any]
             # bounded, generous: this is about "on time", not about a benchmark
             assert event.started_at - event.scheduled_run_time < timedelta(seconds=0.5)
             assert event.duration is not None and event.run_id
-        every_times = [e.scheduled_run_time for e in rec.codes(TASK_EXECUTED)
-                       if e.task_id == "every"]
-        gaps = {b - a for a, b in zip(every_times, every_times[1:])}
+        every_times = [
+            e.scheduled_run_time for e in rec.codes(TASK_EXECUTED) if e.task_id == "every"
+        ]
+        gaps = {b - a for a, b in itertools.pairwise(every_times)}
         assert gaps == {timedelta(seconds=0.1)}  # on the grid, no drift
         assert scheduler.get_task("once") is None  # a finished date task is removed
         assert scheduler.get_task("every") is every
@@ -272,8 +276,13 @@ def test_tasks_added_before_start_are_pending_then_stored() -> None:
 def test_task_with_scheduler_argument_registers_itself() -> None:
     async def main() -> None:
         scheduler = AsyncIOScheduler()
-        task = Task(id="mine", fn=noop, scheduler=scheduler,
-                    trigger=IntervalTrigger(minutes=1), max_instances=3)
+        task = Task(
+            id="mine",
+            fn=noop,
+            scheduler=scheduler,
+            trigger=IntervalTrigger(minutes=1),
+            max_instances=3,
+        )
         assert scheduler.get_task("mine") is task
         scheduler.start()
         try:
@@ -310,9 +319,7 @@ def test_next_run_time_none_adds_paused_and_resume_computes_from_now() -> None:
     asyncio.run(main())
 
 
-def test_update_reschedule_and_delete_through_the_task(recorder_factory: Callable[[], Any]) -> (
-    None
-):
+def test_update_reschedule_and_delete_through_the_task(recorder_factory: Callable[[], Any]) -> None:
     async def main() -> None:
         rec = recorder_factory()
         scheduler = AsyncIOScheduler(timezone="UTC")
@@ -400,8 +407,10 @@ def test_bad_input_is_rejected_before_any_store_is_touched() -> None:
 def test_configuration_by_instance_alias_and_dict() -> None:
     scheduler = AsyncIOScheduler(
         stores={"default": {"type": "memory"}, "second": MemoryStore(), "third": "memory"},
-        executors={"default": {"class": "asyncz.executors:AsyncIOExecutor", "max_workers": 2},
-                   "other": AsyncIOExecutor()},
+        executors={
+            "default": {"class": "asyncz.executors:AsyncIOExecutor", "max_workers": 2},
+            "other": AsyncIOExecutor(),
+        },
         task_defaults={"coalesce": False, "max_instances": 3},
         timezone="Europe/Berlin",
         identity="node-1",
@@ -421,15 +430,15 @@ def test_configuration_by_instance_alias_and_dict() -> None:
         ({"stores": {"default": {"type": "memroy"}}}, UnknownAliasError, "Did you mean 'memory'"),
         ({"stores": {"default": {"directory": "/x"}}}, ValueError, "exactly one of 'type'"),
         ({"stores": {"default": MemoryStore}}, TypeError, "instantiate it first"),
-        ({"executors": {"default": {"type": "asyncio", "max_worker": 1}}}, TypeError,
-         "max_worker"),
+        ({"executors": {"default": {"type": "asyncio", "max_worker": 1}}}, TypeError, "max_worker"),
         ({"task_defaults": {"timezone": "UTC"}}, ValueError, "unknown task_defaults key"),
         ({"task_defaults": {"max_instances": 0}}, ValueError, "max_instances"),
         ({"identity": ""}, ValueError, "identity"),
     ],
 )
-def test_bad_configuration_is_an_error(options: dict[str, Any], error: type[Exception],
-                                       words: str) -> None:
+def test_bad_configuration_is_an_error(
+    options: dict[str, Any], error: type[Exception], words: str
+) -> None:
     with pytest.raises(error, match=words):
         AsyncIOScheduler(**options)
 
@@ -437,8 +446,11 @@ def test_bad_configuration_is_an_error(options: dict[str, Any], error: type[Exce
 def test_compute_runs_with_injected_now_coalesces_later() -> None:
     scheduler = AsyncIOScheduler(timezone="UTC")
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    task = Task(fn=noop, trigger=IntervalTrigger(seconds=10, start_at=start, timezone="UTC"),
-                next_run_time=start)
+    task = Task(
+        fn=noop,
+        trigger=IntervalTrigger(seconds=10, start_at=start, timezone="UTC"),
+        next_run_time=start,
+    )
     runs, next_time = scheduler._compute_runs(task, start + timedelta(seconds=25))
     assert runs == [start, start + timedelta(seconds=10), start + timedelta(seconds=20)]
     assert next_time == start + timedelta(seconds=30)
@@ -450,14 +462,22 @@ def test_process_due_acquires_releases_and_reports(utc_now: datetime) -> None:
     scheduler.add_store(store)
     scheduler.state = scheduler.state.RUNNING  # drive the pass by hand, with a fixed clock
     store.start(scheduler, "default")
-    trigger = IntervalTrigger(seconds=10, start_at=utc_now - timedelta(seconds=30),
-                              timezone="UTC")
-    store.add_task(Task(id="c", fn=noop, trigger=trigger,
-                        next_run_time=utc_now - timedelta(seconds=30)))
-    store.add_task(Task(id="n", fn=noop, trigger=trigger, coalesce=False,
-                        next_run_time=utc_now - timedelta(seconds=30)))
-    store.add_task(Task(id="d", fn=noop, trigger=DateTrigger(utc_now, timezone="UTC"),
-                        next_run_time=utc_now))
+    trigger = IntervalTrigger(seconds=10, start_at=utc_now - timedelta(seconds=30), timezone="UTC")
+    store.add_task(
+        Task(id="c", fn=noop, trigger=trigger, next_run_time=utc_now - timedelta(seconds=30))
+    )
+    store.add_task(
+        Task(
+            id="n",
+            fn=noop,
+            trigger=trigger,
+            coalesce=False,
+            next_run_time=utc_now - timedelta(seconds=30),
+        )
+    )
+    store.add_task(
+        Task(id="d", fn=noop, trigger=DateTrigger(utc_now, timezone="UTC"), next_run_time=utc_now)
+    )
     submissions, earliest, more = scheduler.process_due(utc_now)
     by_id = {task.id: (runs, coalesced) for task, _, runs, coalesced in submissions}
     assert by_id["c"] == ([utc_now], 3)

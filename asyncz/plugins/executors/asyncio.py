@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Any
@@ -68,15 +69,19 @@ class AsyncIOExecutor(BaseExecutor):
         assert loop is not None and self._pool is not None
         future: asyncio.Future[Any]
         if is_async_callable(task.fn):
-            future = loop.create_task(run_task_async(self.scheduler, task, run_times,
-                                                     self.logger))
+            future = loop.create_task(run_task_async(self.scheduler, task, run_times, self.logger))
         else:
             future = loop.run_in_executor(
-                self._pool, run_task_sync, self.scheduler, task, run_times, self.logger,
+                self._pool,
+                run_task_sync,
+                self.scheduler,
+                task,
+                run_times,
+                self.logger,
                 self._await_on_loop,
             )
         self._running.add(future)
-        future.add_done_callback(lambda f, task_id=task.id: self._done(f, task_id))
+        future.add_done_callback(functools.partial(self._done, task_id=task.id))
 
     def _await_on_loop(self, awaitable: Awaitable[Any]) -> Any:
         assert self._loop is not None
@@ -105,6 +110,7 @@ class AsyncIOExecutor(BaseExecutor):
                 for future in running:
                     loop.call_soon_threadsafe(future.cancel)
             elif not on_loop:
+
                 async def drain() -> None:
                     await asyncio.gather(*running, return_exceptions=True)
 

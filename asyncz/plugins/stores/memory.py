@@ -38,9 +38,7 @@ class MemoryStore(BaseStore):
 
     def __init__(self, **options: Any) -> None:
         if options:
-            raise TypeError(
-                f"the memory store takes no options, got {', '.join(sorted(options))}"
-            )
+            raise TypeError(f"the memory store takes no options, got {', '.join(sorted(options))}")
         super().__init__()
         self._lock = threading.RLock()
         self._tasks: dict[str, Task] = {}
@@ -129,8 +127,11 @@ class MemoryStore(BaseStore):
 
     def get_due_tasks(self, now: datetime) -> list[Task]:
         with self._lock:
-            due = [t for t in self._tasks.values()
-                   if t.next_run_time is not None and t.next_run_time <= now]
+            due = [
+                t
+                for t in self._tasks.values()
+                if t.next_run_time is not None and t.next_run_time <= now
+            ]
         return sorted(due, key=_order)
 
     def get_next_run_time(self) -> datetime | None:
@@ -146,9 +147,7 @@ class MemoryStore(BaseStore):
                     next_time = expiry
             return next_time
 
-    def acquire_due_tasks(
-        self, now: datetime, owner: str, limit: int, lease: float
-    ) -> list[Task]:
+    def acquire_due_tasks(self, now: datetime, owner: str, limit: int, lease: float) -> list[Task]:
         now_us = utc_timestamp_us(now)
         until = now_us + int(lease * 1_000_000)
         acquired: list[Task] = []

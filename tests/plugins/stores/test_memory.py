@@ -21,8 +21,12 @@ def job() -> None:
 
 def make(task_id: str, offset: float | None) -> Task:
     next_time = None if offset is None else T0 + timedelta(seconds=offset)
-    return Task(id=task_id, fn=job, trigger=IntervalTrigger(seconds=60, timezone="UTC"),
-                next_run_time=next_time)
+    return Task(
+        id=task_id,
+        fn=job,
+        trigger=IntervalTrigger(seconds=60, timezone="UTC"),
+        next_run_time=next_time,
+    )
 
 
 @pytest.fixture
@@ -33,8 +37,14 @@ def store() -> MemoryStore:
 
 
 def test_order_is_by_run_time_then_id_with_paused_last(store: MemoryStore) -> None:
-    for task_id, offset in [("c", 5), ("paused-a", None), ("b", 5), ("a", 10), ("z", -1),
-                            ("paused-0", None)]:
+    for task_id, offset in [
+        ("c", 5),
+        ("paused-a", None),
+        ("b", 5),
+        ("a", 10),
+        ("z", -1),
+        ("paused-0", None),
+    ]:
         store.add_task(make(task_id, offset))
     assert [t.id for t in store.get_all_tasks()] == ["z", "b", "c", "a", "paused-0", "paused-a"]
     assert store.get_next_run_time() == T0 - timedelta(seconds=1)
@@ -183,8 +193,7 @@ def test_store_agrees_with_a_plain_model(operations: list[tuple[str, str, int | 
                 leased.discard(task_id)
         elif op == "acquire":
             due = sorted(
-                (t, i) for i, t in model.items()
-                if t is not None and t <= now and i not in leased
+                (t, i) for i, t in model.items() if t is not None and t <= now and i not in leased
             )
             got = store.acquire_due_tasks(now, "me", 2, lease=3600)
             assert [t.id for t in got] == [i for _, i in due[:2]]
