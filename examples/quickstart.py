@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 from datetime import datetime, timedelta, timezone
 
 from asyncz.events import TASK_ERROR, TASK_EXECUTED, TASK_STARTED, TaskExecutionEvent
@@ -72,4 +73,6 @@ async def main(seconds: float) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="how long to run")
+    # Task failures are logged with their traceback; keep the demo's output to one line each.
+    logging.basicConfig(level=logging.CRITICAL)
     asyncio.run(main(parser.parse_args().seconds))

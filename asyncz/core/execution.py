@@ -1,4 +1,4 @@
-"""Running one submission of a task and reporting it as events.
+"""Running tasks: the executors' base class, and one submission's run reported as events.
 
 Shared by every executor so that all of them report the same way: per run time, either
 ``TASK_MISSED`` (later than the task's grace time) or ``TASK_STARTED`` followed by
@@ -15,6 +15,7 @@ import inspect
 import itertools
 import logging
 import os
+import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,11 +23,18 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from asyncz.core import events
+from asyncz.core.errors import MaximumInstancesError
 
 if TYPE_CHECKING:
     from asyncz.core.task import Task
 
-__all__ = ["is_async_callable", "new_run_id", "run_task_async", "run_task_sync"]
+__all__ = [
+    "BaseExecutor",
+    "is_async_callable",
+    "new_run_id",
+    "run_task_async",
+    "run_task_sync",
+]
 
 UTC = timezone.utc
 _run_counter = itertools.count(1)
@@ -205,3 +213,58 @@ async def _await(awaitable: Awaitable[Any]) -> Any:
 
 def _run_awaitable(awaitable: Awaitable[Any]) -> Any:
     return asyncio.run(_await(awaitable))
+
+
+class BaseExecutor:
+    """Helpers for executors: ``max_instances`` accounting and the instance alias.
+
+    Subclasses implement :meth:`do_send_task` and call :meth:`run_finished` when a submission
+    (all its run times) is done.
+    """
+
+    def __init__(self) -> None:
+        self.alias: str | None = None
+        self.scheduler: Any = None
+        self._instances_lock = threading.Lock()
+        self._instances: dict[str, int] = {}
+
+    @property
+    def logger(self) -> logging.Logger:
+        import logging
+
+        return logging.getLogger(f"asyncz.executors.{self.alias or type(self).__name__}")
+
+    def start(self, scheduler: Any, alias: str) -> None:
+        self.scheduler = scheduler
+        self.alias = alias
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop accepting work; with ``wait``, return when running work has finished."""
+
+    def running_instances(self, task_id: str) -> int:
+        """How many submissions of ``task_id`` are running now."""
+        return self._instances.get(task_id, 0)
+
+    def send_task(self, task: Task, run_times: Sequence[datetime]) -> None:
+        with self._instances_lock:
+            running = self._instances.get(task.id, 0)
+            if running >= task.max_instances:
+                raise MaximumInstancesError(task.id, task.max_instances)
+            self._instances[task.id] = running + 1
+        try:
+            self.do_send_task(task, run_times)
+        except BaseException:
+            self.run_finished(task.id)
+            raise
+
+    def do_send_task(self, task: Task, run_times: Sequence[datetime]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement do_send_task")
+
+    def run_finished(self, task_id: str) -> None:
+        """A submission of ``task_id`` has finished: it stops counting against max_instances."""
+        with self._instances_lock:
+            left = self._instances.get(task_id, 0) - 1
+            if left > 0:
+                self._instances[task_id] = left
+            else:
+                self._instances.pop(task_id, None)

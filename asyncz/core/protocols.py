@@ -13,15 +13,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from asyncz.core.errors import MaximumInstancesError
-
 if TYPE_CHECKING:
     import logging
 
     from asyncz.core.task import Task
 
 __all__ = [
-    "BaseExecutor",
     "BaseStore",
     "BaseTrigger",
     "Executor",
@@ -68,10 +65,12 @@ class Store(Protocol):
     due tasks to one owner (a scheduler identity) for ``lease`` seconds, during which no other
     owner gets them; :meth:`release_tasks` records their next run times. This is what lets
     several schedulers share one store without running a task twice.
-    """
 
-    #: True when calls do I/O; the scheduler then makes them off the event loop
-    blocking: ClassVar[bool]
+    Two optional attributes tune the scheduler loop (read with ``getattr``, so a store without
+    them works): ``blocking`` (default True) — calls do I/O, so the scheduler makes them off the
+    event loop; ``poll_interval`` (default None) — seconds after which the scheduler looks at
+    the store again even without a local change, for stores that other processes write to.
+    """
 
     def start(self, scheduler: Any, alias: str) -> None: ...
 
@@ -194,6 +193,7 @@ class BaseStore:
     """
 
     blocking: ClassVar[bool] = True
+    poll_interval: float | None = None
 
     def __init__(self) -> None:
         self.alias: str | None = None
@@ -255,58 +255,3 @@ class BaseStore:
                             self.update_task(task)  # type: ignore[attr-defined]
                 except TaskLookupError:
                     continue  # deleted by the user meanwhile: nothing to release
-
-
-class BaseExecutor:
-    """Helpers for executors: ``max_instances`` accounting and the instance alias.
-
-    Subclasses implement :meth:`do_send_task` and call :meth:`run_finished` when a submission
-    (all its run times) is done.
-    """
-
-    def __init__(self) -> None:
-        self.alias: str | None = None
-        self.scheduler: Any = None
-        self._instances_lock = threading.Lock()
-        self._instances: dict[str, int] = {}
-
-    @property
-    def logger(self) -> logging.Logger:
-        import logging
-
-        return logging.getLogger(f"asyncz.executors.{self.alias or type(self).__name__}")
-
-    def start(self, scheduler: Any, alias: str) -> None:
-        self.scheduler = scheduler
-        self.alias = alias
-
-    def shutdown(self, wait: bool = True) -> None:
-        """Stop accepting work; with ``wait``, return when running work has finished."""
-
-    def running_instances(self, task_id: str) -> int:
-        """How many submissions of ``task_id`` are running now."""
-        return self._instances.get(task_id, 0)
-
-    def send_task(self, task: Task, run_times: Sequence[datetime]) -> None:
-        with self._instances_lock:
-            running = self._instances.get(task.id, 0)
-            if running >= task.max_instances:
-                raise MaximumInstancesError(task.id, task.max_instances)
-            self._instances[task.id] = running + 1
-        try:
-            self.do_send_task(task, run_times)
-        except BaseException:
-            self.run_finished(task.id)
-            raise
-
-    def do_send_task(self, task: Task, run_times: Sequence[datetime]) -> None:
-        raise NotImplementedError(f"{type(self).__name__} must implement do_send_task")
-
-    def run_finished(self, task_id: str) -> None:
-        """A submission of ``task_id`` has finished: it stops counting against max_instances."""
-        with self._instances_lock:
-            left = self._instances.get(task_id, 0) - 1
-            if left > 0:
-                self._instances[task_id] = left
-            else:
-                self._instances.pop(task_id, None)

@@ -347,6 +347,7 @@ class BaseScheduler:
         coalesce: Any = undefined,
         max_instances: Any = undefined,
         next_run_time: Any = undefined,
+        timeout: Any = undefined,
         store: str | None = None,
         executor: str | None = None,
         replace_existing: bool = False,
@@ -370,14 +371,16 @@ class BaseScheduler:
             "coalesce": coalesce,
             "max_instances": max_instances,
             "executor": executor,
+            "timeout": timeout,
         }
         changes = {
             key: value
             for key, value in given.items()
             if value is not undefined and value is not None
         }
-        if mistrigger_grace_time is None:
-            changes["mistrigger_grace_time"] = None
+        for nullable in ("mistrigger_grace_time", "timeout"):
+            if given[nullable] is None:
+                changes[nullable] = None
         if isinstance(fn_or_task, Task):
             task = fn_or_task
             if task.submitted:
@@ -899,7 +902,9 @@ class AsyncIOScheduler(BaseScheduler):
     async def _run_pass(self, loop: asyncio.AbstractEventLoop) -> float | None:
         now = datetime.now(UTC)
         with self._lock:
-            blocking = any(store.blocking for store in self._stores.values())
+            stores = list(self._stores.values())
+        blocking = any(getattr(store, "blocking", True) for store in stores)
+        polls = [p for p in (getattr(s, "poll_interval", None) for s in stores) if p]
         if blocking and self._io_pool is not None:
             submissions, earliest, more = await loop.run_in_executor(
                 self._io_pool, self.process_due, now
@@ -910,9 +915,11 @@ class AsyncIOScheduler(BaseScheduler):
             self.submit(task, alias, run_times, coalesced)
         if more:
             return 0.0
-        if earliest is None:
-            return None
-        return max((earliest - datetime.now(UTC)).total_seconds(), 0.0)
+        wait = None if earliest is None else (earliest - datetime.now(UTC)).total_seconds()
+        if polls:
+            # Other processes may change these stores without telling us.
+            wait = min(polls) if wait is None else min(wait, min(polls))
+        return None if wait is None else max(wait, 0.0)
 
     def _stop_components(self, wait: bool) -> None:
         super()._stop_components(wait)

@@ -103,6 +103,15 @@ def _validate_grace(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None
         raise _bad("mistrigger_grace_time", value, "a number of seconds > 0 or None")
 
 
+def _validate_timeout(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, float):
+        raise _bad("timeout", value, "a number of seconds > 0 or None", TypeError)
+    if not value > 0:
+        raise _bad("timeout", value, "a number of seconds > 0 or None")
+
+
 def _validate_coalesce(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, bool):
         raise _bad("coalesce", value, "True or False", TypeError)
@@ -145,6 +154,8 @@ class Task:
     :var executor: the alias of the executor that runs it
     :var mistrigger_grace_time: seconds a run may be late and still run (``None``: always run)
     :var max_instances: how many runs of this task may execute at the same time
+    :var timeout: seconds one run may take before the executor stops waiting for it (and
+        cancels or terminates it where it can); ``None`` means no limit
     :var next_run_time: when it runs next (aware); ``None`` means paused
     """
 
@@ -166,6 +177,9 @@ class Task:
         default=None, converter=_to_grace, validator=_validate_grace
     )
     max_instances: int = attrs.field(default=1, validator=_validate_max_instances)
+    timeout: float | None = attrs.field(
+        default=None, converter=_to_grace, validator=_validate_timeout
+    )
     # mypy's attrs plugin does not understand attrs.Converter yet
     next_run_time: datetime | None = attrs.field(
         default=None,

@@ -13,9 +13,13 @@ from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Any
 
-from asyncz.core.execution import is_async_callable, run_task_async, run_task_sync
+from asyncz.core.execution import (
+    BaseExecutor,
+    is_async_callable,
+    run_task_async,
+    run_task_sync,
+)
 from asyncz.core.hookspecs import hookimpl
-from asyncz.core.protocols import BaseExecutor
 from asyncz.core.task import Task
 
 __all__ = ["AsyncIOExecutor"]
