@@ -50,8 +50,15 @@ class IntervalTrigger(BaseTrigger):
     """
 
     alias: ClassVar[str] = "interval"
-    __slots__ = ("end_at", "interval", "jitter", "start_at", "timezone", "_interval_us",
-                 "_start_us")
+    __slots__ = (
+        "_interval_us",
+        "_start_us",
+        "end_at",
+        "interval",
+        "jitter",
+        "start_at",
+        "timezone",
+    )
 
     def __init__(
         self,
@@ -69,8 +76,13 @@ class IntervalTrigger(BaseTrigger):
         **unknown: Any,
     ) -> None:
         reject_unknown_options("IntervalTrigger", unknown, _VALID)
-        units = {"weeks": weeks, "days": days, "hours": hours, "minutes": minutes,
-                 "seconds": seconds}
+        units = {
+            "weeks": weeks,
+            "days": days,
+            "hours": hours,
+            "minutes": minutes,
+            "seconds": seconds,
+        }
         if interval is not None:
             if not isinstance(interval, timedelta):
                 raise TypeError(f"interval must be a timedelta, got {interval!r}")
@@ -118,9 +130,7 @@ class IntervalTrigger(BaseTrigger):
         else:
             # first grid point strictly after previous (a jittered previous included)
             k = max(0, (utc_timestamp_us(previous_time) - start_us) // step + 1)
-        next_time = (_EPOCH + timedelta(microseconds=start_us + k * step)).astimezone(
-            self.timezone
-        )
+        next_time = (_EPOCH + timedelta(microseconds=start_us + k * step)).astimezone(self.timezone)
         if self.end_at is not None and next_time > self.end_at:
             return None
         return self.apply_jitter(next_time, self.end_at)
