@@ -1,0 +1,253 @@
+"""`python -m benchmarks`: prepare the environments, run every case, library and repeat in
+a fresh process, print the report and write it to `benchmarks/results/<timestamp>.md`.
+
+Runs are sequential on purpose: on a small machine two measurements at once would measure each
+other. Library order rotates from case to case and repeat to repeat so that no library always
+runs first (cold caches) or right after the heaviest one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import report
+from .adapters import ADAPTERS
+from .envs import DEFAULT_LIBS, LIBRARIES, REPO_ROOT, EnvError, ensure_env
+from .worker import RESULT_MARKER, bootstrap_command
+from .workloads import CASES, WORKLOADS, Case
+
+DOCS = REPO_ROOT / "docs" / "benchmarks.md"
+DOCS_BEGIN, DOCS_END = "<!-- latest-results:begin -->", "<!-- latest-results:end -->"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_case(
+    python: str,
+    lib: str,
+    case: Case,
+    scale: float,
+    *,
+    timeout: float | None = None,
+    repo_root: Path | None = None,
+) -> dict[str, Any]:
+    """One fresh process: `case` against `lib` with `python`; always returns a result dict."""
+    cmd = bootstrap_command(python, lib, case.id, scale, repo_root)
+    limit = timeout if timeout is not None else case.timeout
+    base = {"lib": lib, "case": case.id, "scale": scale, "metrics": {}, "counts": {}, "extra": {}}
+    # A new session so that a timeout kills the worker and any helper process it started.
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return {**base, "status": "error", "reason": f"timed out after {limit:.0f} s"}
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(RESULT_MARKER):
+            return json.loads(line[len(RESULT_MARKER) :])
+    tail = " | ".join(stderr.strip().splitlines()[-3:])
+    return {**base, "status": "error", "reason": f"worker exited {proc.returncode}: {tail}"}
+
+
+def _check_origin(result: dict[str, Any]) -> None:
+    """Fail loudly if a peer measured this checkout's code or the other way round."""
+    origin = result.get("origin")
+    if not origin or result.get("status") not in ("ok", "n/a"):
+        return
+    inside = Path(origin).resolve().is_relative_to(REPO_ROOT) and ".venvs" not in origin
+    if inside != (result["lib"] == "asyncz"):
+        result["status"] = "error"
+        result["reason"] = f"measured the wrong code: {result['lib']} imported from {origin}"
+
+
+def select_cases(names: Sequence[str] | None, *, skip_servers: bool) -> list[Case]:
+    chosen = list(CASES)
+    if names:
+        unknown = [n for n in names if n not in WORKLOADS and n not in {c.id for c in CASES}]
+        if unknown:
+            raise SystemExit(
+                f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)} "
+                f"or a case id ({', '.join(c.id for c in CASES)})"
+            )
+        chosen = [c for c in CASES if c.workload in names or c.id in names]
+    if skip_servers:
+        chosen = [c for c in chosen if c.server is None]
+    return chosen
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    p.add_argument(
+        "--libs",
+        default=",".join(DEFAULT_LIBS),
+        help=f"comma-separated, from {', '.join(LIBRARIES)} (default: all)",
+    )
+    p.add_argument(
+        "--workloads",
+        default="",
+        help=f"comma-separated workloads or case ids, from {', '.join(WORKLOADS)} (default: all)",
+    )
+    p.add_argument("--repeats", type=int, default=None, help="processes per case and library (3)")
+    p.add_argument(
+        "--scale", type=float, default=None, help="multiplies task counts and fixed durations (1.0)"
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="a fast pass: scale 0.1 and one repeat unless given"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=REPO_ROOT / "benchmarks" / "results",
+        help="directory for <timestamp>.md and the raw <timestamp>.json",
+    )
+    p.add_argument(
+        "--self-python",
+        default=None,
+        help="interpreter for this checkout instead of benchmarks/.venvs/self "
+        "(it must be able to import asyncz's dependencies)",
+    )
+    p.add_argument(
+        "--skip-servers",
+        action="store_true",
+        help="leave out the PostgreSQL, MariaDB and Redis cases",
+    )
+    p.add_argument(
+        "--update-docs",
+        action="store_true",
+        help="also replace the latest-results section of docs/benchmarks.md",
+    )
+    args = p.parse_args(argv)
+    args.scale = args.scale if args.scale is not None else (0.1 if args.quick else 1.0)
+    args.repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
+    if args.repeats < 1 or args.scale <= 0:
+        p.error("--repeats must be >= 1 and --scale > 0")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    libs = [lib.strip() for lib in args.libs.split(",") if lib.strip()]
+    unknown = [lib for lib in libs if lib not in LIBRARIES]
+    if unknown:
+        raise SystemExit(
+            f"unknown library {', '.join(unknown)}; choose from {', '.join(LIBRARIES)}"
+        )
+    cases = select_cases(
+        [w.strip() for w in args.workloads.split(",") if w.strip()], skip_servers=args.skip_servers
+    )
+    labels = {lib: ADAPTERS[lib].label for lib in libs}
+    started = datetime.now(timezone.utc)
+    t_start = time.perf_counter()
+
+    pythons: dict[str, str] = {}
+    unavailable: dict[str, str] = {}
+    for lib in libs:
+        try:
+            if lib == "asyncz" and args.self_python:
+                pythons[lib] = args.self_python
+            else:
+                pythons[lib] = ensure_env(LIBRARIES[lib], log=log)
+        except EnvError as exc:
+            unavailable[lib] = str(exc)
+            log(f"[bench] {labels[lib]} unavailable: {exc}")
+
+    plan = [
+        (case, lib)
+        for case in cases
+        for lib in libs
+        if case.schedulers_only is False or ADAPTERS[lib].is_scheduler
+    ]
+    results: report.Results = {}
+    for case, lib in plan:
+        if lib in unavailable:
+            results[(case.id, lib)] = [
+                {
+                    "lib": lib,
+                    "case": case.id,
+                    "status": "n/a",
+                    "reason": f"not implemented: not installable: {unavailable[lib]}",
+                    "metrics": {},
+                    "counts": {},
+                    "extra": {},
+                }
+            ]
+    total = sum(1 for _, lib in plan if lib not in unavailable) * args.repeats
+    done = 0
+    for repeat in range(args.repeats):
+        for index, case in enumerate(cases):
+            order = [lib for c, lib in plan if c is case and lib not in unavailable]
+            shift = (repeat + index) % len(order) if order else 0
+            for lib in order[shift:] + order[:shift]:
+                done += 1
+                t0 = time.perf_counter()
+                root = REPO_ROOT if lib == "asyncz" else None
+                result = run_case(pythons[lib], lib, case, args.scale, repo_root=root)
+                _check_origin(result)
+                results.setdefault((case.id, lib), []).append(result)
+                took = time.perf_counter() - t0
+                note = (
+                    result["status"]
+                    if result["status"] == "ok"
+                    else (f"{result['status']}: {report._short(result['reason'], 100)}")
+                )
+                log(
+                    f"[bench] {done}/{total} {case.id} · {labels[lib]} · repeat {repeat + 1}: "
+                    f"{note} ({took:.1f} s)"
+                )
+
+    meta = {
+        "started": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python -m benchmarks "
+        + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
+        "scale": args.scale,
+        "repeats": args.repeats,
+        "wall_s": time.perf_counter() - t_start,
+        "repo_root": str(REPO_ROOT),
+        "unavailable": unavailable,
+    }
+    text = report.render(results, libs=libs, cases=cases, meta=meta, labels=labels)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    (args.out / f"{stamp}.md").write_text(text + "\n")
+    raw = [
+        dict(r, extra={k: v for k, v in r.get("extra", {}).items() if k != "fires"})
+        for runs in results.values()
+        for r in runs
+    ]
+    (args.out / f"{stamp}.json").write_text(json.dumps({"meta": meta, "results": raw}, indent=1))
+    log(f"[bench] wrote {args.out / f'{stamp}.md'}")
+    if args.update_docs:
+        update_docs(text, f"{args.out.name}/{stamp}.md")
+    return 0
+
+
+def update_docs(text: str, source: str) -> None:
+    """Replace the marked section of docs/benchmarks.md with this run's tables."""
+    doc = DOCS.read_text()
+    if DOCS_BEGIN not in doc or DOCS_END not in doc:
+        log(f"[bench] {DOCS} has no {DOCS_BEGIN} marker; not updated")
+        return
+    body = re.sub(r"^# .*\n", "", text, count=1)  # the doc has its own title
+    body = re.sub(r"^## ", "### ", body, flags=re.MULTILINE)
+    block = f"{DOCS_BEGIN}\n_From `benchmarks/{source}`._\n\n{body.strip()}\n{DOCS_END}"
+    head, rest = doc.split(DOCS_BEGIN, 1)
+    DOCS.write_text(head + block + rest.split(DOCS_END, 1)[1])
+    log(f"[bench] updated {DOCS}")
