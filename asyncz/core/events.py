@@ -31,12 +31,14 @@ __all__ = [
     "TASK_MAX_INSTANCES",
     "TASK_MISSED",
     "TASK_MODIFIED",
+    "TASK_QUARANTINED",
     "TASK_REMOVED",
     "TASK_STARTED",
     "TASK_SUBMITTED",
     "SchedulerEvent",
     "TaskEvent",
     "TaskExecutionEvent",
+    "TaskQuarantinedEvent",
     "TaskSubmissionEvent",
 ]
 
@@ -58,6 +60,8 @@ TASK_MISSED = 2**14
 TASK_SUBMITTED = 2**15
 TASK_MAX_INSTANCES = 2**16
 TASK_STARTED = 2**17
+#: a stored record could not be restored; it is left in its store, not deleted (ours)
+TASK_QUARANTINED = 2**18
 
 ALL_EVENTS = (
     SCHEDULER_START
@@ -78,6 +82,7 @@ ALL_EVENTS = (
     | TASK_SUBMITTED
     | TASK_MAX_INSTANCES
     | TASK_STARTED
+    | TASK_QUARANTINED
 )
 
 
@@ -141,3 +146,16 @@ class TaskExecutionEvent(TaskEvent):
     return_value: Any = None
     exception: BaseException | None = None
     traceback: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class TaskQuarantinedEvent(TaskEvent):
+    """A stored task could not be restored (``TASK_QUARANTINED``).
+
+    The record stays in the store untouched, the other tasks keep running, and the task loads
+    again once the cause is fixed. Reported once per task and reason.
+
+    :var reason: why the record cannot be restored, and what would fix it
+    """
+
+    reason: str = ""

@@ -1,0 +1,1 @@
+"""Built-in serializers (``pickle``, ``json``) and the signing/encryption layer around them."""

@@ -1,0 +1,50 @@
+"""The ``pickle`` serializer: the default, as in Asyncz; any picklable argument can be stored.
+
+Only the task's arguments can carry Python objects: the rest of a record is plain data, so a
+record does not break when a class of asyncz itself changes. Unpickling runs code chosen by whoever
+wrote the bytes: give stores that other parties can write to a ``signing_key`` (or use ``json``).
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+from asyncz.core.errors import SerializationError
+from asyncz.core.hookspecs import hookimpl
+
+__all__ = ["PickleSerializer"]
+
+
+class PickleSerializer:
+    """Encodes records with :mod:`pickle`.
+
+    :param protocol: the pickle protocol (default: the highest this Python has)
+    """
+
+    def __init__(self, protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
+        if isinstance(protocol, bool) or not isinstance(protocol, int):
+            raise TypeError(f"protocol must be an int, got {protocol!r}")
+        self.protocol = protocol
+
+    def dumps(self, state: dict[str, Any]) -> bytes:
+        try:
+            return pickle.dumps(state, self.protocol)
+        except Exception as exc:
+            raise SerializationError(
+                f"the task cannot be pickled: {exc}; its arguments must be picklable"
+            ) from exc
+
+    def loads(self, data: bytes) -> dict[str, Any]:
+        state = pickle.loads(data)
+        if not isinstance(state, dict):
+            raise ValueError(f"pickled data is a {type(state).__name__}, not a task record")
+        return state
+
+    def __repr__(self) -> str:
+        return f"PickleSerializer(protocol={self.protocol})"
+
+
+@hookimpl
+def asyncz_register_serializers(register: Any) -> None:
+    register("pickle", PickleSerializer)

@@ -1,0 +1,221 @@
+"""What every persistent store shares: encoding tasks to bytes, and quarantine.
+
+``PersistentStore`` turns a task into a record (:mod:`asyncz.core.records`), the record into bytes
+with a serializer plugin (``pickle`` by default, ``json``), and seals the bytes (signing or
+encryption, :mod:`asyncz.plugins.serializers.protection`) — and back.
+
+**Quarantine, never delete.** A record that cannot be restored (its callable moved, its trigger
+plugin missing, a wrong key, a newer format) is skipped and left exactly as it is. It is reported
+once per task and reason — an error log line and a ``TASK_QUARANTINED`` event with the id and the
+reason — and listed by :meth:`PersistentStore.get_quarantined`. Every later read tries it again,
+so it loads as soon as the cause is fixed. A due quarantined task stays leased to whoever last
+tried it until the lease runs out, so it is retried once per lease period, not in a busy loop.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from asyncz.core import events
+from asyncz.core.converters import utc_timestamp_us
+from asyncz.core.errors import TaskRestoreError
+from asyncz.core.protocols import BaseStore, Serializer
+from asyncz.core.records import record_to_task, task_to_record
+from asyncz.core.task import Task
+from asyncz.plugins.serializers.protection import Protection, ProtectionError
+
+__all__ = ["PersistentStore", "order_key"]
+
+
+class PersistentStore(BaseStore):
+    """Base class of stores that keep tasks as bytes.
+
+    :param serializer: a serializer plugin alias (``"pickle"``, ``"json"``) or an object with
+        ``dumps``/``loads``
+    :param signing_key: sign records with HMAC-SHA256 (default: ``ASYNCZ_STORE_SIGNING_KEY``)
+    :param encryption_key: encrypt records with AES-GCM (default:
+        ``ASYNCZ_STORE_ENCRYPTION_KEY``; needs ``cryptography``)
+    :param accept_unprotected: also read records that are neither signed nor encrypted
+    :param poll_interval: seconds after which the scheduler looks at the store again even if
+        nothing changed locally (other processes may write to it); ``None`` never
+    """
+
+    def __init__(
+        self,
+        *,
+        serializer: str | Serializer = "pickle",
+        signing_key: Any = None,
+        encryption_key: Any = None,
+        accept_unprotected: bool = False,
+        poll_interval: float | None = 5.0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(serializer, str) and not (
+            callable(getattr(serializer, "dumps", None))
+            and callable(getattr(serializer, "loads", None))
+        ):
+            raise TypeError(
+                f"serializer must be a serializer plugin alias such as 'pickle' or 'json', or "
+                f"an object with dumps() and loads(), got {serializer!r}"
+            )
+        if poll_interval is not None and not (
+            isinstance(poll_interval, (int, float)) and poll_interval > 0
+        ):
+            raise ValueError(
+                f"poll_interval must be a number of seconds > 0 or None, got {poll_interval!r}"
+            )
+        self.poll_interval = float(poll_interval) if poll_interval is not None else None
+        self._serializer_spec = serializer
+        self._protection_options = (signing_key, encryption_key, accept_unprotected)
+        self._serializer: Serializer | None = None
+        self._protection: Protection | None = None
+        self._quarantined: dict[str, str] = {}
+        self._quarantine_lock = threading.Lock()
+
+    # -- codec -----------------------------------------------------------------------------
+
+    @property
+    def registry(self) -> Any:
+        registry = getattr(self.scheduler, "plugins", None)
+        if registry is None:
+            from asyncz.core.plugins import default_registry
+
+            registry = default_registry()
+        return registry
+
+    def setup_codec(self) -> None:
+        """Resolve the serializer and read the keys (at start, so env changes are seen)."""
+        spec = self._serializer_spec
+        if isinstance(spec, str):
+            self._serializer = self.registry.resolve("serializer", spec)()
+        else:
+            self._serializer = spec
+        self._protection = Protection(*self._protection_options)
+
+    def _codec(self) -> tuple[Serializer, Protection]:
+        if self._serializer is None or self._protection is None:
+            self.setup_codec()
+        assert self._serializer is not None and self._protection is not None
+        return self._serializer, self._protection
+
+    def start(self, scheduler: Any, alias: str) -> None:
+        super().start(scheduler, alias)
+        self.setup_codec()
+
+    def encode_task(self, task: Task) -> bytes:
+        """The bytes to store for ``task``; ``SerializationError`` saying why it cannot be."""
+        serializer, protection = self._codec()
+        return protection.seal(serializer.dumps(task_to_record(task, self.registry)))
+
+    def decode_task(
+        self, task_id: str, data: bytes, next_run_us: int | bool | None = False
+    ) -> Task:
+        """The task stored as ``data``; ``TaskRestoreError`` saying why it cannot be restored.
+
+        ``next_run_us`` is the store's own index of the run time, which overrides the record's.
+        """
+        serializer, protection = self._codec()
+        try:
+            payload = protection.open(bytes(data))
+        except ProtectionError as exc:
+            raise TaskRestoreError(str(exc)) from None
+        try:
+            record = serializer.loads(payload)
+        except Exception as exc:
+            raise TaskRestoreError(
+                f"the {type(serializer).__name__} cannot decode it ({type(exc).__name__}: {exc}); "
+                "was it written with another serializer or is it damaged?"
+            ) from None
+        task = record_to_task(record, self.registry, next_run_us=next_run_us)
+        if task.id != task_id:
+            raise TaskRestoreError(
+                f"the record stored under this id belongs to task {task.id!r} (copied by hand?)"
+            )
+        return self.fix_task(task)
+
+    # -- quarantine ------------------------------------------------------------------------
+
+    def restore(
+        self,
+        task_id: str,
+        data: bytes,
+        next_run_us: int | bool | None,
+        reports: list[tuple[str, str]],
+    ) -> Task | None:
+        """The task, or ``None`` when it cannot be restored (then ``(id, reason)`` is appended
+        to ``reports``, to be passed to :meth:`report` once the store's transaction is over)."""
+        try:
+            task = self.decode_task(task_id, data, next_run_us)
+        except TaskRestoreError as exc:
+            reports.append((task_id, str(exc)))
+            return None
+        if self._quarantined:
+            with self._quarantine_lock:
+                reason = self._quarantined.pop(task_id, None)
+            if reason is not None:
+                self.logger.info("Task %r can be restored again and is back in service", task_id)
+        return task
+
+    def report(self, reports: Iterable[tuple[str, str]]) -> None:
+        """Log and announce newly quarantined tasks; each (task, reason) only once.
+
+        Called outside any store transaction: a listener may well call back into the store.
+        """
+        for task_id, reason in reports:
+            with self._quarantine_lock:
+                if self._quarantined.get(task_id) == reason:
+                    continue
+                self._quarantined[task_id] = reason
+            self.logger.error(
+                "Task %r in store %r cannot be restored and is quarantined (left in the store "
+                "untouched, retried later; the other tasks keep running): %s",
+                task_id,
+                self.alias,
+                reason,
+            )
+            dispatch = getattr(self.scheduler, "dispatch_event", None)
+            if dispatch is not None:
+                dispatch(
+                    events.TaskQuarantinedEvent(
+                        code=events.TASK_QUARANTINED,
+                        alias=self.alias,
+                        task_id=task_id,
+                        store=self.alias,
+                        scheduler_identity=getattr(self.scheduler, "identity", None),
+                        reason=reason,
+                    )
+                )
+
+    def restore_all(self, rows: Iterable[tuple[str, bytes, int | bool | None]]) -> list[Task]:
+        """Restore ``(id, data, next_run_us)`` rows, quarantining (and reporting) failures."""
+        reports: list[tuple[str, str]] = []
+        tasks = [t for t in (self.restore(i, d, n, reports) for i, d, n in rows) if t is not None]
+        self.report(reports)
+        return tasks
+
+    def iter_records(self) -> Iterator[tuple[str, bytes, int | bool | None]]:
+        """Every stored ``(id, data, next_run_us)``; stores implement this for inspection."""
+        raise NotImplementedError
+
+    def get_quarantined(self) -> dict[str, str]:
+        """Every stored task that cannot be restored now, with the reason (reads every record)."""
+        found: dict[str, str] = {}
+        reports: list[tuple[str, str]] = []
+        for task_id, data, next_run_us in self.iter_records():
+            if self.restore(task_id, data, next_run_us, reports) is None:
+                found[task_id] = reports[-1][1]
+        self.report(reports)
+        return found
+
+    def add_tasks(self, tasks: Sequence[Task]) -> None:
+        """Add several tasks (stores with transactions do it in one)."""
+        for task in tasks:
+            self.add_task(task)  # type: ignore[attr-defined]
+
+
+def order_key(task: Task) -> tuple[bool, int, str]:
+    """Paused last, then by next run time, ties by id."""
+    next_time = task.next_run_time
+    return (next_time is None, utc_timestamp_us(next_time) if next_time else 0, task.id)

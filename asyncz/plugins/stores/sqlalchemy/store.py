@@ -1,0 +1,417 @@
+"""The ``sqlalchemy`` store: one table, SQLAlchemy 2 Core, shared safely by many schedulers.
+
+Table ``<tablename>``: ``id`` (primary key), ``next_run_time`` (integer microseconds since the
+epoch, NULL = paused; indexed together with ``id`` so due queries and the next wake-up read the
+index, never scan the table), ``lease_owner``/``lease_until`` (who holds a due task and until when;
+indexed), ``state`` (the encoded record). Table ``<tablename>_version`` holds the schema version,
+written at start; a table written by a newer asyncz is refused rather than damaged.
+
+The ``next_run_time`` column is the truth about when a task runs: releasing a task after a run
+only updates that column and the lease, it does not rewrite the record.
+
+Several schedulers — processes or hosts — may share one table: due tasks are only handed out
+with a lease recorded in the row, taken with ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL
+and MariaDB/MySQL (a concurrent acquirer skips rows being leased instead of waiting), and inside
+``BEGIN IMMEDIATE`` on SQLite (one writer at a time, decided when the transaction begins, so two
+processes never both read a row as free). SQLite files are put in WAL mode, so readers do not
+block the writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.pool import StaticPool
+
+from asyncz.core.converters import reject_unknown_options, utc_timestamp_us
+from asyncz.core.errors import ConflictIdError, TaskLookupError
+from asyncz.core.task import Task
+from asyncz.plugins.stores.persistent import PersistentStore, order_key
+
+__all__ = ["SCHEMA_VERSION", "SQLAlchemyStore"]
+
+#: The table layout this version creates and the newest it can use.
+SCHEMA_VERSION = 1
+_BEGIN_OPTION = "asyncz_sqlite_begin"
+_CREATE_OPTIONS = frozenset({"pickle_protocol"})
+
+
+class SQLAlchemyStore(PersistentStore):
+    """Keeps tasks in a SQL table.
+
+    :param database: a database URL (``"sqlite:///tasks.db"``,
+        ``"postgresql+psycopg://user@host/db"``, ``"mysql+pymysql://user@host/db"``) or an
+        ``Engine``
+    :param tablename: the table to use (created at start if missing)
+    :param engine_options: options for ``sqlalchemy.create_engine`` when ``database`` is a URL
+        (``pool_pre_ping`` is on unless you turn it off, so a restarted server is survived);
+        further keyword arguments are taken as engine options too, as in Asyncz
+    :param pickle_protocol: the pickle protocol, for the ``pickle`` serializer
+    :param serializer, signing_key, encryption_key, accept_unprotected, poll_interval: see
+        :class:`~asyncz.plugins.stores.persistent.PersistentStore`
+    """
+
+    def __init__(
+        self,
+        database: str | sa.URL | Engine | None = None,
+        tablename: str = "asyncz_store",
+        *,
+        engine_options: Mapping[str, Any] | None = None,
+        serializer: Any = "pickle",
+        signing_key: Any = None,
+        encryption_key: Any = None,
+        accept_unprotected: bool = False,
+        poll_interval: float | None = 5.0,
+        pickle_protocol: int | None = None,
+        **extra_engine_options: Any,
+    ) -> None:
+        if pickle_protocol is not None and serializer == "pickle":
+            from asyncz.plugins.serializers.pickle import PickleSerializer
+
+            serializer = PickleSerializer(pickle_protocol)
+        super().__init__(
+            serializer=serializer,
+            signing_key=signing_key,
+            encryption_key=encryption_key,
+            accept_unprotected=accept_unprotected,
+            poll_interval=poll_interval,
+        )
+        if database is None:
+            raise TypeError(
+                "the sqlalchemy store needs database=, a URL such as 'sqlite:///tasks.db' or "
+                "'postgresql+psycopg://user@host/db', or an Engine"
+            )
+        if not isinstance(tablename, str) or not tablename:
+            raise ValueError(f"tablename must be a non-empty string, got {tablename!r}")
+        options = {**dict(engine_options or {}), **extra_engine_options}
+        if isinstance(database, Engine):
+            if options:
+                reject_unknown_options("SQLAlchemyStore with an Engine", options, ())
+            self._url = database.url
+            self._given_engine: Engine | None = database
+        elif isinstance(database, (str, sa.URL)):
+            self._url = make_url(database)
+            self._given_engine = None
+        else:
+            raise TypeError(f"database must be a URL string or an Engine, got {database!r}")
+        self._engine_options = options
+        self.tablename = tablename
+        self.engine: Engine | None = None
+        self._sqlite = self._url.get_backend_name() == "sqlite"
+        # A SQLite memory database is one connection shared by every thread: take turns.
+        self._local_lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        metadata = sa.MetaData()
+        self.table = sa.Table(
+            tablename,
+            metadata,
+            sa.Column("id", sa.String(255), primary_key=True),
+            sa.Column("next_run_time", sa.BigInteger, nullable=True),
+            sa.Column("lease_owner", sa.String(255), nullable=True),
+            sa.Column("lease_until", sa.BigInteger, nullable=True),
+            sa.Column(
+                "state",
+                sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb"),
+                nullable=False,
+            ),
+            sa.Index(f"ix_{tablename}_due", "next_run_time", "id"),
+            sa.Index(f"ix_{tablename}_lease", "lease_until"),
+        )
+        self.version_table = sa.Table(
+            f"{tablename}_version",
+            metadata,
+            sa.Column("name", sa.String(64), primary_key=True),
+            sa.Column("version", sa.Integer, nullable=False),
+        )
+        self.metadata = metadata
+
+    # -- engine and schema -----------------------------------------------------------------
+
+    def _make_engine(self) -> Engine:
+        if self._given_engine is not None:
+            engine = self._given_engine
+        else:
+            options: dict[str, Any] = {"pool_pre_ping": True, **self._engine_options}
+            if self._sqlite and self._url.database in (None, "", ":memory:"):
+                options.setdefault("poolclass", StaticPool)
+                connect_args = dict(options.get("connect_args") or {})
+                connect_args.setdefault("check_same_thread", False)
+                options["connect_args"] = connect_args
+                self._local_lock = threading.RLock()
+            engine = sa.create_engine(self._url, **options)
+        if self._sqlite and not event.contains(engine, "connect", _sqlite_connect):
+            event.listen(engine, "connect", _sqlite_connect)
+            event.listen(engine, "begin", _sqlite_begin)
+        return engine
+
+    def start(self, scheduler: Any, alias: str) -> None:
+        super().start(scheduler, alias)
+        if self.engine is None:
+            self.engine = self._make_engine()
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        assert self.engine is not None
+        for attempt in range(3):
+            try:
+                self.metadata.create_all(self.engine, checkfirst=True)
+                break
+            except (OperationalError, ProgrammingError, IntegrityError):
+                # Another process created the table between our check and our CREATE.
+                if attempt == 2:
+                    raise
+        with self._write() as conn:
+            row = conn.execute(
+                sa.select(self.version_table.c.version).where(self.version_table.c.name == "schema")
+            ).first()
+            if row is None:
+                conn.execute(
+                    sa.insert(self.version_table).values(name="schema", version=SCHEMA_VERSION)
+                )
+                version = SCHEMA_VERSION
+            else:
+                version = int(row[0])
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"the table {self.tablename!r} has schema version {version}, written by a newer "
+                f"asyncz (this one knows version {SCHEMA_VERSION}); upgrade asyncz to use it"
+            )
+
+    def shutdown(self) -> None:
+        if self.engine is not None and self._given_engine is None:
+            self.engine.dispose()
+            self.engine = None
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite."""
+        engine = self._require_engine()
+        with self._local_lock, engine.connect() as conn:
+            if self._sqlite:
+                conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+            with conn.begin():
+                yield conn
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        engine = self._require_engine()
+        with self._local_lock, engine.connect() as conn, conn.begin():
+            yield conn
+
+    def _require_engine(self) -> Engine:
+        if self.engine is None:
+            # Used before start(): tests and scripts that inspect a store directly.
+            self.engine = self._make_engine()
+            self._create_schema()
+        return self.engine
+
+    # -- the Store protocol ----------------------------------------------------------------
+
+    def _row(self, task: Task, data: bytes) -> dict[str, Any]:
+        next_time = task.next_run_time
+        return {
+            "id": task.id,
+            "next_run_time": utc_timestamp_us(next_time) if next_time is not None else None,
+            "lease_owner": None,
+            "lease_until": None,
+            "state": data,
+        }
+
+    def add_task(self, task: Task) -> None:
+        self.add_tasks([task])
+
+    def add_tasks(self, tasks: Sequence[Task]) -> None:
+        """Add tasks in one transaction: all are added, or (on a conflict) none."""
+        rows = [self._row(task, self.encode_task(task)) for task in tasks]
+        if not rows:
+            return
+        try:
+            with self._write() as conn:
+                conn.execute(sa.insert(self.table), rows)
+        except IntegrityError:
+            ids = [row["id"] for row in rows]
+            if len(set(ids)) != len(ids):
+                duplicate = next(i for i in ids if ids.count(i) > 1)
+                raise ConflictIdError(duplicate) from None
+            with self._read() as conn:
+                taken = conn.execute(
+                    sa.select(self.table.c.id).where(self.table.c.id.in_(ids)).limit(1)
+                ).scalar()
+            raise ConflictIdError(taken or ids[0]) from None
+        for task in tasks:
+            self.fix_task(task)
+
+    def update_task(self, task: Task) -> None:
+        row = self._row(task, self.encode_task(task))
+        task_id = row.pop("id")
+        with self._write() as conn:
+            result = conn.execute(
+                sa.update(self.table).where(self.table.c.id == task_id).values(**row)
+            )
+        if result.rowcount == 0:
+            raise TaskLookupError(task_id, self.alias)
+        self.fix_task(task)
+
+    def delete_task(self, task_id: str) -> None:
+        with self._write() as conn:
+            result = conn.execute(sa.delete(self.table).where(self.table.c.id == task_id))
+        if result.rowcount == 0:
+            raise TaskLookupError(task_id, self.alias)
+
+    def remove_all_tasks(self) -> None:
+        with self._write() as conn:
+            conn.execute(sa.delete(self.table))
+
+    def _columns(self) -> tuple[Any, ...]:
+        t = self.table.c
+        return (t.id, t.state, t.next_run_time)
+
+    def lookup_task(self, task_id: str) -> Task | None:
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(*self._columns()).where(self.table.c.id == task_id)
+            ).first()
+        if row is None:
+            return None
+        tasks = self.restore_all([(row[0], row[1], row[2])])
+        return tasks[0] if tasks else None
+
+    def get_all_tasks(self) -> list[Task]:
+        with self._read() as conn:
+            rows = conn.execute(sa.select(*self._columns())).all()
+        return sorted(self.restore_all((r[0], r[1], r[2]) for r in rows), key=order_key)
+
+    def iter_records(self) -> Iterator[tuple[str, bytes, int | bool | None]]:
+        with self._read() as conn:
+            rows = conn.execute(sa.select(*self._columns()).order_by(self.table.c.id)).all()
+        for row in rows:
+            yield row[0], row[1], row[2]
+
+    def get_due_tasks(self, now: datetime) -> list[Task]:
+        t = self.table.c
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(*self._columns())
+                .where(t.next_run_time <= utc_timestamp_us(now))
+                .order_by(t.next_run_time, t.id)
+            ).all()
+        return self.restore_all((r[0], r[1], r[2]) for r in rows)
+
+    def get_next_run_time(self) -> datetime | None:
+        t = self.table.c
+        # Two index lookups in one round trip: the earliest unleased run time, and the
+        # earliest lease expiry (a lease nobody releases must bring its task back).
+        earliest = (
+            sa.select(t.next_run_time)
+            .where(t.next_run_time.is_not(None), t.lease_owner.is_(None))
+            .order_by(t.next_run_time)
+            .limit(1)
+            .scalar_subquery()
+        )
+        lease_end = sa.select(sa.func.min(t.lease_until)).scalar_subquery()
+        with self._read() as conn:
+            row = conn.execute(sa.select(earliest, lease_end)).one()
+        candidates = [int(v) for v in row if v is not None]
+        if not candidates:
+            return None
+        from asyncz.core.records import from_timestamp_us
+
+        return from_timestamp_us(min(candidates))
+
+    def acquire_due_tasks(self, now: datetime, owner: str, limit: int, lease: float) -> list[Task]:
+        t = self.table.c
+        now_us = utc_timestamp_us(now)
+        until = now_us + int(lease * 1_000_000)
+        acquired: list[Task] = []
+        reports: list[tuple[str, str]] = []
+        with self._write() as conn:
+            skip_locked = conn.dialect.name in ("postgresql", "mysql", "mariadb")
+            while len(acquired) < limit:
+                wanted = limit - len(acquired)
+                query = (
+                    sa.select(*self._columns())
+                    .where(
+                        t.next_run_time <= now_us,
+                        sa.or_(t.lease_until.is_(None), t.lease_until <= now_us),
+                    )
+                    .order_by(t.next_run_time, t.id)
+                    .limit(wanted)
+                )
+                if skip_locked:
+                    query = query.with_for_update(skip_locked=True)
+                rows = conn.execute(query).all()
+                if not rows:
+                    break
+                conn.execute(
+                    sa.update(self.table)
+                    .where(t.id.in_([row[0] for row in rows]))
+                    .values(lease_owner=owner, lease_until=until)
+                )
+                for row in rows:
+                    # A record that cannot be restored keeps its lease: it is tried again when
+                    # the lease runs out, and meanwhile does not block the tasks behind it.
+                    task = self.restore(row[0], row[1], row[2], reports)
+                    if task is not None:
+                        acquired.append(task)
+                if len(rows) < wanted:
+                    break
+        self.report(reports)
+        return acquired
+
+    def release_tasks(self, owner: str, next_run_times: Mapping[str, datetime | None]) -> None:
+        if not next_run_times:
+            return
+        t = self.table.c
+        updates = [
+            {"b_id": task_id, "b_owner": owner, "b_next": utc_timestamp_us(next_time)}
+            for task_id, next_time in next_run_times.items()
+            if next_time is not None
+        ]
+        finished = [task_id for task_id, next_time in next_run_times.items() if next_time is None]
+        with self._write() as conn:
+            if updates:
+                # Only where we still hold the lease: an update, a delete or another owner's
+                # lease in the meantime wins over this release.
+                conn.execute(
+                    sa.update(self.table)
+                    .where(t.id == sa.bindparam("b_id"), t.lease_owner == sa.bindparam("b_owner"))
+                    .values(
+                        next_run_time=sa.bindparam("b_next"), lease_owner=None, lease_until=None
+                    ),
+                    updates,
+                )
+            if finished:
+                conn.execute(
+                    sa.delete(self.table).where(t.id.in_(finished), t.lease_owner == owner)
+                )
+
+    def __repr__(self) -> str:
+        url = self._url.render_as_string(hide_password=True)
+        return f"<SQLAlchemyStore ({url}, table {self.tablename!r})>"
+
+
+def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    # pysqlite's own transaction handling begins transactions late and never IMMEDIATE; we
+    # issue BEGIN ourselves (see _sqlite_begin), so it must stay out of the way.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL: readers never block the writer (and vice versa). Ignored by memory databases.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # Wait for another process's write transaction instead of failing at once.
+        cursor.execute("PRAGMA busy_timeout=30000")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    mode = conn.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
