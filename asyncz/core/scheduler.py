@@ -1,8 +1,10 @@
 """The engine: schedulers that take due tasks from stores and hand them to executors.
 
 ``BaseScheduler`` holds configuration, the task API and the store pass; ``AsyncIOScheduler``
-drives it from an asyncio event loop. The loop never polls: it sleeps until the earliest next
-run time over all stores and is woken early by any change that could make that earlier.
+drives it from an asyncio event loop (the caller's, or its own in a thread) and
+``NativeAsyncIOScheduler`` is the same with awaitable ``start()``/``shutdown()``. The loop never
+polls: it sleeps until the earliest next run time over all stores and is woken early by any
+local change that could make that earlier.
 
 Due tasks are only ever taken through the store's lease path (``acquire_due_tasks`` then
 ``release_tasks``), the same for every store, so that stores shared between schedulers can
@@ -16,37 +18,55 @@ import concurrent.futures
 import inspect
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone, tzinfo
 from enum import IntEnum
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
 from asyncz.core import events
-from asyncz.core.converters import to_timezone
+from asyncz.core.config import coerce_options, merge_options, parse_global_config
+from asyncz.core.converters import maybe_ref, ref_to_obj, timezone_name, to_timezone
 from asyncz.core.errors import (
     ConflictIdError,
     MaximumInstancesError,
+    SchedulerAlreadyRunningError,
     SchedulerNotRunningError,
     TaskLookupError,
 )
+from asyncz.core.execution import is_async_callable, run_task_async, run_task_sync
+from asyncz.core.locks import FileLockProtected, LockProtectedProtocol, NullLockProtected
 from asyncz.core.plugins import PluginRegistry, default_registry
 from asyncz.core.protocols import Executor, Store, Trigger
-from asyncz.core.task import Task
+from asyncz.core.task import Task, TaskInfo, TaskRunPreview
 
-__all__ = ["AsyncIOScheduler", "BaseScheduler", "SchedulerState"]
+__all__ = [
+    "AsyncIOScheduler",
+    "BaseScheduler",
+    "NativeAsyncIOScheduler",
+    "SchedulerInfo",
+    "SchedulerState",
+    "undefined",
+]
 
 UTC = timezone.utc
 
 #: Most tasks one store hands over in one pass; the loop comes straight back for more.
 ACQUIRE_BATCH = 1000
-#: Seconds a store keeps acquired tasks away from other schedulers before it hands them out again.
+#: Seconds a store keeps acquired tasks from other schedulers before handing them out again.
 LEASE_SECONDS = 60.0
 #: The loop re-reads the wall clock at least this often, so a clock step (NTP, a suspended VM)
 #: cannot make it oversleep by more than this.
 MAX_SLEEP_SECONDS = 900.0
+#: The event loop's timers are only as precise as its selector (1 ms, rounded up), so the loop
+#: wakes this long before a run is due and yields in a tight loop for the rest: punctual to well
+#: under a millisecond, at the cost of this much busy time per due moment — never while idle.
+SPIN_SECONDS = 0.0015
+#: Tasks with this trigger alias never run on a schedule; they run once when the scheduler stops.
+SHUTDOWN_TRIGGER_ALIAS = "shutdown"
 
 
 class SchedulerState(IntEnum):
@@ -73,73 +93,157 @@ class _PendingTask:
     compute_next_run_time: bool
 
 
-_OPTIONS = frozenset(
-    {
-        "timezone",
-        "identity",
-        "stores",
-        "executors",
-        "task_defaults",
-        "logger_name",
-        "plugin_registry",
-    }
-)
-_TASK_DEFAULT_KEYS = frozenset({"mistrigger_grace_time", "coalesce", "max_instances"})
+@attrs.frozen(kw_only=True)
+class SchedulerInfo:
+    """A snapshot of a scheduler's state (``get_scheduler_info()``)."""
+
+    identity: str
+    state: SchedulerState
+    state_label: str
+    running: bool
+    started_at: datetime | None
+    uptime_seconds: float | None
+    timezone: str
+    executors: tuple[str, ...]
+    stores: tuple[str, ...]
+    task_counts: Mapping[str, int]
+    submitted_count: int
+    store_retry_interval: float
+    startup_delay: float
+
+
+_TASK_DEFAULT_KEYS = frozenset({"mistrigger_grace_time", "coalesce", "max_instances", "timeout"})
+_SORT_KEYS = ("id", "name", "next_run_time", "schedule_state", "executor", "store", "trigger")
+_STATE_ORDER = {"pending": 0, "scheduled": 1, "paused": 2}
+
+
+def _positive_or_zero(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
+    return float(value)
 
 
 class BaseScheduler:
     """Configuration, the task API and the store pass shared by every scheduler.
 
+    Options (keyword arguments, or ``global_config`` entries under ``"asyncz."``):
+
     :param timezone: zone for naive datetimes and triggers (default: the local zone)
-    :param identity: this scheduler's name as an owner of store leases and in events
+    :param identity: this scheduler's name as the owner of store leases and in events
     :param stores: instance alias -> store instance, plugin alias, or config dict with
         ``"type"`` (plugin alias) or ``"class"`` (``"module:Class"``) plus constructor options
     :param executors: the same for executors
-    :param task_defaults: default ``mistrigger_grace_time`` (``None``: never too late to run),
-        ``coalesce`` (True) and ``max_instances`` (1) for tasks added without them
+    :param task_defaults: defaults for tasks added without them: ``mistrigger_grace_time``
+        (``None``: never too late to run), ``coalesce`` (True), ``max_instances`` (1),
+        ``timeout`` (None)
     :param logger_name: the scheduler logs to ``asyncz.schedulers.<logger_name>``
+    :param lock_path: a file-lock path template (``{store}``, ``{pgrp}``, ``{ppid}``); each
+        store is then processed only by the process holding its lock
+    :param startup_delay: seconds after start before the first run of tasks stored at start
+        (default 0, or 1 with ``lock_path``), so that restarting workers do not stampede
+    :param store_retry_interval: seconds before a store is tried again after an error or a
+        lock held elsewhere (default 10)
     :param plugin_registry: where plugin aliases are looked up (default: the process-wide one)
     """
 
-    default_executor_alias: str = "asyncio"
-    default_store_alias: str = "memory"
+    default_executor_alias: ClassVar[str] = "asyncio"
+    default_store_alias: ClassVar[str] = "memory"
+    option_names: ClassVar[frozenset[str]] = frozenset(
+        {
+            "timezone",
+            "identity",
+            "stores",
+            "executors",
+            "task_defaults",
+            "logger_name",
+            "lock_path",
+            "startup_delay",
+            "store_retry_interval",
+            "plugin_registry",
+        }
+    )
 
-    def __init__(self, **options: Any) -> None:
-        unknown = set(options) - _OPTIONS
-        if unknown:
-            raise TypeError(
-                f"unknown scheduler option(s) {', '.join(sorted(map(repr, unknown)))}; valid "
-                f"options are {', '.join(sorted(_OPTIONS))}"
-            )
+    def __init__(self, global_config: Mapping[str, Any] | None = None, **options: Any) -> None:
         self._lock = threading.RLock()
         self._listeners: list[tuple[Callable[[Any], Any], int]] = []
         self._listener_mask = 0
         self._pending: list[_PendingTask] = []
         self._stores: dict[str, Store] = {}
         self._executors: dict[str, Executor] = {}
+        self._store_locks: dict[str, LockProtectedProtocol] = {}
         self._start_count = 0
+        self._submitted_count = 0
+        self.started_at: datetime | None = None
         self.state = SchedulerState.STOPPED
-        self.plugins: PluginRegistry = options.get("plugin_registry") or default_registry()
+        self.setup(global_config, **options)
+
+    def __getstate__(self) -> dict[str, Any]:
+        raise TypeError(
+            "Schedulers cannot be serialized; give tasks references to module-level functions "
+            "instead of objects that hold a scheduler"
+        )
+
+    # -- configuration ---------------------------------------------------------------------
+
+    def setup(
+        self,
+        global_config: Mapping[str, Any] | None = None,
+        prefix: str = "asyncz.",
+        **options: Any,
+    ) -> None:
+        """(Re)configure the scheduler; only while it is stopped. Stores and executors added
+        before are replaced by the configured ones."""
+        if self.running:
+            raise SchedulerAlreadyRunningError
+        config = parse_global_config(global_config or {}, prefix)
+        merged = coerce_options(merge_options(config, options))
+        unknown = set(merged) - self.option_names
+        if unknown:
+            raise TypeError(
+                f"unknown scheduler option(s) {', '.join(sorted(map(repr, unknown)))}; valid "
+                f"options are {', '.join(sorted(self.option_names))}"
+            )
+        self._configure(merged)
+
+    def _configure(self, options: dict[str, Any]) -> None:
+        registry = options.get("plugin_registry")
+        if registry is not None and not isinstance(registry, PluginRegistry):
+            raise TypeError(f"plugin_registry must be a PluginRegistry, got {registry!r}")
+        self.plugins: PluginRegistry = registry or default_registry()
         self.timezone: tzinfo = to_timezone(options.get("timezone"))
         identity = options.get("identity")
         if identity is not None and (not isinstance(identity, str) or not identity.strip()):
             raise ValueError(f"identity must be a non-empty string, got {identity!r}")
         self.identity: str = identity or f"{type(self).__name__}-{uuid.uuid4().hex[:12]}"
         logger_name = options.get("logger_name")
+        if logger_name is not None and not isinstance(logger_name, str):
+            raise TypeError(f"logger_name must be a string, got {logger_name!r}")
         self.logger = logging.getLogger(
             f"asyncz.schedulers.{logger_name}" if logger_name else "asyncz.schedulers"
         )
-        self.task_defaults = self._check_task_defaults(options.get("task_defaults") or {})
-        for alias, spec in (options.get("stores") or {}).items():
-            self.add_store(spec, alias)
-        for alias, spec in (options.get("executors") or {}).items():
-            self.add_executor(spec, alias)
-
-    def __getstate__(self) -> dict[str, Any]:
-        raise TypeError(
-            "Schedulers cannot be serialized; pass tasks references to module-level functions "
-            "instead of objects that hold a scheduler"
+        lock_path = options.get("lock_path") or ""
+        if not isinstance(lock_path, str):
+            raise TypeError(f"lock_path must be a path template string, got {lock_path!r}")
+        self.lock_path: str = lock_path
+        delay = options.get("startup_delay")
+        self.startup_delay = _positive_or_zero(
+            "startup_delay", (1.0 if lock_path else 0.0) if delay is None else delay
         )
+        retry = options.get("store_retry_interval")
+        self.store_retry_interval = _positive_or_zero(
+            "store_retry_interval", 10.0 if retry is None else retry
+        )
+        if self.store_retry_interval == 0:
+            raise ValueError("store_retry_interval must be > 0, got 0")
+        self.task_defaults = self._check_task_defaults(options.get("task_defaults") or {})
+        self._stores.clear()
+        self._executors.clear()
+        for kind, adder in (("stores", self.add_store), ("executors", self.add_executor)):
+            specs = options.get(kind) or {}
+            if not isinstance(specs, Mapping):
+                raise TypeError(f"{kind} must be a mapping of alias -> config, got {specs!r}")
+            for alias, spec in specs.items():
+                adder(spec, alias)
 
     @staticmethod
     def _check_task_defaults(defaults: Mapping[str, Any]) -> dict[str, Any]:
@@ -155,6 +259,7 @@ class BaseScheduler:
             "mistrigger_grace_time": None,
             "coalesce": True,
             "max_instances": 1,
+            "timeout": None,
         }
         merged.update(defaults)
         Task(**merged)  # the Task's own validators say what is wrong
@@ -169,6 +274,22 @@ class BaseScheduler:
     def _require_running(self) -> None:
         if self.state == SchedulerState.STOPPED:
             raise SchedulerNotRunningError
+
+    def pause(self) -> None:
+        """Stop processing tasks until :meth:`resume` (running work carries on)."""
+        self._require_running()
+        self.state = SchedulerState.PAUSED
+        self._dispatch(events.SchedulerEvent(code=events.SCHEDULER_PAUSED))
+
+    def resume(self) -> None:
+        """Process tasks again after :meth:`pause`."""
+        self._require_running()
+        self.state = SchedulerState.RUNNING
+        self._dispatch(events.SchedulerEvent(code=events.SCHEDULER_RESUMED))
+        self.wakeup()
+
+    def wakeup(self, when: datetime | None = None) -> None:
+        """Make the loop look at the stores again (if ``when`` is sooner than it would)."""
 
     # -- plugins ---------------------------------------------------------------------------
 
@@ -187,8 +308,6 @@ class BaseScheduler:
             if plugin_alias is not None:
                 cls = self.plugins.resolve(kind, plugin_alias)
             else:
-                from asyncz.core.converters import ref_to_obj
-
                 cls = ref_to_obj(reference)
             return cls(**config)
         if isinstance(spec, str):
@@ -204,6 +323,7 @@ class BaseScheduler:
 
     def add_store(self, store: Any, alias: str = "default", **options: Any) -> None:
         """Add a store under an instance alias; it is started at once if the scheduler runs."""
+        _check_alias("store", alias)
         instance = self._create_plugin("store", store, options)
         if not isinstance(instance, Store):
             raise TypeError(f"{instance!r} is not a store (see asyncz.core.protocols.Store)")
@@ -212,6 +332,7 @@ class BaseScheduler:
                 raise ValueError(f"a store with the alias {alias!r} already exists")
             if self.running:
                 instance.start(self, alias)
+                self._store_locks[alias] = self._make_store_lock(alias)
             self._stores[alias] = instance
         self._dispatch(events.SchedulerEvent(code=events.STORE_ADDED, alias=alias))
         if self.running:
@@ -219,14 +340,16 @@ class BaseScheduler:
 
     def remove_store(self, alias: str, shutdown: bool = True) -> None:
         with self._lock:
-            store = self._lookup_store(alias)
+            store = self.lookup_store(alias)
             del self._stores[alias]
+            self._store_locks.pop(alias, None)
         if shutdown:
             store.shutdown()
         self._dispatch(events.SchedulerEvent(code=events.STORE_REMOVED, alias=alias))
 
     def add_executor(self, executor: Any, alias: str = "default", **options: Any) -> None:
         """Add an executor under an instance alias; started at once if the scheduler runs."""
+        _check_alias("executor", alias)
         instance = self._create_plugin("executor", executor, options)
         if not isinstance(instance, Executor):
             raise TypeError(f"{instance!r} is not an executor (see asyncz.core.protocols)")
@@ -240,13 +363,19 @@ class BaseScheduler:
 
     def remove_executor(self, alias: str, shutdown: bool = True) -> None:
         with self._lock:
-            executor = self._lookup_executor(alias)
+            executor = self.lookup_executor(alias)
             del self._executors[alias]
         if shutdown:
             executor.shutdown()
         self._dispatch(events.SchedulerEvent(code=events.EXECUTOR_REMOVED, alias=alias))
 
-    def _lookup_store(self, alias: str) -> Store:
+    def _make_store_lock(self, alias: str) -> LockProtectedProtocol:
+        if not self.lock_path:
+            return NullLockProtected()
+        return FileLockProtected(self.lock_path.replace("{store}", alias))
+
+    def lookup_store(self, alias: str) -> Store:
+        """The store added under ``alias``; ``KeyError`` naming the aliases there are."""
         try:
             return self._stores[alias]
         except KeyError:
@@ -254,7 +383,8 @@ class BaseScheduler:
                 f"no store with the alias {alias!r}; stores: {sorted(self._stores) or 'none'}"
             ) from None
 
-    def _lookup_executor(self, alias: str) -> Executor:
+    def lookup_executor(self, alias: str) -> Executor:
+        """The executor added under ``alias``; ``KeyError`` naming the aliases there are."""
         try:
             return self._executors[alias]
         except KeyError:
@@ -347,21 +477,26 @@ class BaseScheduler:
         coalesce: Any = undefined,
         max_instances: Any = undefined,
         next_run_time: Any = undefined,
-        timeout: Any = undefined,
         store: str | None = None,
         executor: str | None = None,
         replace_existing: bool = False,
+        timeout: Any = undefined,
         **trigger_args: Any,
     ) -> Task:
-        """Schedule ``fn_or_task`` (a callable, a ``"module:qualname"`` or a :class:`Task`).
+        """Schedule ``fn_or_task``: a callable, a ``"module:qualname"`` or a :class:`Task`.
 
         ``trigger`` is a trigger instance or a plugin alias whose keyword arguments are the
         remaining keyword arguments (``add_task(fn, "interval", seconds=5)``); no trigger means
         "run once, now". ``next_run_time=None`` adds the task paused. Before :meth:`start` the
         task is kept and stored when the scheduler starts.
+
+        Without a callable (``@scheduler.add_task("interval", seconds=5)`` or
+        ``@scheduler.add_task(trigger="cron", hour=1)``) it returns a decorator.
         """
         if not isinstance(replace_existing, bool):
             raise TypeError(f"replace_existing must be True or False, got {replace_existing!r}")
+        if store is not None:
+            _check_alias("store", store)
         given = {
             "args": args,
             "kwargs": kwargs,
@@ -381,17 +516,29 @@ class BaseScheduler:
         for nullable in ("mistrigger_grace_time", "timeout"):
             if given[nullable] is None:
                 changes[nullable] = None
+        if isinstance(fn_or_task, str) and ":" not in fn_or_task and trigger is None:
+            # @scheduler.add_task("interval", seconds=5): the string is a trigger alias, since a
+            # callable reference always has a colon ("module:qualname").
+            fn_or_task, trigger = None, fn_or_task
+        if fn_or_task is None:
+            return self._decorator(
+                changes,
+                trigger,
+                trigger_args,
+                next_run_time,
+                store,
+                replace_existing,
+                explicit_id=id is not None,
+            )
         if isinstance(fn_or_task, Task):
             task = fn_or_task
-            if task.submitted:
+            if task.submitted or task in [p.task for p in self._pending if p.task is task]:
                 raise ValueError(f"task {task.id!r} has already been added to a scheduler")
             if task.fn is None:
                 raise TypeError(f"task {task.id!r} has no fn to run")
             if trigger is not None or trigger_args or task.trigger is None:
                 changes["trigger"] = self.create_trigger(trigger, trigger_args)
             task.update_task(**changes)
-        elif fn_or_task is None:
-            raise TypeError("add_task() needs a callable, a 'module:qualname' reference or a Task")
         else:
             new_trigger = self.create_trigger(trigger, trigger_args)
             fields = {**self.task_defaults, **changes}
@@ -405,11 +552,11 @@ class BaseScheduler:
         compute = next_run_time is undefined
         if not compute:
             task.update_task(next_run_time=next_run_time)
-        task.store_alias = store or "default"
+        task.store_alias = store or task.store_alias or "default"
         with self._lock:
             if self.running:
                 self._check_aliases(task)
-                self._store_task(task, replace_existing, compute)
+                self._store_task(task, replace_existing, compute, datetime.now(UTC))
             else:
                 task.scheduler = self
                 task.pending = True
@@ -427,18 +574,44 @@ class BaseScheduler:
                 )
         return task
 
-    def _check_aliases(self, task: Task) -> None:
-        self._lookup_store(task.store_alias or "default")
-        self._lookup_executor(task.executor)
+    def _decorator(
+        self,
+        changes: dict[str, Any],
+        trigger: Any,
+        trigger_args: Mapping[str, Any],
+        next_run_time: Any,
+        store: str | None,
+        replace_existing: bool,
+        explicit_id: bool,
+    ) -> Task:
+        fields = {**self.task_defaults, **changes}
+        template = Task(trigger=self.create_trigger(trigger, trigger_args), **fields)
+        template.scheduler = self
+        template.store_alias = store
+        template.decorator_options = {
+            "store": store,
+            "replace_existing": replace_existing,
+            "explicit_id": explicit_id,
+            "next_run_time": None if next_run_time is undefined else (next_run_time,),
+        }
+        return template
 
-    def _store_task(self, task: Task, replace_existing: bool, compute_next: bool) -> None:
-        now = datetime.now(UTC)
-        if compute_next:
-            assert task.trigger is not None
+    def _check_aliases(self, task: Task) -> None:
+        self.lookup_store(task.store_alias or "default")
+        self.lookup_executor(task.executor)
+
+    def _store_task(
+        self, task: Task, replace_existing: bool, compute_next: bool, now: datetime
+    ) -> None:
+        """Store ``task`` (running scheduler); ``now`` is when its first run may be."""
+        assert task.trigger is not None
+        if getattr(task.trigger, "alias", None) == SHUTDOWN_TRIGGER_ALIAS:
+            object.__setattr__(task, "next_run_time", None)  # it runs at shutdown, not before
+        elif compute_next:
             next_time = task.trigger.get_next_trigger_time(self.timezone, None, now)
             object.__setattr__(task, "next_run_time", next_time)
         alias = task.store_alias or "default"
-        store = self._lookup_store(alias)
+        store = self.lookup_store(alias)
         task.scheduler = self
         try:
             store.add_task(task)
@@ -453,7 +626,7 @@ class BaseScheduler:
         if task.next_run_time is not None:
             self.wakeup(task.next_run_time)
 
-    def _find(self, task_id: str, store: str | None) -> tuple[Task, str | None]:
+    def _find(self, task_id: Any, store: str | None) -> tuple[Task, str | None]:
         """The task and the alias of the store holding it (``None`` while pending)."""
         if isinstance(task_id, Task):
             task_id = task_id.id
@@ -464,7 +637,7 @@ class BaseScheduler:
                 if pending.task.id == task_id and store in (None, pending.task.store_alias):
                     return pending.task, None
             if store is not None:
-                found = self._lookup_store(store).lookup_task(task_id)
+                found = self.lookup_store(store).lookup_task(task_id)
                 if found is not None:
                     return found, store
             else:
@@ -473,6 +646,11 @@ class BaseScheduler:
                     if found is not None:
                         return found, alias
         raise TaskLookupError(task_id, store)
+
+    def lookup_task(self, task_id: str, store: str | None = None) -> tuple[Task, str | None]:
+        """The task and the alias of its store (``None`` while pending), or
+        :class:`TaskLookupError`."""
+        return self._find(task_id, store)
 
     def get_task(self, task_id: str, store: str | None = None) -> Task | None:
         """The task with ``task_id``, or ``None``."""
@@ -485,9 +663,9 @@ class BaseScheduler:
         """Pending tasks, then every stored task (by next run time, paused last)."""
         with self._lock:
             tasks = [p.task for p in self._pending if store in (None, p.task.store_alias)]
-            stores = [self._lookup_store(store)] if store else list(self._stores.values())
-            for candidate in stores:
-                tasks.extend(candidate.get_all_tasks())
+            stores = [self.lookup_store(store)] if store else list(self._stores.values())
+        for candidate in stores:
+            tasks.extend(candidate.get_all_tasks())
         return tasks
 
     def update_task(self, task_id: Any, store: str | None = None, **changes: Any) -> Task:
@@ -495,12 +673,12 @@ class BaseScheduler:
         with self._lock:
             task, alias = self._find(task_id, store)
             if "executor" in changes and self.running:
-                self._lookup_executor(changes["executor"])
+                self.lookup_executor(changes["executor"])
             validated = task.validate_changes(changes)
             if alias is None:
                 task.update_task(**validated)
                 return task
-            target = self._lookup_store(alias)
+            target = self.lookup_store(alias)
             previous = {name: getattr(task, name) for name in validated}
             task.update_task(**validated)
             try:
@@ -516,7 +694,8 @@ class BaseScheduler:
     def reschedule_task(
         self, task_id: Any, store: str | None = None, trigger: Any = None, **trigger_args: Any
     ) -> Task:
-        """Give a task a new trigger; its next run time is computed from now."""
+        """Give a task a new trigger; its next run time is computed from now (a paused task is
+        resumed)."""
         new_trigger = self.create_trigger(trigger, trigger_args)
         next_time = new_trigger.get_next_trigger_time(self.timezone, None, datetime.now(UTC))
         return self.update_task(task_id, store, trigger=new_trigger, next_run_time=next_time)
@@ -526,7 +705,8 @@ class BaseScheduler:
         return self.update_task(task_id, store, next_run_time=None)
 
     def resume_task(self, task_id: Any, store: str | None = None) -> Task | None:
-        """Run the task again from now on; returns ``None`` if its trigger has nothing left."""
+        """Run the task again from now on (runs missed while paused are not replayed);
+        returns ``None`` if its trigger has nothing left, in which case it is removed."""
         task, alias = self._find(task_id, store)
         assert task.trigger is not None
         next_time = task.trigger.get_next_trigger_time(self.timezone, None, datetime.now(UTC))
@@ -542,7 +722,7 @@ class BaseScheduler:
             if alias is None:
                 self._pending = [p for p in self._pending if p.task.id != task.id]
             else:
-                self._lookup_store(alias).delete_task(task.id)
+                self.lookup_store(alias).delete_task(task.id)
         self.logger.info("Removed task %r", task.name)
         self._task_event(events.TASK_REMOVED, task.id, alias)
 
@@ -551,13 +731,175 @@ class BaseScheduler:
         with self._lock:
             if store is None:
                 self._pending.clear()
-                for candidate in self._stores.values():
-                    candidate.remove_all_tasks()
+                targets = list(self._stores.values())
             else:
-                target = self._lookup_store(store)
+                targets = [self.lookup_store(store)]
                 self._pending = [p for p in self._pending if p.task.store_alias != store]
-                target.remove_all_tasks()
+        for target in targets:
+            target.remove_all_tasks()
         self._dispatch(events.SchedulerEvent(code=events.ALL_TASKS_REMOVED, alias=store))
+
+    def run_task(
+        self,
+        task_id: Any,
+        store: str | None = None,
+        *,
+        force: bool = True,
+        remove_finished: bool = True,
+    ) -> Task | None:
+        """Run a task now, outside its schedule.
+
+        Run times that are due are run (coalesced as usual) and the schedule moves on past
+        them; with nothing due, ``force`` runs it once now without touching its schedule.
+        A task whose trigger is exhausted by this is removed, or kept paused with
+        ``remove_finished=False``. Returns the task, or ``None`` if it was removed.
+        Raises :class:`MaximumInstancesError` when it already runs ``max_instances`` times.
+        """
+        self._require_running()
+        task, alias = self._find(task_id, store)
+        if alias is None:
+            raise TaskLookupError(task.id, store)
+        executor = self.lookup_executor(task.executor)
+        now = datetime.now(UTC)
+        run_times: list[datetime] = []
+        next_time = task.next_run_time
+        if task.next_run_time is not None and task.next_run_time <= now:
+            run_times, next_time = self._compute_runs(task, now)
+        consumed = bool(run_times)
+        if not run_times:
+            if not force:
+                return task
+            run_times = [now]
+        coalesced = 0
+        if task.coalesce and len(run_times) > 1:
+            coalesced, run_times = len(run_times) - 1, run_times[-1:]
+        try:
+            executor.send_task(task, run_times)
+        except MaximumInstancesError:
+            self._submission_event(
+                events.TASK_MAX_INSTANCES, task, alias, run_times, coalesced, "manual"
+            )
+            raise
+        self._submitted_count += 1
+        self._submission_event(events.TASK_SUBMITTED, task, alias, run_times, coalesced, "manual")
+        if consumed:
+            if next_time is None and remove_finished:
+                self.delete_task(task.id, alias)
+                return None
+            self.update_task(task.id, alias, next_run_time=next_time)
+        return task
+
+    # -- inspection ------------------------------------------------------------------------
+
+    def get_task_info(self, task_id: str, store: str | None = None) -> TaskInfo | None:
+        """A snapshot of one task, or ``None``."""
+        task = self.get_task(task_id, store)
+        return task.snapshot() if task is not None else None
+
+    def get_task_infos(
+        self,
+        store: str | None = None,
+        *,
+        schedule_state: str | None = None,
+        executor: str | None = None,
+        trigger: str | None = None,
+        q: str | None = None,
+        sort_by: str = "next_run_time",
+        descending: bool = False,
+    ) -> list[TaskInfo]:
+        """Snapshots of tasks, filtered and sorted.
+
+        :param schedule_state: ``"pending"``, ``"scheduled"`` or ``"paused"``
+        :param trigger: a trigger plugin alias, such as ``"interval"``
+        :param q: text to look for (case-insensitive) in id, name, callable and trigger
+        :param sort_by: one of id, name, next_run_time, schedule_state, executor, store,
+            trigger
+        """
+        if schedule_state is not None and schedule_state not in _STATE_ORDER:
+            raise ValueError(
+                f"schedule_state={schedule_state!r} is not one of {', '.join(_STATE_ORDER)}"
+            )
+        if sort_by not in _SORT_KEYS:
+            raise ValueError(f"sort_by={sort_by!r} is not one of {', '.join(_SORT_KEYS)}")
+        infos = [task.snapshot() for task in self.get_tasks(store)]
+        needle = q.lower() if q else None
+
+        def keep(info: TaskInfo) -> bool:
+            if schedule_state is not None and info.schedule_state != schedule_state:
+                return False
+            if executor is not None and info.executor != executor:
+                return False
+            if trigger is not None and info.trigger_alias != trigger:
+                return False
+            if needle is not None:
+                text = " ".join(
+                    str(part) for part in (info.id, info.name, info.callable_name, info.trigger)
+                ).lower()
+                return needle in text
+            return True
+
+        def key(info: TaskInfo) -> tuple[Any, ...]:
+            if sort_by == "next_run_time":
+                moment = info.next_run_time
+                return (moment is None, moment.timestamp() if moment else 0.0, info.id)
+            if sort_by == "schedule_state":
+                return (_STATE_ORDER[info.schedule_state], info.id)
+            value = getattr(info, sort_by)
+            return (value is None, str(value or ""), info.id)
+
+        return sorted(filter(keep, infos), key=key, reverse=descending)
+
+    def preview_task_runs(
+        self,
+        task_id: str,
+        store: str | None = None,
+        *,
+        count: int = 5,
+        now: datetime | None = None,
+    ) -> TaskRunPreview | None:
+        """The next ``count`` (1-50) run times of a task, without changing anything."""
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 50:
+            raise ValueError(f"count must be an integer from 1 to 50, got {count!r}")
+        task = self.get_task(task_id, store)
+        if task is None:
+            return None
+        assert task.trigger is not None
+        moment = now or datetime.now(UTC)
+        next_time = task.next_run_time
+        if next_time is None or task.pending:
+            next_time = task.trigger.get_next_trigger_time(self.timezone, None, moment)
+        run_times: list[datetime] = []
+        while next_time is not None and len(run_times) < count:
+            run_times.append(next_time)
+            next_time = task.trigger.get_next_trigger_time(self.timezone, next_time, moment)
+        return TaskRunPreview(
+            task_id=task.id, run_times=tuple(run_times), exhausted=next_time is None
+        )
+
+    def get_scheduler_info(self) -> SchedulerInfo:
+        """A snapshot of the scheduler: state, configuration and task counts."""
+        counts = {"pending": 0, "scheduled": 0, "paused": 0}
+        for task in self.get_tasks():
+            counts[task.schedule_state] += 1
+        counts["total"] = sum(counts.values())
+        started = self.started_at
+        return SchedulerInfo(
+            identity=self.identity,
+            state=self.state,
+            state_label=self.state.name.lower(),
+            running=self.running,
+            started_at=started,
+            uptime_seconds=(datetime.now(UTC) - started).total_seconds()
+            if started and self.running
+            else None,
+            timezone=_zone_label(self.timezone),
+            executors=tuple(sorted(self._executors)),
+            stores=tuple(sorted(self._stores)),
+            task_counts=counts,
+            submitted_count=self._submitted_count,
+            store_retry_interval=self.store_retry_interval,
+            startup_delay=self.startup_delay,
+        )
 
     # -- starting and stopping -------------------------------------------------------------
 
@@ -571,40 +913,102 @@ class BaseScheduler:
                 executor.start(self, alias)
             for alias, store in self._stores.items():
                 store.start(self, alias)
+                self._store_locks[alias] = self._make_store_lock(alias)
             pending, self._pending = self._pending, []
             self.state = SchedulerState.RUNNING
+            self.started_at = datetime.now(UTC)
+            first_run = self.started_at + timedelta(seconds=self.startup_delay)
             for item in pending:
                 try:
                     self._check_aliases(item.task)
-                    self._store_task(item.task, item.replace_existing, item.compute_next_run_time)
+                    self._store_task(
+                        item.task, item.replace_existing, item.compute_next_run_time, first_run
+                    )
                 except ConflictIdError:
                     # A persistent store already has it from an earlier run: keep that one.
                     self.logger.info("Task %r is already stored; keeping it", item.task.id)
-                except Exception:
-                    self.logger.exception("Task %r could not be stored", item.task.id)
-                    raise
         self.logger.info("Scheduler started")
         self._dispatch(events.SchedulerEvent(code=events.SCHEDULER_START))
 
-    def _stop_components(self, wait: bool) -> None:
+    def _shutdown_tasks(self) -> list[tuple[Task, str]]:
+        """Tasks that run once at shutdown (shutdown trigger), with their store aliases."""
+        found: list[tuple[Task, str]] = []
         with self._lock:
+            stores = list(self._stores.items())
+        for alias, store in stores:
+            try:
+                tasks = store.get_all_tasks()
+            except Exception:
+                self.logger.exception("Cannot read store %r for shutdown tasks", alias)
+                continue
+            found.extend(
+                (task, alias)
+                for task in tasks
+                if getattr(task.trigger, "alias", None) == SHUTDOWN_TRIGGER_ALIAS
+            )
+        return found
+
+    def _finish_shutdown_task(self, task: Task, alias: str) -> None:
+        try:
+            self.lookup_store(alias).delete_task(task.id)
+        except (TaskLookupError, KeyError):
+            return
+        self._task_event(events.TASK_REMOVED, task.id, alias)
+
+    def _shutdown_executors(self, wait: bool, timeout: float | None) -> None:
+        """Shut every executor down; with a timeout, stop waiting for them after it."""
+        with self._lock:
+            executors = list(self._executors.items())
+        if timeout is None:
+            for _, executor in executors:
+                executor.shutdown(wait)
+            return
+        deadline = time.monotonic() + timeout
+        threads = []
+        for alias, executor in executors:
+            thread = threading.Thread(
+                target=executor.shutdown, args=(wait,), name=f"asyncz-shutdown-{alias}", daemon=True
+            )
+            thread.start()
+            threads.append((alias, thread))
+        for alias, thread in threads:
+            thread.join(max(deadline - time.monotonic(), 0))
+            if thread.is_alive():
+                self.logger.warning(
+                    "Executor %r still has running work after the %.1f s shutdown timeout; "
+                    "not waiting for it",
+                    alias,
+                    timeout,
+                )
+
+    def _shutdown_stores(self) -> None:
+        with self._lock:
+            stores = list(self._stores.items())
+        for alias, store in stores:
+            try:
+                store.shutdown()
+            except Exception:
+                self.logger.exception("Error shutting down store %r", alias)
+
+    def _mark_stopped(self) -> bool:
+        """Count one shutdown; True when it is the one that stops the scheduler."""
+        with self._lock:
+            if not self._start_count:
+                raise SchedulerNotRunningError
+            self._start_count -= 1
+            if self._start_count:
+                return False
             self.state = SchedulerState.STOPPED
-            executors = list(self._executors.values())
-            stores = list(self._stores.values())
-        for executor in executors:
-            executor.shutdown(wait)
-        for store in stores:
-            store.shutdown()
+        return True
+
+    def _shutdown_finished(self) -> None:
         self.logger.info("Scheduler has been shut down")
         self._dispatch(events.SchedulerEvent(code=events.SCHEDULER_SHUTDOWN))
-
-    def wakeup(self, when: datetime | None = None) -> None:
-        """Make the loop look at the stores again (if ``when`` is sooner than it would)."""
 
     # -- the store pass --------------------------------------------------------------------
 
     def _compute_runs(self, task: Task, now: datetime) -> tuple[list[datetime], datetime | None]:
-        """The due run times of an acquired task and its next run time after ``now``."""
+        """The due run times of a task and its next run time after ``now``."""
         trigger = task.trigger
         assert trigger is not None
         run_times: list[datetime] = []
@@ -620,52 +1024,73 @@ class BaseScheduler:
         """Acquire and release every store's due tasks; blocking store I/O happens here.
 
         Returns the submissions to make (task, store alias, run times, coalesced count), the
-        earliest next run time over all stores, and whether a store has more due tasks.
+        earliest time any store needs attention again, and whether a store has more due tasks.
         """
         submissions: list[tuple[Task, str, list[datetime], int]] = []
         earliest: datetime | None = None
         more = False
+        retry_at = now + timedelta(seconds=self.store_retry_interval)
         with self._lock:
-            stores = list(self._stores.items())
-        for alias, store in stores:
-            try:
-                acquired = store.acquire_due_tasks(now, self.identity, ACQUIRE_BATCH, LEASE_SECONDS)
-            except Exception:
-                self.logger.exception("Error getting due tasks from store %r", alias)
-                continue
-            more = more or len(acquired) >= ACQUIRE_BATCH
-            released: dict[str, datetime | None] = {}
-            exhausted: list[str] = []
-            for task in acquired:
-                try:
-                    run_times, next_time = self._compute_runs(task, now)
-                except Exception:
-                    # The lease runs out and the task is retried: it is never lost.
-                    self.logger.exception("Trigger of task %r failed", task.id)
+            stores = [
+                (alias, store, self._store_locks.get(alias))
+                for alias, store in self._stores.items()
+            ]
+        for alias, store, lock in stores:
+            with (lock or NullLockProtected()).protected(blocking=False) as obtained:
+                if not obtained:  # another process works on this store now
+                    earliest = retry_at if earliest is None else min(earliest, retry_at)
                     continue
-                released[task.id] = next_time
-                if next_time is None:
-                    exhausted.append(task.id)
-                if run_times:
-                    coalesced = 0
-                    if task.coalesce and len(run_times) > 1:
-                        coalesced = len(run_times) - 1
-                        run_times = run_times[-1:]
-                    submissions.append((task, alias, run_times, coalesced))
-            try:
-                store.release_tasks(self.identity, released)
-            except Exception:
-                self.logger.exception("Error releasing tasks to store %r", alias)
-            for task_id in exhausted:
-                self._task_event(events.TASK_REMOVED, task_id, alias)
-            try:
-                next_time = store.get_next_run_time()
-            except Exception:
-                self.logger.exception("Error reading the next run time of store %r", alias)
-                continue
+                next_time, has_more = self._process_store(alias, store, now, submissions)
+            more = more or has_more
+            if next_time is None and has_more is None:  # the store failed: try again later
+                next_time = retry_at
             if next_time is not None and (earliest is None or next_time < earliest):
                 earliest = next_time
         return submissions, earliest, more
+
+    def _process_store(
+        self,
+        alias: str,
+        store: Store,
+        now: datetime,
+        submissions: list[tuple[Task, str, list[datetime], int]],
+    ) -> tuple[datetime | None, Any]:
+        try:
+            acquired = store.acquire_due_tasks(now, self.identity, ACQUIRE_BATCH, LEASE_SECONDS)
+        except Exception:
+            self.logger.exception("Error getting due tasks from store %r", alias)
+            return None, None
+        released: dict[str, datetime | None] = {}
+        exhausted: list[str] = []
+        for task in acquired:
+            if getattr(task.trigger, "alias", None) == SHUTDOWN_TRIGGER_ALIAS:
+                continue  # runs at shutdown only; never released, so never deleted here
+            try:
+                run_times, next_time = self._compute_runs(task, now)
+            except Exception:
+                # The lease runs out and the task is retried: it is never lost.
+                self.logger.exception("Trigger of task %r failed", task.id)
+                continue
+            released[task.id] = next_time
+            if next_time is None:
+                exhausted.append(task.id)
+            if run_times:
+                coalesced = 0
+                if task.coalesce and len(run_times) > 1:
+                    coalesced = len(run_times) - 1
+                    run_times = run_times[-1:]
+                submissions.append((task, alias, run_times, coalesced))
+        try:
+            store.release_tasks(self.identity, released)
+        except Exception:
+            self.logger.exception("Error releasing tasks to store %r", alias)
+        for task_id in exhausted:
+            self._task_event(events.TASK_REMOVED, task_id, alias)
+        try:
+            return store.get_next_run_time(), len(acquired) >= ACQUIRE_BATCH
+        except Exception:
+            self.logger.exception("Error reading the next run time of store %r", alias)
+            return None, None
 
     def submit(self, task: Task, store: str, run_times: list[datetime], coalesced: int) -> None:
         """Hand one task's due run times to its executor and report the outcome."""
@@ -694,6 +1119,18 @@ class BaseScheduler:
             return
         else:
             code = events.TASK_SUBMITTED
+            self._submitted_count += 1
+        self._submission_event(code, task, store, run_times, coalesced, "scheduled")
+
+    def _submission_event(
+        self,
+        code: int,
+        task: Task,
+        store: str,
+        run_times: list[datetime],
+        coalesced: int,
+        source: str,
+    ) -> None:
         if self._listener_mask & code:
             self.dispatch_event(
                 events.TaskSubmissionEvent(
@@ -703,9 +1140,22 @@ class BaseScheduler:
                     store=store,
                     scheduler_identity=self.identity,
                     scheduled_run_times=tuple(run_times),
+                    source=source,
                     coalesced_run_count=coalesced,
                 )
             )
+
+
+def _check_alias(kind: str, alias: Any) -> None:
+    if not isinstance(alias, str) or not alias:
+        raise TypeError(f"a {kind} instance alias must be a non-empty string, got {alias!r}")
+
+
+def _zone_label(tz: tzinfo) -> str:
+    try:
+        return timezone_name(tz)
+    except ValueError:
+        return str(tz)
 
 
 def _accepts(cls: type, parameter: str) -> bool:
@@ -724,59 +1174,54 @@ class AsyncIOScheduler(BaseScheduler):
     ``start()`` uses the event loop running in the calling thread; when none runs (or with
     ``isolated_event_loop=True``) it runs its own loop in a daemon thread. Store I/O of
     blocking stores runs in a worker thread so a slow store never stalls the loop.
+
+    :param event_loop: a loop (or ``"module:attr"`` reference) to use instead of the running one
+    :param isolated_event_loop: always run on a loop of its own, in its own thread
     """
 
-    def __init__(
-        self,
-        *,
-        event_loop: asyncio.AbstractEventLoop | None = None,
-        isolated_event_loop: bool = False,
-        **options: Any,
-    ) -> None:
-        super().__init__(**options)
-        if event_loop is not None and not isinstance(event_loop, asyncio.AbstractEventLoop):
-            raise TypeError(f"event_loop must be an asyncio event loop, got {event_loop!r}")
-        self._given_loop = event_loop
-        self._isolated = bool(isolated_event_loop)
+    option_names: ClassVar[frozenset[str]] = BaseScheduler.option_names | {
+        "event_loop",
+        "isolated_event_loop",
+    }
+
+    def __init__(self, global_config: Mapping[str, Any] | None = None, **options: Any) -> None:
         self.event_loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._loop_thread_id: int | None = None
+        self._owns_loop = False
         self._wakeup_event: asyncio.Event | None = None
         self._main_task: asyncio.Future[None] | None = None
         self._io_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._shutdown_runs: set[asyncio.Future[Any]] = set()
         # None while the loop is awake: every change must then be seen before it sleeps.
         self._sleep_until: datetime | None = None
+        super().__init__(global_config, **options)
 
-    def start(self, paused: bool = False) -> bool:
-        """Start the scheduler; nested calls only count (see :meth:`shutdown`)."""
-        with self._lock:
-            if self._start_count:
-                self._start_count += 1
-                return False
-            loop = self._given_loop
-            if loop is None and not self._isolated:
-                try:
-                    loop = asyncio.get_running_loop()
-                except RuntimeError:
-                    loop = None
-            if loop is None:
-                loop = self._start_loop_thread()
-            else:
-                self._loop_thread_id = threading.get_ident() if loop.is_running() else None
-            self.event_loop = loop
-            self._io_pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="asyncz-store-io"
-            )
+    def _configure(self, options: dict[str, Any]) -> None:
+        loop = maybe_ref(options.get("event_loop"))
+        if loop is not None and not isinstance(loop, asyncio.AbstractEventLoop):
+            raise TypeError(f"event_loop must be an asyncio event loop, got {loop!r}")
+        self._given_loop: asyncio.AbstractEventLoop | None = loop
+        isolated = options.get("isolated_event_loop", False)
+        if not isinstance(isolated, bool):
+            raise TypeError(f"isolated_event_loop must be True or False, got {isolated!r}")
+        self._isolated = isolated
+        super()._configure(options)
+
+    # -- the event loop --------------------------------------------------------------------
+
+    def _choose_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._given_loop
+        if loop is None and not self._isolated:
             try:
-                self._start_components()
-            except BaseException:
-                self._stop_loop_thread()
-                raise
-            if paused:
-                self.state = SchedulerState.PAUSED
-            self._start_count = 1
-            self._call_in_loop(self._spawn_main)
-        return True
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+        if loop is None:
+            return self._start_loop_thread()
+        self._owns_loop = False
+        self._loop_thread_id = threading.get_ident() if loop.is_running() else None
+        return loop
 
     def _start_loop_thread(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.new_event_loop()
@@ -794,8 +1239,10 @@ class AsyncIOScheduler(BaseScheduler):
                     task.cancel()
                 if pending:
                     loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                loop.run_until_complete(loop.shutdown_default_executor())
                 loop.close()
 
+        self._owns_loop = True
         self._loop_thread = threading.Thread(target=run, name="asyncz-scheduler", daemon=True)
         self._loop_thread.start()
         ready.wait()
@@ -803,19 +1250,14 @@ class AsyncIOScheduler(BaseScheduler):
 
     def _stop_loop_thread(self) -> None:
         thread, self._loop_thread = self._loop_thread, None
-        if thread is not None and self.event_loop is not None:
-            self.event_loop.call_soon_threadsafe(self.event_loop.stop)
+        if thread is None or self.event_loop is None:
+            return
+        self.event_loop.call_soon_threadsafe(self.event_loop.stop)
+        if thread is not threading.current_thread():
             thread.join()
 
     def _in_loop_thread(self) -> bool:
         return self._loop_thread_id == threading.get_ident()
-
-    def _call_in_loop(self, callback: Callable[[], Any]) -> None:
-        assert self.event_loop is not None
-        if self._in_loop_thread():
-            callback()
-        else:
-            self.event_loop.call_soon_threadsafe(callback)
 
     def _spawn_main(self) -> None:
         assert self.event_loop is not None
@@ -823,44 +1265,183 @@ class AsyncIOScheduler(BaseScheduler):
         self._wakeup_event = asyncio.Event()
         self._main_task = self.event_loop.create_task(self._main())
 
-    def shutdown(self, wait: bool = True) -> bool:
-        """Stop the scheduler once every :meth:`start` has been matched by a shutdown.
+    def _begin_start(self, paused: bool) -> bool:
+        """Count a start; True when this one has to start the scheduler."""
+        if self._start_count:
+            self._start_count += 1
+            return False
+        self._io_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="asyncz-store-io"
+        )
+        return True
 
-        With ``wait``, executors finish running work first (when called from outside the
-        scheduler's loop; on that loop, running work is left to finish on its own).
-        """
+    def _after_start(self, paused: bool) -> None:
+        if paused:
+            self.state = SchedulerState.PAUSED
+        self._start_count = 1
+
+    def start(self, paused: bool = False) -> bool:
+        """Start the scheduler; returns False for a nested call, which only counts (every
+        start needs its shutdown)."""
         with self._lock:
-            if not self._start_count:
-                raise SchedulerNotRunningError
-            self._start_count -= 1
-            if self._start_count:
+            if not self._begin_start(paused):
                 return False
-            self.state = SchedulerState.STOPPED
-        self.wakeup()
-        if not self._in_loop_thread() and self.event_loop is not None:
-            main = self._main_task
-            if main is not None and self.event_loop.is_running():
-                asyncio.run_coroutine_threadsafe(_wait_quietly(main), self.event_loop).result()
-        self._stop_components(wait)
+            self.event_loop = self._choose_loop()
+            try:
+                self._start_components()
+            except BaseException:
+                self._abort_start()
+                raise
+            self._after_start(paused)
+            if self._in_loop_thread():
+                self._spawn_main()
+            else:
+                self.event_loop.call_soon_threadsafe(self._spawn_main)
+        return True
+
+    def _abort_start(self) -> None:
+        self.state = SchedulerState.STOPPED
         self._stop_loop_thread()
         if self._io_pool is not None:
-            self._io_pool.shutdown(wait=True)
+            self._io_pool.shutdown(wait=False)
+            self._io_pool = None
+        self.event_loop = None
+
+    def shutdown(self, wait: bool = True, timeout: float | None = None) -> bool:
+        """Stop the scheduler once every :meth:`start` has been matched by a shutdown.
+
+        Running work finishes first with ``wait`` (up to ``timeout`` seconds), then tasks with
+        the ``shutdown`` trigger run, then stores close. Called from the scheduler's own event
+        loop, it cannot block that loop: running async work and async shutdown tasks then go on
+        by themselves — use ``async with scheduler`` or :class:`NativeAsyncIOScheduler` to
+        await them.
+        """
+        if not self._mark_stopped():
+            return False
+        loop = self.event_loop
+        if loop is None or not loop.is_running() or self._in_loop_thread():
+            self._shutdown_on_loop(wait, timeout)
+            return True
+        main = self._main_task
+        self.wakeup()
+        if main is not None:
+            asyncio.run_coroutine_threadsafe(_wait_quietly(main), loop).result()
+        self._shutdown_executors(wait, timeout)
+        for task, alias in self._shutdown_tasks():
+            if is_async_callable(task.fn):
+                asyncio.run_coroutine_threadsafe(
+                    run_task_async(self, task, [datetime.now(UTC)], self.logger), loop
+                ).result()
+            else:
+                run_task_sync(
+                    self,
+                    task,
+                    [datetime.now(UTC)],
+                    self.logger,
+                    lambda awaitable: _result_on(loop, awaitable),
+                )
+            self._finish_shutdown_task(task, alias)
+        self._shutdown_stores()
+        self._cleanup()
+        return True
+
+    def _shutdown_on_loop(self, wait: bool, timeout: float | None) -> None:
+        self.wakeup()
+        self._shutdown_executors(wait, timeout)
+        loop = self.event_loop
+        for task, alias in self._shutdown_tasks():
+            if is_async_callable(task.fn) and loop is not None and loop.is_running():
+                future = loop.create_task(
+                    run_task_async(self, task, [datetime.now(UTC)], self.logger)
+                )
+                self._shutdown_runs.add(future)
+                future.add_done_callback(self._shutdown_runs.discard)
+            else:
+                run_task_sync(self, task, [datetime.now(UTC)], self.logger)
+            self._finish_shutdown_task(task, alias)
+        self._shutdown_stores()
+        self._cleanup()
+
+    async def _shutdown_async(self, wait: bool, timeout: float | None) -> bool:
+        """The shutdown an ``await`` can afford: nothing blocks the loop, everything is awaited."""
+        loop = asyncio.get_running_loop()
+        if self.event_loop is not None and loop is not self.event_loop:
+            # The scheduler runs on another loop: the synchronous path may block a thread.
+            return await loop.run_in_executor(None, AsyncIOScheduler.shutdown, self, wait, timeout)
+        if not self._mark_stopped():
+            return False
+        self.wakeup()
+        if self._main_task is not None:
+            await _wait_quietly(self._main_task)
+        await loop.run_in_executor(None, self._shutdown_executors, wait, timeout)
+        for task, alias in self._shutdown_tasks():
+            if is_async_callable(task.fn):
+                await run_task_async(self, task, [datetime.now(UTC)], self.logger)
+            else:
+                await loop.run_in_executor(
+                    None,
+                    run_task_sync,
+                    self,
+                    task,
+                    [datetime.now(UTC)],
+                    self.logger,
+                    lambda awaitable: _result_on(loop, awaitable),
+                )
+            self._finish_shutdown_task(task, alias)
+        await loop.run_in_executor(None, self._shutdown_stores)
+        self._cleanup()
+        return True
+
+    def _cleanup(self) -> None:
+        self._sleep_until = None
+        self._shutdown_finished()
+        if self._owns_loop:
+            self._stop_loop_thread()
+        if self._io_pool is not None:
+            self._io_pool.shutdown(wait=False)
             self._io_pool = None
         self.event_loop = None
         self._main_task = None
-        return True
+        self._wakeup_event = None
+        self.started_at = None
 
-    def pause(self) -> None:
-        """Stop processing tasks until :meth:`resume` (running work carries on)."""
-        self._require_running()
-        self.state = SchedulerState.PAUSED
-        self._dispatch(events.SchedulerEvent(code=events.SCHEDULER_PAUSED))
+    def stop(self, wait: bool = True, timeout: float | None = None) -> bool:
+        """The same as :meth:`shutdown` (the name the Asyncz task pages use)."""
+        return self.shutdown(wait, timeout)
 
-    def resume(self) -> None:
-        self._require_running()
-        self.state = SchedulerState.RUNNING
-        self._dispatch(events.SchedulerEvent(code=events.SCHEDULER_RESUMED))
-        self.wakeup()
+    def __enter__(self) -> AsyncIOScheduler:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+    async def __aenter__(self) -> AsyncIOScheduler:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._shutdown_async(True, None)
+
+    def asgi(self, app: Any = None, handle_lifespan: bool = False, wait: bool = False) -> Any:
+        """Wrap an ASGI app so that the scheduler starts and stops with its lifespan.
+
+        ``handle_lifespan=True`` answers the lifespan protocol for apps that do not speak it.
+        Without ``app`` it returns a decorator.
+        """
+        from asyncz.core.lifespan import LifespanApp
+
+        if app is None:
+            return lambda inner: LifespanApp(inner, self, handle_lifespan, wait)
+        return LifespanApp(app, self, handle_lifespan, wait)
+
+    async def _lifespan_start(self) -> None:
+        self.start()
+
+    async def _lifespan_stop(self, wait: bool) -> None:
+        await self._shutdown_async(wait, None)
+
+    # -- waking and sleeping ---------------------------------------------------------------
 
     def wakeup(self, when: datetime | None = None) -> None:
         sleep_until = self._sleep_until
@@ -880,26 +1461,35 @@ class AsyncIOScheduler(BaseScheduler):
     async def _main(self) -> None:
         assert self.event_loop is not None and self._wakeup_event is not None
         loop, event = self.event_loop, self._wakeup_event
-        while self.state != SchedulerState.STOPPED:
+        while self.running:
             event.clear()
             self._sleep_until = None
-            wait: float | None = None
+            earliest: datetime | None = None
             if self.state == SchedulerState.RUNNING:
-                wait = await self._run_pass(loop)
+                earliest = await self._run_pass(loop)
             if not self.running:  # shut down while the pass ran
                 break
-            timer = None
-            if wait is not None:
-                wait = min(wait, MAX_SLEEP_SECONDS)
-                self._sleep_until = datetime.now(UTC) + timedelta(seconds=wait)
-                timer = loop.call_later(wait, event.set)
-            try:
+            if earliest is None:
                 await event.wait()
-            finally:
-                if timer is not None:
-                    timer.cancel()
+                continue
+            self._sleep_until = earliest
+            sleep = (earliest - datetime.now(UTC)).total_seconds() - SPIN_SECONDS
+            if sleep > 0:
+                timer = _Timer(event)
+                handle = loop.call_later(min(sleep, MAX_SLEEP_SECONDS), timer.fire)
+                try:
+                    await event.wait()
+                finally:
+                    handle.cancel()
+                if not timer.fired or sleep > MAX_SLEEP_SECONDS:
+                    continue  # a change, or a wall-clock check: look at the stores again
+                event.clear()  # set by the timer; a change sets it again
+            # The last stretch: yield to other tasks until the moment, or until a change.
+            while not event.is_set() and datetime.now(UTC) < earliest and self.running:
+                await asyncio.sleep(0)
 
-    async def _run_pass(self, loop: asyncio.AbstractEventLoop) -> float | None:
+    async def _run_pass(self, loop: asyncio.AbstractEventLoop) -> datetime | None:
+        """One pass over the stores; returns when the loop must look again (None: no need)."""
         now = datetime.now(UTC)
         with self._lock:
             stores = list(self._stores.values())
@@ -914,16 +1504,82 @@ class AsyncIOScheduler(BaseScheduler):
         for task, alias, run_times, coalesced in submissions:
             self.submit(task, alias, run_times, coalesced)
         if more:
-            return 0.0
-        wait = None if earliest is None else (earliest - datetime.now(UTC)).total_seconds()
+            return datetime.now(UTC)
         if polls:
             # Other processes may change these stores without telling us.
-            wait = min(polls) if wait is None else min(wait, min(polls))
-        return None if wait is None else max(wait, 0.0)
+            poll_at = datetime.now(UTC) + timedelta(seconds=min(polls))
+            earliest = poll_at if earliest is None else min(earliest, poll_at)
+        return earliest
 
-    def _stop_components(self, wait: bool) -> None:
-        super()._stop_components(wait)
-        self._sleep_until = None
+
+class _Timer:
+    """Wakes the loop and remembers that it was the timer, not a change, that did."""
+
+    __slots__ = ("event", "fired")
+
+    def __init__(self, event: asyncio.Event) -> None:
+        self.event = event
+        self.fired = False
+
+    def fire(self) -> None:
+        self.fired = True
+        self.event.set()
+
+
+class NativeAsyncIOScheduler(AsyncIOScheduler):
+    """An :class:`AsyncIOScheduler` whose ``start()`` and ``shutdown()`` are awaited.
+
+    It always runs on the running event loop, and its shutdown waits for running work and
+    async shutdown tasks without ever blocking that loop.
+    """
+
+    async def start(self, paused: bool = False) -> bool:  # type: ignore[override]
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if not self._begin_start(paused):
+                return False
+            self.event_loop = loop
+            self._owns_loop = False
+            self._loop_thread_id = threading.get_ident()
+        try:
+            # Starting stores may do I/O (creating tables): not on the loop.
+            await loop.run_in_executor(None, self._start_components)
+        except BaseException:
+            self._abort_start()
+            raise
+        with self._lock:
+            self._after_start(paused)
+            self._spawn_main()
+        return True
+
+    async def shutdown(  # type: ignore[override]
+        self, wait: bool = True, timeout: float | None = None
+    ) -> bool:
+        return await self._shutdown_async(wait, timeout)
+
+    async def stop(  # type: ignore[override]
+        self, wait: bool = True, timeout: float | None = None
+    ) -> bool:
+        return await self._shutdown_async(wait, timeout)
+
+    def __enter__(self) -> NativeAsyncIOScheduler:
+        raise TypeError("NativeAsyncIOScheduler starts asynchronously: use 'async with'")
+
+    async def __aenter__(self) -> NativeAsyncIOScheduler:
+        await self.start()
+        return self
+
+    async def _lifespan_start(self) -> None:
+        await self.start()
+
+
+def _result_on(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
+    """Run ``awaitable`` on ``loop`` (from another thread) and wait for its result."""
+
+    async def wait() -> Any:
+        return await awaitable
+
+    return asyncio.run_coroutine_threadsafe(wait(), loop).result()
 
 
 async def _wait_quietly(future: asyncio.Future[None]) -> None:

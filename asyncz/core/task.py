@@ -21,7 +21,11 @@ from asyncz.core.errors import SchedulerLookupError
 if TYPE_CHECKING:
     from asyncz.core.protocols import Trigger
 
-__all__ = ["Task"]
+__all__ = ["Task", "TaskInfo", "TaskRunPreview"]
+
+
+#: Fields that record where a task lives, not what it is: never changed by update().
+_BOOKKEEPING = frozenset({"scheduler", "store_alias", "pending", "submitted", "decorator_options"})
 
 
 def _bad(field: str, value: object, valid: str, exc: type[Exception] = ValueError) -> Exception:
@@ -190,6 +194,8 @@ class Task:
     store_alias: str | None = attrs.field(default=None, repr=False)
     pending: bool = attrs.field(default=True, repr=False)
     submitted: bool = attrs.field(default=False, repr=False)
+    # Set by scheduler.add_task() used as a decorator: how to add the decorated function.
+    decorator_options: dict[str, Any] | None = attrs.field(default=None, repr=False, init=False)
 
     def __attrs_post_init__(self) -> None:
         if self.name is None and self.fn is not None:
@@ -216,6 +222,73 @@ class Task:
         else:
             status = f"next run at: {self.next_run_time.isoformat()}"
         return f"{self.name} (trigger: {self.trigger}, {status})"
+
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Decorator mode: ``@scheduler.add_task("interval", seconds=5)`` adds ``fn``.
+
+        The function is returned unchanged; the task added for it is appended to
+        ``fn.asyncz_tasks``.
+        """
+        options = self.decorator_options
+        if options is None or self.scheduler is None:
+            raise TypeError(
+                f"task {self.id!r} is not a decorator; use scheduler.add_task(trigger, ...) "
+                "without a function to get one"
+            )
+        if not callable(fn):
+            raise TypeError(f"the add_task decorator needs a callable, got {fn!r}")
+        explicit_id = options["explicit_id"]
+        task = Task(
+            id=self.id if explicit_id else uuid.uuid4().hex,
+            name=self.name,
+            fn=fn,
+            args=self.args,
+            kwargs=self.kwargs,
+            coalesce=self.coalesce,
+            trigger=self.trigger,
+            executor=self.executor,
+            mistrigger_grace_time=self.mistrigger_grace_time,
+            max_instances=self.max_instances,
+            timeout=self.timeout,
+        )
+        self.scheduler.add_task(
+            task,
+            store=options["store"],
+            replace_existing=bool(options["replace_existing"] or explicit_id),
+            **(
+                {}
+                if options["next_run_time"] is None
+                else {"next_run_time": options["next_run_time"][0]}
+            ),
+        )
+        tasks = getattr(fn, "asyncz_tasks", None)
+        if tasks is None:
+            tasks = []
+            try:
+                fn.asyncz_tasks = tasks  # type: ignore[attr-defined]
+            except AttributeError:
+                pass  # a builtin or slotted callable: nothing to annotate
+        tasks.append(task)
+        return fn
+
+    def snapshot(self) -> TaskInfo:
+        """An immutable view of this task for listings and dashboards."""
+        trigger = self.trigger
+        return TaskInfo(
+            id=self.id,
+            name=self.name,
+            callable_name=callable_name(self.fn) if self.fn is not None else None,
+            trigger=str(trigger) if trigger is not None else None,
+            trigger_alias=getattr(trigger, "alias", None),
+            executor=self.executor,
+            store=self.store_alias,
+            next_run_time=self.next_run_time,
+            schedule_state=self.schedule_state,
+            coalesce=self.coalesce,
+            max_instances=self.max_instances,
+            mistrigger_grace_time=self.mistrigger_grace_time,
+            timeout=self.timeout,
+        )
 
     # -- derived state ---------------------------------------------------------------------
 
@@ -269,10 +342,8 @@ class Task:
                     )
                 continue
             attribute = fields.get(name)
-            if attribute is None or name in ("scheduler", "store_alias", "pending", "submitted"):
-                valid = ", ".join(
-                    sorted(set(fields) - {"scheduler", "store_alias", "pending", "submitted", "id"})
-                )
+            if attribute is None or name in _BOOKKEEPING:
+                valid = ", ".join(sorted(set(fields) - {*_BOOKKEEPING, "id"}))
                 raise AttributeError(f"Task has no field {name!r} to change; valid: {valid}")
             if attribute.converter is not None:
                 value = _convert(attribute.converter, value, self, attribute)
@@ -342,3 +413,34 @@ class Task:
     def delete(self) -> None:
         """Remove the task from its scheduler."""
         self._bound_scheduler("delete").delete_task(self.id, self.store_alias)
+
+
+@attrs.frozen(kw_only=True)
+class TaskInfo:
+    """An immutable snapshot of a task (what ``get_task_infos`` lists)."""
+
+    id: str
+    name: str | None
+    callable_name: str | None
+    trigger: str | None
+    trigger_alias: str | None
+    executor: str
+    store: str | None
+    next_run_time: datetime | None
+    schedule_state: str
+    coalesce: bool
+    max_instances: int
+    mistrigger_grace_time: float | None
+    timeout: float | None
+
+
+@attrs.frozen(kw_only=True)
+class TaskRunPreview:
+    """The next run times of a task, computed without changing anything.
+
+    :var exhausted: the trigger has no run times after the last one listed
+    """
+
+    task_id: str
+    run_times: tuple[datetime, ...]
+    exhausted: bool
