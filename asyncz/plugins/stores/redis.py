@@ -1,0 +1,325 @@
+"""The ``redis`` store: records in a hash, run times in a sorted set, every change one Lua script.
+
+Keys (``key_prefix`` defaults to ``"asyncz."``, so the first two are Asyncz's own key names):
+
+* ``<prefix>tasks`` — HASH id -> encoded record
+* ``<prefix>run_times`` — ZSET id -> next run time in microseconds since the epoch, for tasks
+  that are scheduled and not leased (paused tasks are absent). Equal scores are ordered by
+  member, which gives "ties by id" for free.
+* ``<prefix>leases`` — ZSET id -> lease expiry (µs) of tasks handed to a scheduler
+* ``<prefix>lease_info`` — HASH id -> ``"<run time µs>|<owner>"`` of those tasks
+
+Every change that touches more than one key runs as one Lua script, so it is atomic on the server:
+no check-then-write race between schedulers sharing the keys, and no half-applied change if a
+client dies. Under Redis Cluster, give a prefix with a hash tag (``"{asyncz}."``) so all four
+keys live in one slot.
+
+The ``redis`` package is imported when a store is created, not when this module is imported, so
+plugin discovery works without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from asyncz.core.converters import utc_timestamp_us
+from asyncz.core.errors import ConflictIdError, TaskLookupError
+from asyncz.core.hookspecs import hookimpl
+from asyncz.core.records import from_timestamp_us
+from asyncz.core.task import Task
+from asyncz.plugins.stores.persistent import PersistentStore, order_key
+
+if TYPE_CHECKING:
+    import redis
+
+__all__ = ["RedisStore"]
+
+# KEYS: tasks, run_times. ARGV: n, then n x (id, record, run time or "").
+_ADD = """
+local n = tonumber(ARGV[1])
+for i = 0, n - 1 do
+  if redis.call('HEXISTS', KEYS[1], ARGV[2 + i * 3]) == 1 then return ARGV[2 + i * 3] end
+end
+for i = 0, n - 1 do
+  local id, nxt = ARGV[2 + i * 3], ARGV[4 + i * 3]
+  redis.call('HSET', KEYS[1], id, ARGV[3 + i * 3])
+  if nxt ~= '' then redis.call('ZADD', KEYS[2], nxt, id) end
+end
+return false
+"""
+
+# KEYS: tasks, run_times, leases, lease_info. ARGV: id, record, run time or "".
+_UPDATE = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+if ARGV[3] == '' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+else
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+end
+return 1
+"""
+
+# KEYS: tasks, run_times, leases, lease_info. ARGV: id.
+_DELETE = """
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+return 1
+"""
+
+# KEYS: tasks, run_times, leases, lease_info. ARGV: now, owner, limit, lease expiry.
+# Returns a flat list of (id, run time, record) for the tasks now leased to owner.
+_ACQUIRE = """
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])
+for _, id in ipairs(expired) do
+  local info = redis.call('HGET', KEYS[4], id)
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('HDEL', KEYS[4], id)
+  if info then
+    local sep = string.find(info, '|', 1, true)
+    redis.call('ZADD', KEYS[2], string.sub(info, 1, sep - 1), id)
+  end
+end
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0,
+                       tonumber(ARGV[3]))
+local out = {}
+for i = 1, #due, 2 do
+  local id, score = due[i], due[i + 1]
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZADD', KEYS[3], ARGV[4], id)
+  redis.call('HSET', KEYS[4], id, score .. '|' .. ARGV[2])
+  table.insert(out, id)
+  table.insert(out, score)
+  table.insert(out, redis.call('HGET', KEYS[1], id) or '')
+end
+return out
+"""
+
+# KEYS: tasks, run_times, leases, lease_info. ARGV: owner, n, then n x (id, run time or "").
+_RELEASE = """
+local n = tonumber(ARGV[2])
+for i = 0, n - 1 do
+  local id, nxt = ARGV[3 + i * 2], ARGV[4 + i * 2]
+  local info = redis.call('HGET', KEYS[4], id)
+  if info then
+    local sep = string.find(info, '|', 1, true)
+    if string.sub(info, sep + 1) == ARGV[1] then
+      redis.call('HDEL', KEYS[4], id)
+      redis.call('ZREM', KEYS[3], id)
+      if nxt == '' then
+        redis.call('HDEL', KEYS[1], id)
+      else
+        redis.call('ZADD', KEYS[2], nxt, id)
+      end
+    end
+  end
+end
+return 0
+"""
+
+
+def _int(value: Any) -> int:
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    try:
+        return int(text)
+    except ValueError:
+        return int(float(text))
+
+
+class RedisStore(PersistentStore):
+    """Keeps tasks in Redis.
+
+    :param url: a ``redis://`` URL; alternatively pass connection options (``host``, ``port``,
+        ``password``, ...) as keyword arguments, as in Asyncz, or a ready ``client``
+    :param database: the database number when no URL is given
+    :param key_prefix: prefix of the store's keys
+    :param tasks_key, run_times_key: override those two key names (Asyncz's options)
+    :param pickle_protocol: the pickle protocol, for the ``pickle`` serializer
+    :param serializer, signing_key, encryption_key, accept_unprotected, poll_interval: see
+        :class:`~asyncz.plugins.stores.persistent.PersistentStore`
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        database: int = 0,
+        key_prefix: str = "asyncz.",
+        tasks_key: str | None = None,
+        run_times_key: str | None = None,
+        client: redis.Redis | None = None,
+        pickle_protocol: int | None = None,
+        serializer: Any = "pickle",
+        signing_key: Any = None,
+        encryption_key: Any = None,
+        accept_unprotected: bool = False,
+        poll_interval: float | None = 5.0,
+        **connect_args: Any,
+    ) -> None:
+        if pickle_protocol is not None and serializer == "pickle":
+            from asyncz.plugins.serializers.pickle import PickleSerializer
+
+            serializer = PickleSerializer(pickle_protocol)
+        super().__init__(
+            serializer=serializer,
+            signing_key=signing_key,
+            encryption_key=encryption_key,
+            accept_unprotected=accept_unprotected,
+            poll_interval=poll_interval,
+        )
+        # Imported here, not at module level: discovering plugins must not need redis.
+        import redis
+
+        self.client: redis.Redis
+        if client is not None:
+            self.client = client
+        elif url is not None:
+            self.client = redis.Redis.from_url(url, **connect_args)
+        else:
+            self.client = redis.Redis(db=database, **connect_args)
+        self.tasks_key = tasks_key or f"{key_prefix}tasks"
+        self.run_times_key = run_times_key or f"{key_prefix}run_times"
+        self.leases_key = f"{key_prefix}leases"
+        self.lease_info_key = f"{key_prefix}lease_info"
+        self._keys = [self.tasks_key, self.run_times_key, self.leases_key, self.lease_info_key]
+        self._add = self.client.register_script(_ADD)
+        self._update = self.client.register_script(_UPDATE)
+        self._delete = self.client.register_script(_DELETE)
+        self._acquire = self.client.register_script(_ACQUIRE)
+        self._release = self.client.register_script(_RELEASE)
+
+    def shutdown(self) -> None:
+        # The connection pool reconnects on the next use, so a restart needs nothing here.
+        self.client.connection_pool.disconnect()
+
+    # -- the Store protocol ----------------------------------------------------------------
+
+    def add_task(self, task: Task) -> None:
+        self.add_tasks([task])
+
+    def add_tasks(self, tasks: Sequence[Task]) -> None:
+        """Add tasks in one script: all are added, or (on a conflict) none."""
+        ids = [task.id for task in tasks]
+        if len(set(ids)) != len(ids):
+            raise ConflictIdError(next(i for i in ids if ids.count(i) > 1))
+        args: list[Any] = [len(tasks)]
+        for task in tasks:
+            args += [task.id, self.encode_task(task), _score(task.next_run_time)]
+        if not tasks:
+            return
+        taken = self._add(keys=self._keys[:2], args=args)
+        if taken:
+            raise ConflictIdError(taken.decode() if isinstance(taken, bytes) else str(taken))
+        for task in tasks:
+            self.fix_task(task)
+
+    def update_task(self, task: Task) -> None:
+        data = self.encode_task(task)
+        if not self._update(keys=self._keys, args=[task.id, data, _score(task.next_run_time)]):
+            raise TaskLookupError(task.id, self.alias)
+        self.fix_task(task)
+
+    def delete_task(self, task_id: str) -> None:
+        if not self._delete(keys=self._keys, args=[task_id]):
+            raise TaskLookupError(task_id, self.alias)
+
+    def remove_all_tasks(self) -> None:
+        self.client.delete(*self._keys)
+
+    def lookup_task(self, task_id: str) -> Task | None:
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.hget(self.tasks_key, task_id)
+            pipe.zscore(self.run_times_key, task_id)
+            pipe.hget(self.lease_info_key, task_id)
+            data, score, info = pipe.execute()
+        if data is None:
+            return None
+        tasks = self.restore_all([(task_id, data, self._run_time(score, info))])
+        return tasks[0] if tasks else None
+
+    @staticmethod
+    def _run_time(score: Any, info: Any) -> int | None:
+        if score is not None:
+            return _int(score)
+        if info is not None:  # leased: the run time it had when it was handed out
+            return _int(info.split(b"|", 1)[0])
+        return None
+
+    def iter_records(self) -> Iterator[tuple[str, bytes, int | bool | None]]:
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.hgetall(self.tasks_key)
+            pipe.zrange(self.run_times_key, 0, -1, withscores=True)
+            pipe.hgetall(self.lease_info_key)
+            records, scores, infos = pipe.execute()
+        times = {member: _int(score) for member, score in scores}
+        for member, info in infos.items():
+            times.setdefault(member, _int(info.split(b"|", 1)[0]))
+        for raw_id in sorted(records):
+            yield raw_id.decode(), records[raw_id], times.get(raw_id)
+
+    def get_all_tasks(self) -> list[Task]:
+        return sorted(self.restore_all(self.iter_records()), key=order_key)
+
+    def get_due_tasks(self, now: datetime) -> list[Task]:
+        now_us = utc_timestamp_us(now)
+        rows = [
+            row
+            for row in self.iter_records()
+            if isinstance(row[2], int) and not isinstance(row[2], bool) and row[2] <= now_us
+        ]
+        rows.sort(key=lambda row: (row[2], row[0]))
+        return self.restore_all(rows)
+
+    def get_next_run_time(self) -> datetime | None:
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.zrange(self.run_times_key, 0, 0, withscores=True)
+            pipe.zrange(self.leases_key, 0, 0, withscores=True)
+            first, lease = pipe.execute()
+        candidates = [_int(score) for _, score in first + lease]
+        return from_timestamp_us(min(candidates)) if candidates else None
+
+    def acquire_due_tasks(self, now: datetime, owner: str, limit: int, lease: float) -> list[Task]:
+        now_us = utc_timestamp_us(now)
+        until = now_us + int(lease * 1_000_000)
+        acquired: list[Task] = []
+        reports: list[tuple[str, str]] = []
+        while len(acquired) < limit:
+            wanted = limit - len(acquired)
+            flat = self._acquire(keys=self._keys, args=[now_us, owner, wanted, until])
+            for i in range(0, len(flat), 3):
+                # One that does not restore stays leased: retried when the lease runs out.
+                task = self.restore(flat[i].decode(), flat[i + 2], _int(flat[i + 1]), reports)
+                if task is not None:
+                    acquired.append(task)
+            if len(flat) // 3 < wanted:
+                break
+        self.report(reports)
+        return acquired
+
+    def release_tasks(self, owner: str, next_run_times: Mapping[str, datetime | None]) -> None:
+        if not next_run_times:
+            return
+        args: list[Any] = [owner, len(next_run_times)]
+        for task_id, next_time in next_run_times.items():
+            args += [task_id, _score(next_time)]
+        self._release(keys=self._keys, args=args)
+
+    def __repr__(self) -> str:
+        return f"<RedisStore ({self.tasks_key!r})>"
+
+
+def _score(value: datetime | None) -> str:
+    # Microseconds since the epoch stay below 2**53, so a Redis score (a double) holds them
+    # exactly; passed as text so no float rounding happens on the way.
+    return "" if value is None else str(utc_timestamp_us(value))
+
+
+@hookimpl
+def asyncz_register_stores(register: Any) -> None:
+    register("redis", RedisStore)
