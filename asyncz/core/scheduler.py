@@ -967,7 +967,10 @@ class BaseScheduler:
         threads = []
         for alias, executor in executors:
             thread = threading.Thread(
-                target=executor.shutdown, args=(wait,), name=f"asyncz-shutdown-{alias}", daemon=True
+                target=self._shutdown_one_executor,
+                args=(alias, executor, wait),
+                name=f"asyncz-shutdown-{alias}",
+                daemon=True,
             )
             thread.start()
             threads.append((alias, thread))
@@ -980,6 +983,12 @@ class BaseScheduler:
                     alias,
                     timeout,
                 )
+
+    def _shutdown_one_executor(self, alias: str, executor: Executor, wait: bool) -> None:
+        try:
+            executor.shutdown(wait)
+        except BaseException:  # e.g. cancelled because the loop stopped after the timeout
+            self.logger.debug("Executor %r did not shut down cleanly", alias, exc_info=True)
 
     def _shutdown_stores(self) -> None:
         with self._lock:
@@ -1333,13 +1342,7 @@ class AsyncIOScheduler(BaseScheduler):
                     run_task_async(self, task, [datetime.now(UTC)], self.logger), loop
                 ).result()
             else:
-                run_task_sync(
-                    self,
-                    task,
-                    [datetime.now(UTC)],
-                    self.logger,
-                    lambda awaitable: _result_on(loop, awaitable),
-                )
+                run_task_sync(self, task, [datetime.now(UTC)], self.logger)
             self._finish_shutdown_task(task, alias)
         self._shutdown_stores()
         self._cleanup()
@@ -1379,13 +1382,7 @@ class AsyncIOScheduler(BaseScheduler):
                 await run_task_async(self, task, [datetime.now(UTC)], self.logger)
             else:
                 await loop.run_in_executor(
-                    None,
-                    run_task_sync,
-                    self,
-                    task,
-                    [datetime.now(UTC)],
-                    self.logger,
-                    lambda awaitable: _result_on(loop, awaitable),
+                    None, run_task_sync, self, task, [datetime.now(UTC)], self.logger
                 )
             self._finish_shutdown_task(task, alias)
         await loop.run_in_executor(None, self._shutdown_stores)
@@ -1571,15 +1568,6 @@ class NativeAsyncIOScheduler(AsyncIOScheduler):
 
     async def _lifespan_start(self) -> None:
         await self.start()
-
-
-def _result_on(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
-    """Run ``awaitable`` on ``loop`` (from another thread) and wait for its result."""
-
-    async def wait() -> Any:
-        return await awaitable
-
-    return asyncio.run_coroutine_threadsafe(wait(), loop).result()
 
 
 async def _wait_quietly(future: asyncio.Future[None]) -> None:
