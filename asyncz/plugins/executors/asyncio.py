@@ -1,7 +1,8 @@
 """The ``asyncio`` executor: coroutine functions run as tasks on the scheduler's event loop.
 
 Plain callables run in a bounded thread pool so that a blocking function never stalls the loop.
-A plain callable that turns out to return an awaitable has it awaited on the loop.
+A plain callable that turns out to return an awaitable (a coroutine function behind a decorator
+that hides it) has that awaitable run on the scheduler's loop, where its resources live.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from typing import Any
 
 from asyncz.core.execution import (
     BaseExecutor,
+    Once,
     is_async_callable,
+    run_awaitable,
     run_task_async,
     run_task_sync,
+    running_loop,
 )
 from asyncz.core.hookspecs import hookimpl
 from asyncz.core.task import Task
@@ -30,6 +34,11 @@ class AsyncIOExecutor(BaseExecutor):
 
     :param max_workers: threads for plain (non-async) callables; default
         ``min(32, cpu count + 4)`` as in :class:`concurrent.futures.ThreadPoolExecutor`
+
+    ``shutdown(wait=True)`` called from outside the loop waits for coroutines and threads;
+    called *on* the loop it cannot block the loop its coroutines need, so running work is left
+    to finish on its own (and is still reported). ``shutdown(wait=False)`` reports runs not yet
+    started as not run; running ones carry on while the loop runs.
     """
 
     def __init__(self, max_workers: int | None = None) -> None:
@@ -39,9 +48,8 @@ class AsyncIOExecutor(BaseExecutor):
             raise ValueError(f"max_workers must be an integer >= 1 or None, got {max_workers!r}")
         super().__init__()
         self.max_workers = max_workers
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._running: set[asyncio.Future[Any]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
 
     def start(self, scheduler: Any, alias: str) -> None:
         loop = getattr(scheduler, "event_loop", None)
@@ -50,85 +58,115 @@ class AsyncIOExecutor(BaseExecutor):
                 f"the asyncio executor {alias!r} needs a scheduler with an event loop "
                 f"(AsyncIOScheduler), got {type(scheduler).__name__}"
             )
-        super().start(scheduler, alias)
-        self._loop = loop
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
         # A pool per start, so that the executor can be started again after a shutdown.
         self._pool = concurrent.futures.ThreadPoolExecutor(
             self.max_workers, thread_name_prefix=f"asyncz-{alias}"
         )
+        super().start(scheduler, alias)
 
-    def do_send_task(self, task: Task, run_times: Sequence[datetime]) -> None:
-        loop = self._loop
-        if loop is None:
-            raise RuntimeError(f"the executor {self.alias!r} has not been started")
-        # Launch on the next loop iteration, never inside this call: the scheduler reports
-        # TASK_SUBMITTED when this returns, and that must come before the run's own events.
-        if _running_loop() is loop:
-            loop.call_soon(self._launch, task, run_times)
-        else:
-            loop.call_soon_threadsafe(self._launch, task, run_times)
-
-    def _launch(self, task: Task, run_times: Sequence[datetime]) -> None:
-        loop = self._loop
-        assert loop is not None and self._pool is not None
-        future: asyncio.Future[Any]
+    def launch(self, task: Task, run_times: Sequence[datetime]) -> None:
         if is_async_callable(task.fn):
+            loop = self._loop
+            assert loop is not None
             future = loop.create_task(run_task_async(self.scheduler, task, run_times, self.logger))
-        else:
-            future = loop.run_in_executor(
-                self._pool,
-                run_task_sync,
-                self.scheduler,
-                task,
-                run_times,
-                self.logger,
-                self._await_on_loop,
-            )
-        self._running.add(future)
-        future.add_done_callback(functools.partial(self._done, task_id=task.id))
+            self._tasks.add(future)
+            future.add_done_callback(functools.partial(self._task_done, task.id))
+            return
+        pool = self._pool
+        if pool is None:
+            raise RuntimeError(f"the executor {self.alias!r} is shut down")
+        # With a timeout, the watchdog may uncount the submission before the thread returns.
+        release = Once(functools.partial(self.run_finished, task.id)) if task.timeout else None
+        thread_future = pool.submit(
+            run_task_sync,
+            self.scheduler,
+            task,
+            run_times,
+            self.logger,
+            self._await_on_loop,
+            release=release,
+        )
+        thread_future.add_done_callback(
+            functools.partial(self._thread_done, task, run_times, release)
+        )
 
-    def _await_on_loop(self, awaitable: Awaitable[Any]) -> Any:
-        assert self._loop is not None
-
-        async def wait() -> Any:
-            return await awaitable
-
-        return asyncio.run_coroutine_threadsafe(wait(), self._loop).result()
-
-    def _done(self, future: asyncio.Future[Any], task_id: str) -> None:
-        self._running.discard(future)
+    def _task_done(self, task_id: str, future: asyncio.Future[Any]) -> None:
+        self._tasks.discard(future)
         self.run_finished(task_id)
         if not future.cancelled() and future.exception() is not None:
             self.logger.error("Run of task %r ended abnormally: %r", task_id, future.exception())
 
+    def _thread_done(
+        self,
+        task: Task,
+        run_times: Sequence[datetime],
+        release: Once | None,
+        future: concurrent.futures.Future[Any],
+    ) -> None:
+        if future.cancelled():
+            # Cancelled by shutdown(wait=False) before a thread picked it up.
+            self.report_not_run(task, run_times, "the executor was shut down before they started")
+        if release is not None:
+            release()
+        else:
+            self.run_finished(task.id)
+        exc = None if future.cancelled() else future.exception()
+        if exc is not None:
+            self.logger.error("Run of task %r ended abnormally: %r", task.name, exc)
+
+    def _await_on_loop(self, awaitable: Awaitable[Any]) -> Any:
+        loop = self._loop
+        if loop is None or loop.is_closed() or not loop.is_running():
+            return run_awaitable(awaitable)
+        return asyncio.run_coroutine_threadsafe(_await(awaitable), loop).result()
+
     def shutdown(self, wait: bool = True) -> None:
-        """Stop; with ``wait`` (and called from outside the loop) wait for running work."""
-        loop, pool = self._loop, self._pool
-        self._loop, self._pool = None, None
-        if loop is None:
+        if not self.accepting:
             return
-        running = list(self._running)
-        on_loop = _running_loop() is loop
-        if running and loop.is_running() and not loop.is_closed():
-            if not wait:
-                for future in running:
-                    loop.call_soon_threadsafe(future.cancel)
-            elif not on_loop:
-
-                async def drain() -> None:
-                    await asyncio.gather(*running, return_exceptions=True)
-
-                asyncio.run_coroutine_threadsafe(drain(), loop).result()
+        self._accepting = False
+        loop, pool = self._loop, self._pool
+        self._pool = None
+        queued = self.take_queued()
+        alive = loop is not None and loop.is_running() and not loop.is_closed()
+        on_loop = alive and running_loop() is loop
+        if not wait:
+            self.not_run(queued, "the executor was shut down before they started")
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+            return
+        if queued:
+            # Coroutine tasks may only be created on the loop's own thread.
+            if on_loop or not alive:
+                self._pool = pool
+                for task, run_times in queued:
+                    self._launch_or_release(task, run_times)
+                self._pool = None
+            else:
+                assert loop is not None
+                asyncio.run_coroutine_threadsafe(self._launch_all(pool, queued), loop).result()
+        if alive and not on_loop:
+            self.wait_idle()
+        # Threads of runs abandoned at their timeout are not waited for.
         if pool is not None:
-            # On the loop thread we cannot block; threads finish in the background.
-            pool.shutdown(wait=wait and not on_loop, cancel_futures=not wait)
+            pool.shutdown(wait=False)
+
+    async def _launch_all(
+        self,
+        pool: concurrent.futures.ThreadPoolExecutor | None,
+        queued: list[tuple[Task, Sequence[datetime]]],
+    ) -> None:
+        self._pool = pool
+        try:
+            for task, run_times in queued:
+                self._launch_or_release(task, run_times)
+        finally:
+            self._pool = None
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
 
 
 @hookimpl
