@@ -1,0 +1,61 @@
+"""Wall-clock helpers shared by the triggers that think in local time (cron, calendar interval).
+
+``zoneinfo`` tells, for a wall time, the offset before (``fold=0``) and after (``fold=1``) a
+transition; it does not say *when* a transition happens. The DST rule needs that instant (a
+fixed-time run in a skipped hour happens at the end of the gap), so it is found here by bisection
+between two instants whose offsets differ. That costs about twenty offset look-ups and only
+happens next to a transition.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone, tzinfo
+
+__all__ = ["UTC", "find_transition", "is_fixed_offset", "jittered"]
+
+UTC = timezone.utc
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
+
+
+def is_fixed_offset(tz: tzinfo) -> bool:
+    """True for zones that never change offset, so no DST handling is needed at all."""
+    return isinstance(tz, timezone)
+
+
+def find_transition(tz: tzinfo, before: datetime, after: datetime) -> datetime:
+    """The first whole second in ``(before, after]`` whose offset in ``tz`` is that of ``after``.
+
+    ``before`` and ``after`` are aware instants with different offsets in ``tz`` and at most one
+    transition between them.
+    """
+    # Through UTC: astimezone() into the zone a datetime already has returns it unchanged,
+    # even a nonexistent wall time.
+    after = after.astimezone(UTC)
+    target = after.astimezone(tz).utcoffset()
+    lo = (before.astimezone(UTC) - _EPOCH) // _SECOND
+    hi = -((_EPOCH - after) // _SECOND)  # ceiling
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if (_EPOCH + timedelta(seconds=mid)).astimezone(tz).utcoffset() == target:
+            hi = mid
+        else:
+            lo = mid
+    return _EPOCH + timedelta(seconds=hi)
+
+
+def jittered(value: datetime, jitter: float | None, end_at: datetime | None) -> datetime:
+    """``value`` plus up to ``jitter`` seconds of *elapsed* time, never past ``end_at``.
+
+    The addition is done in UTC: adding a timedelta to a zoned datetime adds wall-clock time,
+    which near a DST change lands on the wrong instant or a nonexistent one.
+    """
+    if not jitter:
+        return value
+    tz = value.tzinfo
+    assert tz is not None
+    moved = value.astimezone(UTC) + timedelta(seconds=random.uniform(0, jitter))
+    if end_at is not None and moved > end_at:
+        moved = max(end_at.astimezone(UTC), value.astimezone(UTC))
+    return moved.astimezone(tz)
