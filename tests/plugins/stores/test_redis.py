@@ -1,0 +1,100 @@
+"""The Redis store's own promises: Asyncz's key names, exact scores, atomic bulk adds, no task
+leased twice, and no redis import at plugin discovery."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from asyncz.core.errors import ConflictIdError
+from asyncz.tasks import Task
+from asyncz.triggers import IntervalTrigger
+from tests.plugins.stores import jobs
+from tests.plugins.stores.backends import Backend, make_backend
+
+UTC = timezone.utc
+T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def make(task_id: str, offset: float | None) -> Task:
+    return Task(
+        id=task_id,
+        fn=jobs.job,
+        trigger=IntervalTrigger(seconds=60, start_at=T0, timezone="UTC"),
+        next_run_time=None if offset is None else T0 + timedelta(seconds=offset),
+    )
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> Iterator[Backend]:
+    pytest.importorskip("redis")
+    with make_backend("redis", tmp_path) as b:
+        yield b
+
+
+def test_keys_and_exact_scores(backend: Backend) -> None:
+    store = backend.make()
+    store.start(None, "default")
+    prefix = backend.options["key_prefix"]
+    store.add_task(make("a", 0.000001))
+    store.add_task(make("p", None))
+    assert store.tasks_key == f"{prefix}tasks" and store.run_times_key == f"{prefix}run_times"
+    assert store.client.zrange(store.run_times_key, 0, -1, withscores=True) == [
+        (b"a", 1795867200000001.0)
+    ]
+    assert sorted(store.client.hkeys(store.tasks_key)) == [b"a", b"p"]
+    store.shutdown()
+
+
+def test_add_tasks_is_all_or_nothing(backend: Backend) -> None:
+    store = backend.make()
+    store.start(None, "default")
+    store.add_task(make("taken", 0))
+    with pytest.raises(ConflictIdError, match="'taken'"):
+        store.add_tasks([make("new-1", 0), make("taken", 0)])
+    assert [t.id for t in store.get_all_tasks()] == ["taken"]
+    store.shutdown()
+
+
+def test_concurrent_schedulers_never_get_the_same_task(backend: Backend) -> None:
+    setup = backend.make()
+    setup.start(None, "default")
+    setup.add_tasks([make(f"t{i:03d}", i % 7) for i in range(200)])
+    got: list[str] = []
+    lock = threading.Lock()
+
+    def worker(n: int) -> None:
+        store = backend.make()
+        store.start(None, "default")
+        while tasks := store.acquire_due_tasks(T0 + timedelta(seconds=10), f"w{n}", 9, 60):
+            with lock:
+                got.extend(t.id for t in tasks)
+        store.shutdown()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(got) == [f"t{i:03d}" for i in range(200)]
+    setup.shutdown()
+
+
+def test_plugin_discovery_does_not_import_redis() -> None:
+    code = (
+        "import sys, json; from asyncz.core.plugins import default_registry; "
+        "default_registry().providers('store'); import asyncz.stores; "
+        "print(json.dumps(['redis' in sys.modules, 'sqlalchemy' in sys.modules]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert json.loads(out.stdout) == [False, False]
