@@ -42,12 +42,14 @@ def brute_force(
     end: datetime,
     *,
     follows_real_time: bool,
+    step: timedelta = timedelta(minutes=1),
 ) -> list[datetime]:
     """Fire instants in ``[start, end)`` by the DST rule, walking every UTC minute.
 
     Independent of the trigger's algorithm: a real-time schedule fires at every instant whose
     wall time matches; a fixed-time one fires at the first instant showing each matching wall
-    time, and once at the end of a gap for the matching wall times the gap skipped.
+    time, and once at the end of a gap for the matching wall times the gap skipped. A coarser
+    ``step`` is exact when every matching wall time and every transition falls on a multiple.
     """
     out: list[datetime] = []
     seen_walls: set[datetime] = set()
@@ -63,15 +65,15 @@ def brute_force(
             if matches(wall) and wall not in seen_walls:
                 seen_walls.add(wall)
                 fire = True
-            if previous_wall is not None and wall - previous_wall > timedelta(minutes=1):
+            if previous_wall is not None and wall - previous_wall > step:
                 # the clock jumped forward: were skipped wall times due?
-                skipped = previous_wall + timedelta(minutes=1)
+                skipped = previous_wall + step
                 while skipped < wall:
                     if matches(skipped):
                         fire = True
-                    skipped += timedelta(minutes=1)
+                    skipped += step
         if fire:
             out.append(local)
         previous_wall = wall
-        t += timedelta(minutes=1)
+        t += step
     return out
