@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -160,30 +161,34 @@ class SQLAlchemyStore(PersistentStore):
 
     def _create_schema(self) -> None:
         assert self.engine is not None
-        for attempt in range(3):
+        for attempt in range(5):
             try:
-                self.metadata.create_all(self.engine, checkfirst=True)
+                # One write transaction (BEGIN IMMEDIATE on SQLite): several processes starting
+                # at once then take turns instead of failing to upgrade a read lock.
+                with self._write() as conn:
+                    self.metadata.create_all(conn, checkfirst=True)
+                    version = self._schema_version(conn)
                 break
             except (OperationalError, ProgrammingError, IntegrityError):
                 # Another process created the table between our check and our CREATE.
-                if attempt == 2:
+                if attempt == 4:
                     raise
-        with self._write() as conn:
-            row = conn.execute(
-                sa.select(self.version_table.c.version).where(self.version_table.c.name == "schema")
-            ).first()
-            if row is None:
-                conn.execute(
-                    sa.insert(self.version_table).values(name="schema", version=SCHEMA_VERSION)
-                )
-                version = SCHEMA_VERSION
-            else:
-                version = int(row[0])
+                time.sleep(0.05 * (attempt + 1))
         if version > SCHEMA_VERSION:
             raise RuntimeError(
                 f"the table {self.tablename!r} has schema version {version}, written by a newer "
                 f"asyncz (this one knows version {SCHEMA_VERSION}); upgrade asyncz to use it"
             )
+
+    def _schema_version(self, conn: Connection) -> int:
+        version_table = self.version_table
+        row = conn.execute(
+            sa.select(version_table.c.version).where(version_table.c.name == "schema")
+        ).first()
+        if row is not None:
+            return int(row[0])
+        conn.execute(sa.insert(version_table).values(name="schema", version=SCHEMA_VERSION))
+        return SCHEMA_VERSION
 
     def shutdown(self) -> None:
         if self.engine is not None and self._given_engine is None:
@@ -404,10 +409,11 @@ def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
+        # Wait for another process's write transaction instead of failing at once (first:
+        # switching to WAL below may itself have to wait).
+        cursor.execute("PRAGMA busy_timeout=30000")
         # WAL: readers never block the writer (and vice versa). Ignored by memory databases.
         cursor.execute("PRAGMA journal_mode=WAL")
-        # Wait for another process's write transaction instead of failing at once.
-        cursor.execute("PRAGMA busy_timeout=30000")
     finally:
         cursor.close()
 
