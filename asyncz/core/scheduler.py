@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import inspect
 import logging
 import threading
@@ -167,7 +168,8 @@ class BaseScheduler:
         self._lock = threading.RLock()
         self._listeners: list[tuple[Callable[[Any], Any], int]] = []
         self._listener_mask = 0
-        self._pending: list[_PendingTask] = []
+        # Tasks added before start, by id (in the order they were added).
+        self._pending: dict[str, _PendingTask] = {}
         self._stores: dict[str, Store] = {}
         self._executors: dict[str, Executor] = {}
         self._store_locks: dict[str, LockProtectedProtocol] = {}
@@ -532,7 +534,8 @@ class BaseScheduler:
             )
         if isinstance(fn_or_task, Task):
             task = fn_or_task
-            if task.submitted or task in [p.task for p in self._pending if p.task is task]:
+            queued = self._pending.get(task.id)
+            if task.submitted or (queued is not None and queued.task is task):
                 raise ValueError(f"task {task.id!r} has already been added to a scheduler")
             if task.fn is None:
                 raise TypeError(f"task {task.id!r} has no fn to run")
@@ -560,14 +563,9 @@ class BaseScheduler:
             else:
                 task.scheduler = self
                 task.pending = True
-                for position, pending in enumerate(self._pending):
-                    if pending.task.id == task.id:
-                        if not replace_existing:
-                            raise ConflictIdError(task.id)
-                        self._pending[position] = _PendingTask(task, replace_existing, compute)
-                        break
-                else:
-                    self._pending.append(_PendingTask(task, replace_existing, compute))
+                if task.id in self._pending and not replace_existing:
+                    raise ConflictIdError(task.id)
+                self._pending[task.id] = _PendingTask(task, replace_existing, compute)
                 self.logger.info(
                     "Adding task %r tentatively; it will be stored when the scheduler starts",
                     task.name,
@@ -633,9 +631,9 @@ class BaseScheduler:
         if not isinstance(task_id, str) or not task_id:
             raise TypeError(f"a task id must be a non-empty string, got {task_id!r}")
         with self._lock:
-            for pending in self._pending:
-                if pending.task.id == task_id and store in (None, pending.task.store_alias):
-                    return pending.task, None
+            pending = self._pending.get(task_id)
+            if pending is not None and store in (None, pending.task.store_alias):
+                return pending.task, None
             if store is not None:
                 found = self.lookup_store(store).lookup_task(task_id)
                 if found is not None:
@@ -662,7 +660,7 @@ class BaseScheduler:
     def get_tasks(self, store: str | None = None) -> list[Task]:
         """Pending tasks, then every stored task (by next run time, paused last)."""
         with self._lock:
-            tasks = [p.task for p in self._pending if store in (None, p.task.store_alias)]
+            tasks = [p.task for p in self._pending.values() if store in (None, p.task.store_alias)]
             stores = [self.lookup_store(store)] if store else list(self._stores.values())
         for candidate in stores:
             tasks.extend(candidate.get_all_tasks())
@@ -720,7 +718,7 @@ class BaseScheduler:
         with self._lock:
             task, alias = self._find(task_id, store)
             if alias is None:
-                self._pending = [p for p in self._pending if p.task.id != task.id]
+                del self._pending[task.id]
             else:
                 self.lookup_store(alias).delete_task(task.id)
         self.logger.info("Removed task %r", task.name)
@@ -734,7 +732,9 @@ class BaseScheduler:
                 targets = list(self._stores.values())
             else:
                 targets = [self.lookup_store(store)]
-                self._pending = [p for p in self._pending if p.task.store_alias != store]
+                self._pending = {
+                    i: p for i, p in self._pending.items() if p.task.store_alias != store
+                }
         for target in targets:
             target.remove_all_tasks()
         self._dispatch(events.SchedulerEvent(code=events.ALL_TASKS_REMOVED, alias=store))
@@ -914,7 +914,7 @@ class BaseScheduler:
             for alias, store in self._stores.items():
                 store.start(self, alias)
                 self._store_locks[alias] = self._make_store_lock(alias)
-            pending, self._pending = self._pending, []
+            pending, self._pending = list(self._pending.values()), {}
             self.state = SchedulerState.RUNNING
             self.started_at = datetime.now(UTC)
             first_run = self.started_at + timedelta(seconds=self.startup_delay)
@@ -1167,6 +1167,7 @@ def _zone_label(tz: tzinfo) -> str:
         return str(tz)
 
 
+@functools.lru_cache(maxsize=256)
 def _accepts(cls: type, parameter: str) -> bool:
     try:
         signature = inspect.signature(cls)
@@ -1272,7 +1273,9 @@ class AsyncIOScheduler(BaseScheduler):
         assert self.event_loop is not None
         self._loop_thread_id = threading.get_ident()
         self._wakeup_event = asyncio.Event()
-        self._main_task = self.event_loop.create_task(self._main())
+        self._main_task = self.event_loop.create_task(
+            self._main(self.event_loop, self._wakeup_event)
+        )
 
     def _begin_start(self, paused: bool) -> bool:
         """Count a start; True when this one has to start the scheduler."""
@@ -1455,10 +1458,9 @@ class AsyncIOScheduler(BaseScheduler):
             except RuntimeError:
                 pass  # the loop has closed: nothing left to wake
 
-    async def _main(self) -> None:
-        assert self.event_loop is not None and self._wakeup_event is not None
-        loop, event = self.event_loop, self._wakeup_event
-        while self.running:
+    async def _main(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+        # A shutdown, or a shutdown and a new start, replaces the event: then this loop is done.
+        while self.running and self._wakeup_event is event:
             event.clear()
             self._sleep_until = None
             earliest: datetime | None = None

@@ -190,12 +190,15 @@ class Task:
         converter=attrs.Converter(_to_next_run_time, takes_self=True),  # type: ignore[misc]
     )
     # Bookkeeping, not part of what a task *is*: kept out of repr.
-    scheduler: Any = attrs.field(default=None, repr=False)
-    store_alias: str | None = attrs.field(default=None, repr=False)
-    pending: bool = attrs.field(default=True, repr=False)
-    submitted: bool = attrs.field(default=False, repr=False)
+    # (Plain assignment: nothing to convert or validate, and set on every add.)
+    scheduler: Any = attrs.field(default=None, repr=False, on_setattr=attrs.setters.NO_OP)
+    store_alias: str | None = attrs.field(default=None, repr=False, on_setattr=attrs.setters.NO_OP)
+    pending: bool = attrs.field(default=True, repr=False, on_setattr=attrs.setters.NO_OP)
+    submitted: bool = attrs.field(default=False, repr=False, on_setattr=attrs.setters.NO_OP)
     # Set by scheduler.add_task() used as a decorator: how to add the decorated function.
-    decorator_options: dict[str, Any] | None = attrs.field(default=None, repr=False, init=False)
+    decorator_options: dict[str, Any] | None = attrs.field(
+        default=None, repr=False, init=False, on_setattr=attrs.setters.NO_OP
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.name is None and self.fn is not None:
