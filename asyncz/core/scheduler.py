@@ -1173,9 +1173,8 @@ def _accepts(cls: type, parameter: str) -> bool:
         signature = inspect.signature(cls)
     except (TypeError, ValueError):
         return False
-    return parameter in signature.parameters or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()
-    )
+    # Only a named parameter counts: triggers take **unknown just to reject typos.
+    return parameter in signature.parameters
 
 
 class AsyncIOScheduler(BaseScheduler):
