@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import importlib.util
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -297,20 +298,21 @@ class SelfAdapter(AsynczAdapter):
         import asyncz
 
         version = str(getattr(asyncz, "__version__", "?"))
-        with contextlib.suppress(Exception):
-            import subprocess
-
-            root = Path(asyncz.__file__).resolve().parent.parent
-            rev = subprocess.run(
-                ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=False,
-            ).stdout.strip()
+        root = Path(asyncz.__file__).resolve().parent.parent
+        # The commit, and whether the measured code differs from it: the tree may be mid-edit.
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            rev = _git(root, "rev-parse", "--short", "HEAD")
             if rev:
-                version = f"{version} ({rev})"
+                dirty = _git(root, "status", "--porcelain", "--", "asyncz", "pyproject.toml")
+                version += f" ({rev}{', uncommitted changes' if dirty else ''})"
         return version
+
+
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=False
+    )
+    return done.stdout.strip() if done.returncode == 0 else ""
 
 
 class CroniterAdapter(Adapter):

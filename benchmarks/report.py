@@ -103,6 +103,8 @@ def _versus(ours: float | None, best: float | None, metric: Metric) -> str:
         return DASH
     if ours == best:
         return "same"
+    if abs(ours - best) <= metric.noise:
+        return "≈ same"
     if best == 0 or ours == 0:
         better = (ours < best) == (metric.better == "lower")
         return "better (peer 0)" if better and ours == 0 else "worse" if not better else "better"
@@ -116,7 +118,7 @@ def _versus(ours: float | None, best: float | None, metric: Metric) -> str:
 def render_table(
     summary: Summary, case_list: Sequence[Case], libs: Sequence[str], labels: dict[str, str]
 ) -> list[str]:
-    """One markdown table for the cases of one workload."""
+    """One markdown table for the cases of one workload, then notes for its errors."""
     takes_part = not case_list[0].schedulers_only
     shown = [lib for lib in libs if takes_part or ADAPTERS[lib].is_scheduler]
     peers = [lib for lib in shown if lib != SELF]
@@ -124,12 +126,19 @@ def render_table(
     if SELF in shown and peers:
         header.append("this checkout vs best peer")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    notes: list[str] = []
     for case in case_list:
         for i, metric in enumerate(case.metrics):
             arrow = "↓" if metric.better == "lower" else "↑"
             unit = f" ({metric.unit})" if metric.unit else ""
             row = [case.name if i == 0 else "", f"{metric.label}{unit} {arrow}"]
             for lib in shown:
+                status, reason = summary.status(case, lib)
+                if status == "error" and i == 0:
+                    # Errors carry SQL and tracebacks: too long for a cell, so a numbered note.
+                    notes.append(f"{labels.get(lib, lib)}, {case.id}: {_short(reason, 400)}")
+                    row.append(f"error [{len(notes)}]")
+                    continue
                 row.append(_cell_text(_cell(summary, case, lib, metric, first=i == 0)))
             if SELF in shown and peers:
                 medians = [summary.median(case, p, metric) for p in peers]
@@ -138,6 +147,8 @@ def render_table(
                 best = pick(candidates) if candidates else None
                 row.append(_versus(summary.median(case, SELF, metric), best, metric))
             lines.append("| " + " | ".join(row) + " |")
+    if notes:
+        lines += ["", *(f"[{n}] {_cell_text(note)}  " for n, note in enumerate(notes, 1))]
     return lines
 
 
@@ -145,13 +156,12 @@ def _cell(summary: Summary, case: Case, lib: str, metric: Metric, *, first: bool
     status, reason = summary.status(case, lib)
     if status == "":
         return DASH
-    if status != "ok":
+    if status == "n/a" and reason.startswith("not implemented: "):
         # The reason once per case; later rows of the same case only repeat the verdict.
-        label = {"error": "error", "n/a": "n/a", "skipped": "skipped"}[status]
-        if status == "n/a" and reason.startswith("not implemented: "):
-            reason = reason[len("not implemented: ") :]
-            return f"n/a (not implemented: {_short(reason, 90)})" if first else "n/a"
-        return f"{label} ({_short(reason)})" if first else label
+        reason = reason[len("not implemented: ") :]
+        return f"n/a (not implemented: {_short(reason, 90)})" if first else "n/a"
+    if status != "ok":
+        return f"{status} ({_short(reason)})" if first else status
     values = summary.values(case, lib, metric)
     if not values:
         unsupported = {}
@@ -160,7 +170,7 @@ def _cell(summary: Summary, case: Case, lib: str, metric: Metric, *, first: bool
         why = unsupported.get(metric.key)
         return f"n/a (not implemented: {_short(why, 90)})" if why else "n/a"
     med = statistics.median(values)
-    if len(values) == 1:
+    if min(values) == max(values):
         return _fmt(med, metric)
     return f"{_fmt(med, metric)} ({_fmt(min(values), metric)}{DASH}{_fmt(max(values), metric)})"
 
@@ -246,6 +256,7 @@ def render(
     ]
     out += ["## Machine", "", "| | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in machine_info().items()]
+    out += ["", *_background(results, labels)]
     out += [
         "",
         "## Libraries",
@@ -288,6 +299,36 @@ def render(
     if warnings:
         out += ["## Warnings the libraries logged", "", *warnings, ""]
     return "\n".join(out)
+
+
+BUSY = 0.5  # cores used by other processes above which a measurement is flagged
+
+
+def _background(results: Results, labels: dict[str, str]) -> list[str]:
+    """How busy the rest of the machine was while each measurement ran."""
+    seen = [
+        (r["background_cores"], case_id, lib, i + 1)
+        for (case_id, lib), runs in results.items()
+        for i, r in enumerate(runs)
+        if r.get("background_cores") is not None
+    ]
+    if not seen:
+        return []
+    loads = sorted(b for b, *_ in seen)
+    lines = [
+        f"Other processes' CPU use during the measurements: median {statistics.median(loads):.2f}"
+        f" cores, max {loads[-1]:.2f} cores (from /proc/stat, minus the worker's own CPU)."
+    ]
+    busy = sorted((b for b in seen if b[0] > BUSY), reverse=True)
+    if busy:
+        worst = ", ".join(
+            f"{c} · {labels.get(lib, lib)} #{n} ({b:.1f})" for b, c, lib, n in busy[:8]
+        )
+        lines.append(
+            f"**{len(busy)} of {len(seen)} measurements ran while other processes used more than "
+            f"{BUSY} cores** and may be disturbed: {worst}{', …' if len(busy) > 8 else ''}."
+        )
+    return lines
 
 
 def _log_warnings(

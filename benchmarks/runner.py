@@ -9,9 +9,11 @@ runs first (cold caches) or right after the heaviest one.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import resource
 import shlex
 import signal
 import subprocess
@@ -36,6 +38,30 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat; (0, 0) elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    return (sum(ticks) - idle) / hz, sum(ticks) / hz
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Interrupt the worker so its cleanup (tables, keys, files) runs; kill it if it won't stop."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+
+
 def run_case(
     python: str,
     lib: str,
@@ -45,25 +71,44 @@ def run_case(
     timeout: float | None = None,
     repo_root: Path | None = None,
 ) -> dict[str, Any]:
-    """One fresh process: `case` against `lib` with `python`; always returns a result dict."""
+    """One fresh process: `case` against `lib` with `python`; always returns a result dict.
+
+    Also records `background_cores`: the CPU other processes on the machine used meanwhile, in
+    cores, so that a measurement disturbed by a busy machine can be told apart.
+    """
     cmd = bootstrap_command(python, lib, case.id, scale, repo_root)
     limit = timeout if timeout is not None else case.timeout
     base = {"lib": lib, "case": case.id, "scale": scale, "metrics": {}, "counts": {}, "extra": {}}
-    # A new session so that a timeout kills the worker and any helper process it started.
+    busy0, _ = _cpu_seconds()
+    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    # A new session so that stopping the worker reaches any helper process it started.
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
     try:
         stdout, stderr = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        _stop(proc)
         return {**base, "status": "error", "reason": f"timed out after {limit:.0f} s"}
+    except KeyboardInterrupt:
+        _stop(proc)
+        raise
+    wall = time.perf_counter() - t0
+    children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = (children1.ru_utime - children0.ru_utime) + (children1.ru_stime - children0.ru_stime)
+    busy1, _ = _cpu_seconds()
+    background = max(0.0, (busy1 - busy0 - own) / wall) if busy1 else None
+    result: dict[str, Any] | None = None
     for line in reversed(stdout.splitlines()):
         if line.startswith(RESULT_MARKER):
-            return json.loads(line[len(RESULT_MARKER) :])
-    tail = " | ".join(stderr.strip().splitlines()[-3:])
-    return {**base, "status": "error", "reason": f"worker exited {proc.returncode}: {tail}"}
+            result = json.loads(line[len(RESULT_MARKER) :])
+            break
+    if result is None:
+        tail = " | ".join(stderr.strip().splitlines()[-3:])
+        result = {**base, "status": "error", "reason": f"worker exited {proc.returncode}: {tail}"}
+    result["background_cores"] = background
+    return result
 
 
 def _check_origin(result: dict[str, Any]) -> None:
@@ -129,6 +174,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="leave out the PostgreSQL, MariaDB and Redis cases",
     )
     p.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        help="re-render the report of an earlier run from its raw <timestamp>.json; no measuring",
+    )
+    p.add_argument(
         "--update-docs",
         action="store_true",
         help="also replace the latest-results section of docs/benchmarks.md",
@@ -143,6 +194,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.from_json:
+        data = json.loads(args.from_json.read_text())
+        meta = data["meta"]
+        results: report.Results = {}
+        for r in data["results"]:
+            results.setdefault((r["case"], r["lib"]), []).append(r)
+        cases = [c for c in CASES if c.id in meta["cases"]]
+        publish(results, meta, cases, args.from_json.with_suffix(".md"), args.update_docs)
+        return 0
     libs = [lib.strip() for lib in args.libs.split(",") if lib.strip()]
     unknown = [lib for lib in libs if lib not in LIBRARIES]
     if unknown:
@@ -152,10 +212,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     cases = select_cases(
         [w.strip() for w in args.workloads.split(",") if w.strip()], skip_servers=args.skip_servers
     )
-    labels = {lib: ADAPTERS[lib].label for lib in libs}
     started = datetime.now(timezone.utc)
     t_start = time.perf_counter()
+    results, unavailable = measure(args, libs, cases)
+    meta = {
+        "started": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python -m benchmarks "
+        + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
+        "scale": args.scale,
+        "repeats": args.repeats,
+        "wall_s": time.perf_counter() - t_start,
+        "repo_root": str(REPO_ROOT),
+        "unavailable": unavailable,
+        "libs": libs,
+        "cases": [c.id for c in cases],
+    }
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    args.out.mkdir(parents=True, exist_ok=True)
+    # Raw data first, so a failure while rendering loses nothing. Fire times are kept for one
+    # repeat per library: enough to redo the cross-check with --from-json.
+    raw = []
+    for runs in results.values():
+        for i, r in enumerate(runs):
+            keep = i == 0 or "fires" not in r.get("extra", {})
+            raw.append(r if keep else dict(r, extra={**r["extra"], "fires": {}}))
+    (args.out / f"{stamp}.json").write_text(json.dumps({"meta": meta, "results": raw}))
+    publish(results, meta, cases, args.out / f"{stamp}.md", args.update_docs)
+    return 0
 
+
+def measure(
+    args: argparse.Namespace, libs: list[str], cases: list[Case]
+) -> tuple[report.Results, dict[str, str]]:
+    labels = {lib: ADAPTERS[lib].label for lib in libs}
     pythons: dict[str, str] = {}
     unavailable: dict[str, str] = {}
     for lib in libs:
@@ -177,16 +266,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: report.Results = {}
     for case, lib in plan:
         if lib in unavailable:
+            reason = f"not implemented: not installable: {unavailable[lib]}"
             results[(case.id, lib)] = [
-                {
-                    "lib": lib,
-                    "case": case.id,
-                    "status": "n/a",
-                    "reason": f"not implemented: not installable: {unavailable[lib]}",
-                    "metrics": {},
-                    "counts": {},
-                    "extra": {},
-                }
+                {"lib": lib, "case": case.id, "status": "n/a", "reason": reason, "metrics": {}}
             ]
     total = sum(1 for _, lib in plan if lib not in unavailable) * args.repeats
     done = 0
@@ -201,42 +283,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                 result = run_case(pythons[lib], lib, case, args.scale, repo_root=root)
                 _check_origin(result)
                 results.setdefault((case.id, lib), []).append(result)
-                took = time.perf_counter() - t0
-                note = (
-                    result["status"]
-                    if result["status"] == "ok"
-                    else (f"{result['status']}: {report._short(result['reason'], 100)}")
-                )
+                note = result["status"]
+                if note != "ok":
+                    note += f": {report._short(result['reason'], 100)}"
                 log(
                     f"[bench] {done}/{total} {case.id} · {labels[lib]} · repeat {repeat + 1}: "
-                    f"{note} ({took:.1f} s)"
+                    f"{note} ({time.perf_counter() - t0:.1f} s)"
                 )
+    return results, unavailable
 
-    meta = {
-        "started": started.strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python -m benchmarks "
-        + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
-        "scale": args.scale,
-        "repeats": args.repeats,
-        "wall_s": time.perf_counter() - t_start,
-        "repo_root": str(REPO_ROOT),
-        "unavailable": unavailable,
-    }
-    text = report.render(results, libs=libs, cases=cases, meta=meta, labels=labels)
+
+def publish(
+    results: report.Results, meta: dict[str, Any], cases: list[Case], path: Path, docs: bool
+) -> None:
+    """Print the report, write it to `path`, and optionally into docs/benchmarks.md."""
+    labels = {lib: ADAPTERS[lib].label for lib in meta["libs"]}
+    text = report.render(results, libs=meta["libs"], cases=cases, meta=meta, labels=labels)
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = started.strftime("%Y%m%dT%H%M%SZ")
-    (args.out / f"{stamp}.md").write_text(text + "\n")
-    raw = [
-        dict(r, extra={k: v for k, v in r.get("extra", {}).items() if k != "fires"})
-        for runs in results.values()
-        for r in runs
-    ]
-    (args.out / f"{stamp}.json").write_text(json.dumps({"meta": meta, "results": raw}, indent=1))
-    log(f"[bench] wrote {args.out / f'{stamp}.md'}")
-    if args.update_docs:
-        update_docs(text, f"{args.out.name}/{stamp}.md")
-    return 0
+    path.write_text(text + "\n")
+    log(f"[bench] wrote {path}")
+    if docs:
+        update_docs(text, f"{path.parent.name}/{path.name}")
 
 
 def update_docs(text: str, source: str) -> None:
