@@ -50,6 +50,26 @@ def _cpu_seconds() -> tuple[float, float]:
     return (sum(ticks) - idle) / hz, sum(ticks) / hz
 
 
+def wait_for_quiet(limit: float, threshold: float = 0.5) -> float:
+    """Wait up to `limit` seconds for other processes to use less than `threshold` cores.
+
+    Returns the seconds waited. Between measurements the runner itself is idle, so whatever
+    /proc/stat shows as busy is someone else.
+    """
+    waited = 0.0
+    while True:
+        busy0, total0 = _cpu_seconds()
+        time.sleep(0.5)
+        busy1, total1 = _cpu_seconds()
+        cores = os.cpu_count() or 1
+        load = (busy1 - busy0) / ((total1 - total0) / cores) if total1 > total0 else 0.0
+        waited += 0.5
+        if load < threshold or waited >= limit:
+            return waited
+        time.sleep(1.5)
+        waited += 1.5
+
+
 def _stop(proc: subprocess.Popen[str]) -> None:
     """Interrupt the worker so its cleanup (tables, keys, files) runs; kill it if it won't stop."""
     with contextlib.suppress(ProcessLookupError):
@@ -174,6 +194,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="leave out the PostgreSQL, MariaDB and Redis cases",
     )
     p.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each measurement, wait up to this long for other processes to use less "
+        "than half a core (default 0: do not wait; the report says how busy the machine was)",
+    )
+    p.add_argument(
         "--from-json",
         type=Path,
         default=None,
@@ -278,6 +306,8 @@ def measure(
             shift = (repeat + index) % len(order) if order else 0
             for lib in order[shift:] + order[:shift]:
                 done += 1
+                if args.wait_quiet:
+                    wait_for_quiet(args.wait_quiet)
                 t0 = time.perf_counter()
                 root = REPO_ROOT if lib == "asyncz" else None
                 result = run_case(pythons[lib], lib, case, args.scale, repo_root=root)
