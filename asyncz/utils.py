@@ -36,22 +36,33 @@ get_callable_name = callable_name
 def make_function(fn: Callable[..., T]) -> Callable[..., T]:
     """Wrap a callable without a signature (``generator.send``) in a plain function.
 
-    The wrapper is a closure, so tasks made from it live in the memory store only.
+    A generator reaching its end (``StopIteration``) counts as a normal return. The wrapper
+    is a closure, so tasks made from it live in the memory store only.
     """
 
     @functools.wraps(fn, assigned=("__doc__",))
     def call(*args: Any, **kwargs: Any) -> T:
-        return fn(*args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        except StopIteration as finished:
+            # A generator that ran to its end (its cleanup done) finished normally.
+            return finished.value  # type: ignore[no-any-return]
 
     call.__qualname__ = call.__name__ = f"make_function({callable_name(fn)})"
     return call
 
 
-def make_async_function(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """Wrap a coroutine-returning callable (``agen.asend``) in an ``async def`` function."""
+def make_async_function(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T | None]]:
+    """Wrap a coroutine-returning callable (``agen.asend``) in an ``async def`` function.
 
-    async def call(*args: Any, **kwargs: Any) -> T:
-        return await fn(*args, **kwargs)
+    The wrapper is a closure, so tasks made from it live in the memory store only.
+    """
+
+    async def call(*args: Any, **kwargs: Any) -> T | None:
+        try:
+            return await fn(*args, **kwargs)
+        except StopAsyncIteration:
+            return None  # the async generator ran to its end: a normal finish
 
     call.__qualname__ = call.__name__ = f"make_async_function({callable_name(fn)})"
     return call
