@@ -294,6 +294,15 @@ class SelfAdapter(AsynczAdapter):
     lib = "asyncz"
     label = "asyncz (this checkout)"
 
+    @staticmethod
+    def _store(spec: StoreSpec) -> dict[str, Any]:
+        config = AsynczAdapter._store(spec)
+        if spec.kind == "redis":
+            # Our Redis store keeps leases under `key_prefix` too, which Asyncz's tasks_key and
+            # run_times_key do not move; without it runs would share the default lease keys.
+            config["key_prefix"] = spec.key_prefix
+        return config
+
     def version(self) -> str:
         import asyncz
 

@@ -82,10 +82,6 @@ def noop() -> None:
     """Module-level so persistent stores can record it as "benchmarks.workloads:noop"."""
 
 
-async def anoop() -> None:
-    pass
-
-
 # --- add_many --------------------------------------------------------------------------------
 
 ADD_MANY = 10_000
@@ -451,9 +447,16 @@ def open_backend(backend: str, tag: str) -> Iterator[StoreSpec]:
         yield StoreSpec("sqlalchemy", engine=engine, table=table)
     finally:
         try:
+            # Connections a store left checked in could hold locks that would block the drop.
+            engine.dispose()
             # Drop by prefix: a store may add tables of its own next to the one we named.
             names = sqlalchemy.inspect(engine).get_table_names()
             with engine.begin() as conn:
+                # A connection still held elsewhere must fail the drop, not hang the run.
+                if engine.dialect.name == "postgresql":
+                    conn.execute(sqlalchemy.text("SET LOCAL lock_timeout = '10s'"))
+                elif engine.dialect.name in ("mysql", "mariadb"):
+                    conn.execute(sqlalchemy.text("SET SESSION lock_wait_timeout = 10"))
                 for name in names:
                     if name.startswith(table):
                         conn.execute(sqlalchemy.text(f"DROP TABLE {name}"))

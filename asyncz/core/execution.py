@@ -84,12 +84,10 @@ def is_async_callable(fn: Any) -> bool:
             fn = wrapped
             continue
         break
+    if inspect.isclass(fn) or inspect.isfunction(fn) or inspect.ismethod(fn):
+        return False  # calling a class makes an instance, whatever its __call__ is
     call = getattr(fn, "__call__", None)  # noqa: B004 - instances with an async __call__
-    return (
-        not inspect.isfunction(fn)
-        and not inspect.ismethod(fn)
-        and (call is not None and inspect.iscoroutinefunction(call))
-    )
+    return call is not None and inspect.iscoroutinefunction(call)
 
 
 def strip_traceback(exc: BaseException) -> None:

@@ -344,9 +344,12 @@ class _Supervisor:
                 waitables += [w.sentinel for w in workers]
                 for ready in multiprocessing.connection.wait(waitables):
                     if ready is self.wake_reader:
-                        self.wake_sent = False
+                        # Drain, then clear: clearing first would let a byte written after
+                        # the clear be drained here, leaving the flag set and no byte to
+                        # wake us for the next submission.
                         while self.wake_reader.poll():
                             self.wake_reader.recv_bytes()
+                        self.wake_sent = False
                     elif isinstance(ready, int):
                         worker = by_sentinel[ready]
                         if worker in self.workers:
