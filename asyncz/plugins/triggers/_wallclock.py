@@ -10,9 +10,12 @@ happens next to a transition.
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timedelta, timezone, tzinfo
+from typing import Any
 
-__all__ = ["UTC", "find_transition", "is_fixed_offset", "jittered"]
+from asyncz.core.converters import to_datetime
+
+__all__ = ["UTC", "find_transition", "is_fixed_offset", "jittered", "place_wall", "to_aware"]
 
 UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -59,3 +62,38 @@ def jittered(value: datetime, jitter: float | None, end_at: datetime | None) -> 
     if end_at is not None and moved > end_at:
         moved = max(end_at.astimezone(UTC), value.astimezone(UTC))
     return moved.astimezone(tz)
+
+
+def place_wall(naive: datetime, tz: tzinfo) -> datetime:
+    """The instant a wall time names, by the DST rule of fixed-time schedules: a wall time that
+    happens twice means its first pass; one skipped by a change means the end of the gap."""
+    first = naive.replace(tzinfo=tz, fold=0)
+    later = first.replace(fold=1)
+    first_offset, later_offset = first.utcoffset(), later.utcoffset()
+    if first_offset is not None and later_offset is not None and first_offset < later_offset:
+        return find_transition(tz, later, first).astimezone(tz)
+    return first
+
+
+def _is_naive(value: Any) -> bool:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            return False
+        try:
+            return datetime.fromisoformat(text).tzinfo is None
+        except ValueError:
+            return False  # to_datetime reports the error
+    if isinstance(value, datetime):
+        return value.tzinfo is None
+    return isinstance(value, date)
+
+
+def to_aware(value: Any, tz: tzinfo, field: str) -> datetime | None:
+    """:func:`asyncz.core.converters.to_datetime`, placing naive values with :func:`place_wall`
+    (the kernel's ``localize`` moves a skipped wall time by the gap's length instead)."""
+    if value is not None and _is_naive(value):
+        wall = to_datetime(value, UTC, field)
+        assert wall is not None
+        return place_wall(wall.replace(tzinfo=None), tz)
+    return to_datetime(value, tz, field)

@@ -24,7 +24,7 @@ from asyncz.core.converters import (
 )
 from asyncz.core.hookspecs import hookimpl
 from asyncz.core.protocols import BaseTrigger
-from asyncz.plugins.triggers._wallclock import UTC, find_transition, jittered
+from asyncz.plugins.triggers._wallclock import UTC, jittered, place_wall, to_aware
 
 __all__ = ["CalendarIntervalTrigger"]
 
@@ -147,7 +147,7 @@ class CalendarIntervalTrigger(BaseTrigger):
         self.month_end = month_end
         self.timezone = to_timezone(timezone)
         self.start_at = _start_date(start_at, self.timezone)
-        end = to_datetime(end_at, self.timezone, "end_at")
+        end = to_aware(end_at, self.timezone, "end_at")
         self.end_at = end.astimezone(self.timezone) if end is not None else None
         self._end_us = utc_timestamp_us(end) if end is not None else None
         if jitter is not None:
@@ -181,17 +181,9 @@ class CalendarIntervalTrigger(BaseTrigger):
 
     def _instant(self, day: date) -> datetime:
         """The run instant for a run date: the wall time, moved past a gap, first pass."""
-        tz = self.timezone
-        wall = datetime.combine(day, time(self.hour, self.minute, self.second), tzinfo=tz)
-        later = wall.replace(fold=1)
-        first_offset, second_offset = wall.utcoffset(), later.utcoffset()
-        if (
-            first_offset is not None
-            and second_offset is not None
-            and (first_offset < second_offset)
-        ):
-            return find_transition(tz, later, wall).astimezone(tz)  # inside a gap
-        return wall
+        return place_wall(
+            datetime.combine(day, time(self.hour, self.minute, self.second)), self.timezone
+        )
 
     def _estimate(self, day: date) -> int:
         """A run index whose date is at or before ``day`` (or 0)."""

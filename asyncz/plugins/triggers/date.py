@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime, timezone, tzinfo
 from typing import Any, ClassVar
 
-from asyncz.core.converters import timezone_name, to_datetime, to_timezone
+from asyncz.core.converters import reject_unknown_options, timezone_name, to_timezone
 from asyncz.core.hookspecs import hookimpl
 from asyncz.core.protocols import BaseTrigger
+from asyncz.plugins.triggers._wallclock import to_aware
 
 __all__ = ["DateTrigger"]
 
@@ -21,7 +22,9 @@ class DateTrigger(BaseTrigger):
     :param run_at: a datetime, a date (its midnight) or an ISO 8601 string; naive values are
         wall time in ``timezone``. Without it the task runs once, right away, and is never
         reported as missed however busy the scheduler is.
-    :param timezone: zone for a naive ``run_at`` (default: the scheduler's, else local)
+    :param timezone: zone for a naive ``run_at`` (default: the scheduler's, else local). A
+        naive wall time that happens twice (DST ends) means its first pass; one that does not
+        exist (DST starts) means the end of the gap, as for cron.
     """
 
     alias: ClassVar[str] = "date"
@@ -31,13 +34,15 @@ class DateTrigger(BaseTrigger):
         self,
         run_at: datetime | date | str | None = None,
         timezone: str | tzinfo | None = None,
+        **unknown: Any,
     ) -> None:
+        reject_unknown_options("DateTrigger", unknown, ("run_at", "timezone"))
         self.timezone = to_timezone(timezone)
         if run_at is None:
             self.run_at = datetime.now(self.timezone)
             self.allow_mistrigger_by_default = True
         else:
-            resolved = to_datetime(run_at, self.timezone, "run_at")
+            resolved = to_aware(run_at, self.timezone, "run_at")
             assert resolved is not None
             self.run_at = resolved
             self.allow_mistrigger_by_default = False

@@ -14,12 +14,12 @@ from typing import Any, ClassVar
 from asyncz.core.converters import (
     reject_unknown_options,
     timezone_name,
-    to_datetime,
     to_timezone,
     utc_timestamp_us,
 )
 from asyncz.core.hookspecs import hookimpl
 from asyncz.core.protocols import BaseTrigger
+from asyncz.plugins.triggers._wallclock import jittered, to_aware
 
 __all__ = ["IntervalTrigger"]
 
@@ -107,13 +107,13 @@ class IntervalTrigger(BaseTrigger):
                     "that fire times stay in order"
                 )
         self.jitter = jitter or None
-        start = to_datetime(start_at, self.timezone, "start_at")
+        start = to_aware(start_at, self.timezone, "start_at")
         if start is None:
             start = datetime.now(UTC) + self.interval
         self.start_at = start.astimezone(self.timezone)
         self._start_us = utc_timestamp_us(self.start_at)
-        end = to_datetime(end_at, self.timezone, "end_at")
-        if end is not None and end < self.start_at:
+        end = to_aware(end_at, self.timezone, "end_at")
+        if end is not None and utc_timestamp_us(end) < self._start_us:
             raise ValueError(
                 f"end_at ({end.isoformat()}) is before start_at ({self.start_at.isoformat()})"
             )
@@ -131,9 +131,10 @@ class IntervalTrigger(BaseTrigger):
             # first grid point strictly after previous (a jittered previous included)
             k = max(0, (utc_timestamp_us(previous_time) - start_us) // step + 1)
         next_time = (_EPOCH + timedelta(microseconds=start_us + k * step)).astimezone(self.timezone)
-        if self.end_at is not None and next_time > self.end_at:
+        # in UTC: datetimes sharing a zone compare by wall time, ignoring fold
+        if self.end_at is not None and utc_timestamp_us(next_time) > utc_timestamp_us(self.end_at):
             return None
-        return self.apply_jitter(next_time, self.end_at)
+        return jittered(next_time, self.jitter, self.end_at)
 
     def __getstate__(self) -> dict[str, Any]:
         return {

@@ -21,12 +21,17 @@ from typing import Any, ClassVar
 from asyncz.core.converters import (
     reject_unknown_options,
     timezone_name,
-    to_datetime,
     to_timezone,
     utc_timestamp_us,
 )
 from asyncz.core.protocols import BaseTrigger
-from asyncz.plugins.triggers._wallclock import UTC, find_transition, is_fixed_offset, jittered
+from asyncz.plugins.triggers._wallclock import (
+    UTC,
+    find_transition,
+    is_fixed_offset,
+    jittered,
+    to_aware,
+)
 from asyncz.plugins.triggers.cron.expressions import (
     FIELD_NAMES,
     CronSpec,
@@ -155,8 +160,8 @@ class CronTrigger(BaseTrigger):
         self.timezone = to_timezone(timezone)
         self._fixed_offset = is_fixed_offset(self.timezone)
         self.jitter = _jitter(jitter)
-        start = to_datetime(start_at, self.timezone, "start_at")
-        end = to_datetime(end_at, self.timezone, "end_at")
+        start = to_aware(start_at, self.timezone, "start_at")
+        end = to_aware(end_at, self.timezone, "end_at")
         if start is not None and end is not None and end < start:
             raise ValueError(f"end_at ({end.isoformat()}) is before start_at ({start.isoformat()})")
         self.start_at = start.astimezone(self.timezone) if start is not None else None
