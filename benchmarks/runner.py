@@ -220,8 +220,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    # Treat a polite kill like Ctrl-C, so the running worker is stopped and cleans up after itself.
+    signal.signal(signal.SIGTERM, _interrupt)
     if args.from_json:
         data = json.loads(args.from_json.read_text())
         meta = data["meta"]
