@@ -44,6 +44,7 @@ __all__ = [
     "Once",
     "RunReporter",
     "Watchdog",
+    "WorkerThreads",
     "await_with_timeout",
     "is_async_callable",
     "new_run_id",
@@ -374,12 +375,16 @@ def run_task_sync(
     assert fn is not None
     args, kwargs, timeout = task.args, task.kwargs, task.timeout
     runner = await_result or run_awaitable
+    # Nobody listens for run events: skip the clock, the run id and the event objects.
+    quiet = not reporter.wants(_OUTCOMES)
     for index, run_time in enumerate(run_times):
         if reporter.missed(run_time):
             continue
-        run_id = new_run_id()
-        started_at = reporter.started_at()
-        reporter.emit(events.TASK_STARTED, run_time, run_id=run_id, started_at=started_at)
+        run_id = "" if quiet and timeout is None else new_run_id()
+        started_at = None
+        if not quiet:
+            started_at = datetime.now(UTC)
+            reporter.emit(events.TASK_STARTED, run_time, run_id=run_id, started_at=started_at)
         start = time.perf_counter()
         alarm = None
         if timeout is not None and release is not None:
@@ -401,7 +406,7 @@ def run_task_sync(
             if alarm is not None and not alarm.cancel():
                 _late(reporter, run_id, exc)
                 return
-            reporter.failed(run_time, run_id, started_at, start, exc)
+            reporter.failed(run_time, run_id or new_run_id(), started_at, start, exc)
             if not isinstance(exc, Exception):
                 raise
             continue
@@ -411,7 +416,8 @@ def run_task_sync(
         if timeout is not None and alarm is None and time.perf_counter() - start > timeout:
             reporter.timed_out(run_time, run_id, started_at, start, "it ran to completion")
             continue
-        reporter.executed(run_time, run_id, started_at, start, result)
+        if not quiet:
+            reporter.executed(run_time, run_id, started_at, start, result)
 
 
 def _abandon(
@@ -493,12 +499,16 @@ async def run_task_async(
     fn = task.fn
     assert fn is not None
     args, kwargs, timeout = task.args, task.kwargs, task.timeout
+    # Nobody listens for run events: skip the clock, the run id and the event objects.
+    quiet = not reporter.wants(_OUTCOMES)
     for run_time in run_times:
         if reporter.missed(run_time):
             continue
-        run_id = new_run_id()
-        started_at = reporter.started_at()
-        reporter.emit(events.TASK_STARTED, run_time, run_id=run_id, started_at=started_at)
+        run_id = "" if quiet and timeout is None else new_run_id()
+        started_at = None
+        if not quiet:
+            started_at = datetime.now(UTC)
+            reporter.emit(events.TASK_STARTED, run_time, run_id=run_id, started_at=started_at)
         start = time.perf_counter()
         try:
             result = fn(*args, **kwargs)
@@ -510,14 +520,15 @@ async def run_task_async(
                         result, timeout, timeout_message(task, run_id, "cancelled")
                     )
         except BaseException as exc:
-            reporter.failed(run_time, run_id, started_at, start, exc)
+            reporter.failed(run_time, run_id or new_run_id(), started_at, start, exc)
             if not isinstance(exc, Exception):
                 raise
             continue
         if timeout is not None and time.perf_counter() - start > timeout:
             reporter.timed_out(run_time, run_id, started_at, start, "it ran to completion")
             continue
-        reporter.executed(run_time, run_id, started_at, start, result)
+        if not quiet:
+            reporter.executed(run_time, run_id, started_at, start, result)
 
 
 def running_loop() -> asyncio.AbstractEventLoop | None:
@@ -540,6 +551,97 @@ class Once:
     def __call__(self) -> None:
         if self._lock.acquire(blocking=False):  # never released: a one-shot flag
             self._fn()
+
+
+# -- worker threads --------------------------------------------------------------------------
+
+
+class WorkerThreads:
+    """A small pool of daemon threads that call ``run(item)`` for each submitted item.
+
+    Leaner than :class:`concurrent.futures.ThreadPoolExecutor` for this one job (no future per
+    run, one lock round per hand-over), which matters when thousands of runs are due at once.
+    Threads start as work needs them, up to ``max_workers``. They are daemonic: a run abandoned
+    at its timeout must not keep the interpreter from exiting; the executor's
+    ``shutdown(wait=True)`` is what waits for runs that still count.
+
+    :param run: called with each item in a worker thread; it must not raise
+    :param initializer: called (with ``initargs``) in each new thread before its first item
+    """
+
+    def __init__(
+        self,
+        run: Callable[[Any], None],
+        max_workers: int,
+        name_prefix: str,
+        initializer: Callable[..., Any] | None = None,
+        initargs: Sequence[Any] = (),
+    ) -> None:
+        self._run = run
+        self._max_workers = max_workers
+        self._name_prefix = name_prefix
+        self._initializer = initializer
+        self._initargs = tuple(initargs)
+        self._cond = threading.Condition(threading.Lock())
+        self._work: collections.deque[Any] = collections.deque()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._closed = False
+
+    def submit(self, item: Any) -> None:
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the worker threads have been shut down")
+            self._work.append(item)
+            if self._idle:
+                self._cond.notify()
+            elif len(self._threads) < self._max_workers:
+                thread = threading.Thread(
+                    target=self._worker,
+                    name=f"{self._name_prefix}_{len(self._threads)}",
+                    daemon=True,
+                )
+                self._threads.append(thread)
+                thread.start()
+
+    def take_pending(self) -> list[Any]:
+        """Remove and return the items no thread has picked up yet."""
+        with self._cond:
+            taken = list(self._work)
+            self._work.clear()
+        return taken
+
+    def close(self) -> None:
+        """Stop the threads once the pending items are done (no new items accepted)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def threads(self) -> int:
+        return len(self._threads)
+
+    def _worker(self) -> None:
+        if self._initializer is not None:
+            try:
+                self._initializer(*self._initargs)
+            except BaseException:
+                logging.getLogger("asyncz.executors").exception("A thread initializer failed")
+        cond, work, run = self._cond, self._work, self._run
+        while True:
+            with cond:
+                while not work:
+                    if self._closed:
+                        return
+                    self._idle += 1
+                    cond.wait()
+                    self._idle -= 1
+                item = work.popleft()
+            try:
+                run(item)
+            except BaseException:
+                logging.getLogger("asyncz.executors").exception("A run ended abnormally")
+            del item
 
 
 # -- the base class --------------------------------------------------------------------------

@@ -8,8 +8,8 @@ that hides it) has that awaitable run on the scheduler's loop, where its resourc
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import functools
+import os
 from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 from asyncz.core.execution import (
     BaseExecutor,
     Once,
+    WorkerThreads,
     is_async_callable,
     run_awaitable,
     run_task_async,
@@ -48,8 +49,11 @@ class AsyncIOExecutor(BaseExecutor):
             raise ValueError(f"max_workers must be an integer >= 1 or None, got {max_workers!r}")
         super().__init__()
         self.max_workers = max_workers
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._tasks: set[asyncio.Future[Any]] = set()
+        self._pool: WorkerThreads | None = None
+        # Running coroutine tasks (asyncio keeps only weak references) -> their task ids.
+        self._tasks: dict[asyncio.Future[Any], str] = {}
+        # fn -> whether it is async; a task's callable rarely changes, the check is not free.
+        self._kinds: dict[Any, bool] = {}
 
     def start(self, scheduler: Any, alias: str) -> None:
         loop = getattr(scheduler, "event_loop", None)
@@ -59,62 +63,56 @@ class AsyncIOExecutor(BaseExecutor):
                 f"(AsyncIOScheduler), got {type(scheduler).__name__}"
             )
         if self._pool is not None:
-            self._pool.shutdown(wait=False)
-        # A pool per start, so that the executor can be started again after a shutdown.
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            self.max_workers, thread_name_prefix=f"asyncz-{alias}"
-        )
+            self._pool.close()
+        # Threads per start, so that the executor can be started again after a shutdown.
+        workers = self.max_workers or min(32, (os.cpu_count() or 1) + 4)
+        self._pool = WorkerThreads(self._run_in_thread, workers, f"asyncz-{alias}")
         super().start(scheduler, alias)
 
     def launch(self, task: Task, run_times: Sequence[datetime]) -> None:
-        if is_async_callable(task.fn):
+        if self._is_async(task.fn):
             loop = self._loop
             assert loop is not None
             future = loop.create_task(run_task_async(self.scheduler, task, run_times, self.logger))
-            self._tasks.add(future)
-            future.add_done_callback(functools.partial(self._task_done, task.id))
+            self._tasks[future] = task.id
+            future.add_done_callback(self._task_done)
             return
         pool = self._pool
         if pool is None:
             raise RuntimeError(f"the executor {self.alias!r} is shut down")
         # With a timeout, the watchdog may uncount the submission before the thread returns.
         release = Once(functools.partial(self.run_finished, task.id)) if task.timeout else None
-        thread_future = pool.submit(
-            run_task_sync,
-            self.scheduler,
-            task,
-            run_times,
-            self.logger,
-            self._await_on_loop,
-            release=release,
-        )
-        thread_future.add_done_callback(
-            functools.partial(self._thread_done, task, run_times, release)
-        )
+        pool.submit((task, run_times, release))
 
-    def _task_done(self, task_id: str, future: asyncio.Future[Any]) -> None:
-        self._tasks.discard(future)
+    def _is_async(self, fn: Any) -> bool:
+        try:
+            return self._kinds[fn]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable callable
+            return is_async_callable(fn)
+        if len(self._kinds) > 1024:
+            self._kinds.clear()  # many one-off callables: do not keep them all alive
+        kind = self._kinds[fn] = is_async_callable(fn)
+        return kind
+
+    def _task_done(self, future: asyncio.Future[Any]) -> None:
+        task_id = self._tasks.pop(future)
         self.run_finished(task_id)
         if not future.cancelled() and future.exception() is not None:
             self.logger.error("Run of task %r ended abnormally: %r", task_id, future.exception())
 
-    def _thread_done(
-        self,
-        task: Task,
-        run_times: Sequence[datetime],
-        release: Once | None,
-        future: concurrent.futures.Future[Any],
-    ) -> None:
-        if future.cancelled():
-            # Cancelled by shutdown(wait=False) before a thread picked it up.
-            self.report_not_run(task, run_times, "the executor was shut down before they started")
-        if release is not None:
-            release()
-        else:
-            self.run_finished(task.id)
-        exc = None if future.cancelled() else future.exception()
-        if exc is not None:
-            self.logger.error("Run of task %r ended abnormally: %r", task.name, exc)
+    def _run_in_thread(self, item: tuple[Task, Sequence[datetime], Once | None]) -> None:
+        task, run_times, release = item
+        try:
+            run_task_sync(
+                self.scheduler, task, run_times, self.logger, self._await_on_loop, release=release
+            )
+        finally:
+            if release is not None:
+                release()
+            else:
+                self.run_finished(task.id)
 
     def _await_on_loop(self, awaitable: Awaitable[Any]) -> Any:
         loop = self._loop
@@ -134,7 +132,12 @@ class AsyncIOExecutor(BaseExecutor):
         if not wait:
             self.not_run(queued, "the executor was shut down before they started")
             if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
+                for task, run_times, release in pool.take_pending():
+                    self.report_not_run(
+                        task, run_times, "the executor was shut down before they started"
+                    )
+                    (release or functools.partial(self.run_finished, task.id))()
+                pool.close()
             return
         if queued:
             # Coroutine tasks may only be created on the loop's own thread.
@@ -150,11 +153,11 @@ class AsyncIOExecutor(BaseExecutor):
             self.wait_idle()
         # Threads of runs abandoned at their timeout are not waited for.
         if pool is not None:
-            pool.shutdown(wait=False)
+            pool.close()
 
     async def _launch_all(
         self,
-        pool: concurrent.futures.ThreadPoolExecutor | None,
+        pool: WorkerThreads | None,
         queued: list[tuple[Task, Sequence[datetime]]],
     ) -> None:
         self._pool = pool

@@ -8,13 +8,12 @@ way to kill a thread): it is reported as failed with ``TimeoutError``, stops cou
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from asyncz.core.execution import Once, run_task_sync
+from asyncz.core.execution import Once, WorkerThreads, run_task_sync
 from asyncz.core.hookspecs import hookimpl
 from asyncz.core.task import Task
 from asyncz.plugins.executors._pool import BasePoolExecutor
@@ -23,12 +22,15 @@ __all__ = ["ThreadPoolExecutor"]
 
 
 class ThreadPoolExecutor(BasePoolExecutor):
-    """Runs tasks in a :class:`concurrent.futures.ThreadPoolExecutor`.
+    """Runs tasks in a pool of threads.
 
-    :param max_workers: threads (default 10)
-    :param pool_kwargs: ``thread_name_prefix``, ``initializer``, ``initargs`` for the pool
+    :param max_workers: threads (default 10), started as runs need them
+    :param pool_kwargs: ``thread_name_prefix``, ``initializer``, ``initargs``
     :param cancel_futures: see :class:`~asyncz.executors.pool.BasePoolExecutor`
     :param overwrite_wait: see :class:`~asyncz.executors.pool.BasePoolExecutor`
+
+    The threads are daemonic, so a run abandoned at its timeout never keeps the interpreter
+    from exiting; ``shutdown(wait=True)`` is what lets running work finish.
     """
 
     pool_options = frozenset({"thread_name_prefix", "initializer", "initargs"})
@@ -41,58 +43,63 @@ class ThreadPoolExecutor(BasePoolExecutor):
         overwrite_wait: bool | None = None,
     ) -> None:
         super().__init__(max_workers, pool_kwargs, cancel_futures, overwrite_wait)
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._futures: set[concurrent.futures.Future[Any]] = set()
+        initializer = self.pool_kwargs.get("initializer")
+        if initializer is not None and not callable(initializer):
+            raise TypeError(f"pool_kwargs['initializer'] must be callable, got {initializer!r}")
+        self._threads: WorkerThreads | None = None
 
     def start(self, scheduler: Any, alias: str) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
-        # A new pool per start: a shut-down pool refuses work, and restarting must work.
-        options = {"thread_name_prefix": f"asyncz-{alias}", **self.pool_kwargs}
-        self._pool = concurrent.futures.ThreadPoolExecutor(self.max_workers, **options)
+        if self._threads is not None:
+            self._threads.close()
+        # New threads per start: restarting after a shutdown must work.
+        self._threads = WorkerThreads(
+            self._run,
+            self.max_workers,
+            self.pool_kwargs.get("thread_name_prefix") or f"asyncz-{alias}",
+            self.pool_kwargs.get("initializer"),
+            self.pool_kwargs.get("initargs", ()),
+        )
         super().start(scheduler, alias)
 
     def launch(self, task: Task, run_times: Sequence[datetime]) -> None:
-        pool = self._pool
-        if pool is None:
+        threads = self._threads
+        if threads is None:
             raise RuntimeError(f"the executor {self.alias!r} is shut down")
         # With a timeout, the watchdog may uncount the submission before the thread returns.
         release = Once(functools.partial(self.run_finished, task.id)) if task.timeout else None
-        future = pool.submit(
-            run_task_sync, self.scheduler, task, run_times, self.logger, release=release
-        )
-        self._futures.add(future)
-        future.add_done_callback(functools.partial(self._done, task, run_times, release))
+        threads.submit((task, run_times, release))
 
-    def _done(
-        self,
-        task: Task,
-        run_times: Sequence[datetime],
-        release: Once | None,
-        future: concurrent.futures.Future[Any],
-    ) -> None:
-        self._futures.discard(future)
-        cancelled = future.cancelled()
-        if cancelled:
-            self.report_not_run(task, run_times, "the executor was shut down before they started")
-        if release is not None:
-            release()
-        else:
-            self.run_finished(task.id)
-        exc = None if cancelled else future.exception()
-        if exc is not None:  # a BaseException such as SystemExit escaped the task
-            self.logger.error("Run of task %r ended abnormally: %r", task.name, exc)
+    def _run(self, item: tuple[Task, Sequence[datetime], Once | None]) -> None:
+        task, run_times, release = item
+        try:
+            run_task_sync(self.scheduler, task, run_times, self.logger, release=release)
+        finally:
+            if release is not None:
+                release()
+            else:
+                self.run_finished(task.id)
 
     def cancel_not_started(self) -> None:
-        for future in list(self._futures):
-            future.cancel()  # its done callback reports and uncounts it
+        threads = self._threads
+        if threads is None:
+            return
+        for task, run_times, release in threads.take_pending():
+            try:
+                self.report_not_run(
+                    task, run_times, "the executor was shut down before they started"
+                )
+            finally:
+                if release is not None:
+                    release()
+                else:
+                    self.run_finished(task.id)
 
     def close_pool(self, wait: bool) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
+        threads, self._threads = self._threads, None
+        if threads is not None:
             # Counted work is over (when waiting); threads abandoned at a timeout are not
-            # joined here, or one hung task would hang shutdown forever.
-            pool.shutdown(wait=False)
+            # joined, or one hung task would hang shutdown forever.
+            threads.close()
 
 
 @hookimpl
