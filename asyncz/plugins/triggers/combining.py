@@ -1,9 +1,11 @@
 """The ``and`` and ``or`` triggers: combinations of other triggers.
 
 Children are only ever asked one question: "your first fire time at or after ``t``"
-(``get_next_trigger_time(tz, None, t)``), and an answer before ``t`` counts as "none". That
-question has one answer for every trigger, whereas "after ``previous_time``" lets a trigger
-assume it fired at ``previous_time`` (a ``date`` trigger would then never fire inside an ``or``).
+(``get_next_trigger_time(tz, None, t)``). That question has one answer for every trigger,
+whereas "after ``previous_time``" lets a trigger assume it fired at ``previous_time`` (a ``date``
+trigger would then never fire inside an ``or``). A child answering with a time before ``t`` is
+asked again for the first time after ``t`` minus a microsecond, and counts as finished if that
+is still before ``t``.
 
 ``AndTrigger`` searches: it moves ``t`` to the latest child answer until all children agree. The
 search is bounded by a **horizon** (default 5 years past the starting point) and a number of
@@ -91,8 +93,16 @@ class BaseCombinationTrigger(BaseTrigger):
     @staticmethod
     def _first_at_or_after(child: Any, tz: tzinfo, when: datetime) -> datetime | None:
         found: datetime | None = child.get_next_trigger_time(tz, None, when)
-        if found is None or utc_timestamp_us(found) < utc_timestamp_us(when):
-            return None  # e.g. a date trigger whose moment has passed
+        if found is None:
+            return None
+        when_us = utc_timestamp_us(when)
+        if utc_timestamp_us(found) < when_us:
+            # The child did not honour ``now`` (a list of moments that always starts from its
+            # first one): ask it for what comes after the instant just before ``when``. A date
+            # trigger answers None: its one moment has passed.
+            found = child.get_next_trigger_time(tz, when - _MICROSECOND, when)
+            if found is None or utc_timestamp_us(found) < when_us:
+                return None
         return found
 
     def _start(self, previous_time: datetime | None, now: datetime | None) -> datetime:

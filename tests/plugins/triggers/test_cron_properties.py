@@ -12,7 +12,8 @@
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -297,3 +298,113 @@ def test_fixed_offset_zone_needs_no_dst_handling() -> None:
         "2026-03-28T02:30:00+01:00",
         "2026-03-29T02:30:00+01:00",
     ]
+
+
+# -- keyword dialect against a day-by-day oracle built from sets, not from expressions ---------
+
+ORDINAL_WORDS = ("1st", "2nd", "3rd", "4th", "5th")
+KW_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@st.composite
+def keyword_schedules(draw: st.DrawFn) -> tuple[dict[str, str], dict[str, Any]]:
+    """Random value sets for each field, and keyword expressions spelling them."""
+    sets: dict[str, Any] = {}
+    fields: dict[str, str] = {}
+
+    def spell(values: list[int], names: tuple[str, ...] = (), offset: int = 0) -> str:
+        return ",".join(
+            names[v - offset] if names and draw(st.booleans()) else str(v) for v in values
+        )
+
+    if draw(st.booleans()):
+        years = sorted(draw(st.sets(st.integers(2026, 2031), min_size=1, max_size=3)))
+        sets["year"], fields["year"] = set(years), spell(years)
+    months = sorted(draw(st.sets(st.integers(1, 12), min_size=1, max_size=4)))
+    sets["month"], fields["month"] = set(months), spell(months, MONTH_NAMES, 1)
+    day_items: list[str] = []
+    numbers = sorted(draw(st.sets(st.integers(1, 31), max_size=3)))
+    day_items += [str(n) for n in numbers]
+    specials = draw(
+        st.lists(
+            st.tuples(st.sampled_from([*ORDINAL_WORDS, "last"]), st.integers(0, 6)), max_size=2
+        )
+    )
+    if draw(st.booleans()):
+        day_items.append("last")
+    sets["day_numbers"], sets["day_specials"], sets["day_last"] = (
+        set(numbers),
+        specials,
+        "last" in day_items,
+    )
+    day_items += [f"{word} {KW_WEEKDAYS[wd]}" for word, wd in specials]
+    if day_items:
+        fields["day"] = ",".join(day_items)
+    if draw(st.integers(0, 4)) == 0:
+        weeks = sorted(draw(st.sets(st.integers(1, 53), min_size=1, max_size=20)))
+        sets["week"], fields["week"] = set(weeks), spell(weeks)
+    if draw(st.booleans()):
+        dows = sorted(draw(st.sets(st.integers(0, 6), min_size=1, max_size=4)))
+        sets["day_of_week"], fields["day_of_week"] = set(dows), spell(dows, KW_WEEKDAYS)
+    hours = sorted(draw(st.sets(st.integers(0, 23), min_size=1, max_size=3)))
+    minutes = sorted(draw(st.sets(st.integers(0, 59), min_size=1, max_size=3)))
+    sets["hour"], fields["hour"] = set(hours), spell(hours)
+    sets["minute"], fields["minute"] = set(minutes), spell(minutes)
+    fields["second"] = "0"
+    return fields, sets
+
+
+def _oracle_day(sets: dict[str, Any], day: date) -> bool:
+    import calendar
+
+    ndays = calendar.monthrange(day.year, day.month)[1]
+    if "year" in sets and day.year not in sets["year"]:
+        return False
+    if day.month not in sets["month"]:
+        return False
+    if sets["day_numbers"] or sets["day_specials"] or sets["day_last"]:
+        ok = day.day in sets["day_numbers"] or (sets["day_last"] and day.day == ndays)
+        for word, wd in sets["day_specials"]:
+            if day.weekday() != wd:
+                continue
+            if word == "last":
+                ok = ok or day.day + 7 > ndays
+            else:
+                ok = ok or (day.day - 1) // 7 + 1 == ORDINAL_WORDS.index(word) + 1
+        if not ok:
+            return False
+    if "week" in sets and day.isocalendar()[1] not in sets["week"]:
+        return False
+    return "day_of_week" not in sets or day.weekday() in sets["day_of_week"]
+
+
+@settings(SETTINGS, max_examples=80)
+@given(
+    schedule=keyword_schedules(),
+    start=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2028, 12, 31)),
+)
+def test_keyword_fields_match_a_day_by_day_oracle(schedule: Any, start: datetime) -> None:
+    fields, sets = schedule
+    try:
+        trigger = CronTrigger(**fields, timezone="UTC")
+    except ValueError as exc:
+        message = str(exc)
+        trigger = None
+    if trigger is None:
+        assert "never match" in message
+        return
+    begin = start.replace(tzinfo=UTC)
+    end = begin + timedelta(days=3 * 366)
+    expected: list[datetime] = []
+    day = begin.date()
+    while len(expected) < 6 and day < end.date():
+        if _oracle_day(sets, day):
+            for hour in sorted(sets["hour"]):
+                for minute in sorted(sets["minute"]):
+                    moment = datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
+                    if begin <= moment < end:
+                        expected.append(moment)
+        day += timedelta(days=1)
+    expected = expected[:6]
+    got = [t for t in fires(trigger, begin, 6) if t < end]
+    assert got == expected[: len(got)] and len(got) == len(expected), fields

@@ -118,6 +118,8 @@ class _Field:
             lo = self.number(first, text)
             if last is not None:
                 hi = self.number(last, text)
+                if hi == 0 < lo and self.hi == 7:
+                    hi = 7  # crontab day-of-week: 'fri-sun' is 5-7
                 if hi < lo:
                     raise self.error(
                         text,
