@@ -697,6 +697,8 @@ class BaseExecutor:
         self._logger = logging.getLogger(f"asyncz.executors.{alias}")
         loop = getattr(scheduler, "event_loop", None)
         self._loop = loop if isinstance(loop, asyncio.AbstractEventLoop) else None
+        # A flush scheduled on a loop that has since gone away never runs: do not wait for it.
+        self._flush_pending = False
         self._accepting = True
 
     def shutdown(self, wait: bool = True) -> None:

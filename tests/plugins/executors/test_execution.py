@@ -159,3 +159,29 @@ def test_instance_counting_never_goes_negative_and_needs_a_start() -> None:
     assert holds.wait_idle(0.01) is False
     holds.run_finished("z")
     assert holds.wait_idle(0) is True
+
+
+def test_a_restart_does_not_wait_for_a_hand_over_scheduled_on_a_dead_loop() -> None:
+    import asyncio
+
+    launched: list[str] = []
+
+    class Records(BaseExecutor):
+        def launch(self, task: Task, run_times: Any) -> None:
+            launched.append(task.id)
+            self.run_finished(task.id)
+
+    class OnLoop(_Recording):
+        def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+            super().__init__()
+            self.event_loop = loop
+
+    dead = asyncio.new_event_loop()  # never runs: its callbacks never happen
+    executor = Records()
+    executor.start(OnLoop(dead), "e")
+    executor.send_task(Task(fn=jobs.add, id="first"), [datetime.now(timezone.utc)])
+    executor.shutdown(wait=False)  # the queued run is reported as not run
+    dead.close()
+    executor.start(OnLoop(None), "e")  # no loop now: hand-overs happen at once
+    executor.send_task(Task(fn=jobs.add, id="second"), [datetime.now(timezone.utc)])
+    assert launched == ["second"]
