@@ -15,8 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import re
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +36,7 @@ from asyncz.events import (
 from asyncz.exceptions import MaximumInstancesError
 from tests.plugins.executors import jobs
 from tests.plugins.executors.harness import Harness, executor_aliases, make_executor
+from tests.test_example_plugin import ROOT, fake_distribution
 
 UTC = timezone.utc
 ALIASES = executor_aliases()
@@ -253,3 +259,65 @@ def test_no_events_are_built_for_nobody(alias: str) -> None:
         assert [e.code for e in built] == [TASK_MISSED]
 
     run(main())
+
+
+# -- a third party's executor, installed as a distribution, meets the same contract -----------
+
+THIRD_PARTY = """
+    import functools
+    import threading
+
+    import asyncz
+    from asyncz.core.execution import BaseExecutor, Once, run_task_sync
+
+
+    class PerRunThreads(BaseExecutor):
+        \"\"\"A thread per submission: about the smallest executor that keeps the contract.\"\"\"
+
+        def launch(self, task, run_times):
+            release = Once(functools.partial(self.run_finished, task.id))
+            threading.Thread(
+                target=self._run, args=(task, run_times, release), daemon=True
+            ).start()
+
+        def _run(self, task, run_times, release):
+            try:
+                run_task_sync(self.scheduler, task, run_times, self.logger, release=release)
+            finally:
+                release()
+
+
+    @asyncz.hookimpl
+    def asyncz_register_executors(register):
+        register("per_run_threads", PerRunThreads)
+"""
+
+
+def test_a_third_party_executor_is_held_to_the_same_contract(tmp_path: Path) -> None:
+    """Installed the way a third party installs one, it shows up in the parametrization
+    above (in a fresh interpreter: discovery happens once per process) and passes it all."""
+    import textwrap
+
+    fake_distribution(
+        tmp_path,
+        "asyncz-per-run-threads",
+        "0.1",
+        "per-run-threads = asyncz_per_run_threads",
+        {"asyncz_per_run_threads": textwrap.dedent(THIRD_PARTY)},
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "ASYNCZ_DISABLE_PLUGINS"}
+    environment["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(ROOT)])
+    only_it = ["-k", "per_run_threads", "-q", "-p", "no:cacheprovider"]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", __file__, *only_it],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    passed = re.search(r"(\d+) passed", result.stdout)
+    contract = [name for name in globals() if name.startswith("test_")]
+    # Every alias-parametrized contract test ran for the third-party alias.
+    assert passed is not None and int(passed.group(1)) == len(contract) - 2, result.stdout
