@@ -476,3 +476,32 @@ def test_a_process_killed_mid_write_leaves_the_store_readable(persistent: Backen
             assert not [p for p in os.listdir(persistent.options["directory"]) if ".tmp-" in p]
     finally:
         store.shutdown()
+
+
+def test_changes_made_through_another_instance_are_seen(persistent: Backend) -> None:
+    """Each instance caches what it decoded; the cache must never hide another's change."""
+    one, two = started(persistent), started(persistent)
+    try:
+        one.add_task(make("a", 1, name="first"))
+        assert two.lookup_task("a").name == "first"
+        one.update_task(make("a", 2, name="second"))
+        assert two.lookup_task("a").name == "second"
+        assert two.lookup_task("a").next_run_time == T0 + timedelta(seconds=2)
+        assert ids(two.acquire_due_tasks(T0 + timedelta(seconds=2), "two", 10, 30)) == ["a"]
+        two.release_tasks("two", {"a": T0 + timedelta(seconds=90)})
+        assert one.lookup_task("a").next_run_time == T0 + timedelta(seconds=90)
+        one.delete_task("a")
+        assert two.lookup_task("a") is None and two.get_all_tasks() == []
+    finally:
+        one.shutdown()
+        two.shutdown()
+
+
+def test_the_decoded_record_cache_can_be_turned_off(persistent: Backend) -> None:
+    store = started(persistent, cache_size=0)
+    try:
+        store.add_task(make("a", 1))
+        first, second = store.lookup_task("a"), store.lookup_task("a")
+        assert first is not second and first.trigger == second.trigger
+    finally:
+        store.shutdown()

@@ -80,7 +80,8 @@ class FileStore(PersistentStore):
         without execute bits)
     :param cleanup_directory: delete the directory and everything in it at shutdown
     :param pickle_protocol: the pickle protocol, for the ``pickle`` serializer
-    :param serializer, signing_key, encryption_key, accept_unprotected, poll_interval: see
+    :param serializer, signing_key, encryption_key, accept_unprotected, poll_interval,
+        cache_size: see
         :class:`~asyncz.plugins.stores.persistent.PersistentStore`
     """
 
@@ -97,6 +98,7 @@ class FileStore(PersistentStore):
         encryption_key: Any = None,
         accept_unprotected: bool = False,
         poll_interval: float | None = 5.0,
+        cache_size: int = 100_000,
     ) -> None:
         if pickle_protocol is not None and serializer == "pickle":
             from asyncz.plugins.serializers.pickle import PickleSerializer
@@ -108,6 +110,7 @@ class FileStore(PersistentStore):
             encryption_key=encryption_key,
             accept_unprotected=accept_unprotected,
             poll_interval=poll_interval,
+            cache_size=cache_size,
         )
         if directory is None:
             raise TypeError("the file store needs directory=, the directory to keep tasks in")
@@ -343,27 +346,28 @@ class FileStore(PersistentStore):
 
     def add_task(self, task: Task) -> None:
         check_task_id(task.id)
-        data = self.encode_task(task)
+        encoded = self.encode(task)
         with self._locked(exclusive=True):
             if task.id in self._entries or self._path(task.id).exists():
                 raise ConflictIdError(task.id)
-            self._write_atomically(self._path(task.id), data, self.file_mode)
+            self._write_atomically(self._path(task.id), encoded[0], self.file_mode)
             self._append([["S", task.id, _us(task.next_run_time)]])
-        self.fix_task(task)
+        self.stored(task, encoded)
 
     def update_task(self, task: Task) -> None:
         check_task_id(task.id)
-        data = self.encode_task(task)
+        encoded = self.encode(task)
         with self._locked(exclusive=True):
             if not self._path(task.id).exists():
                 raise TaskLookupError(task.id, self.alias)
-            self._write_atomically(self._path(task.id), data, self.file_mode)
+            self._write_atomically(self._path(task.id), encoded[0], self.file_mode)
             self._append([["S", task.id, _us(task.next_run_time)]])
-        self.fix_task(task)
+        self.stored(task, encoded)
 
     def delete_task(self, task_id: str) -> None:
         if not _plausible(task_id):
             raise TaskLookupError(task_id, self.alias)
+        self.forget([task_id])
         with self._locked(exclusive=True):
             try:
                 os.unlink(self._path(task_id))
@@ -372,6 +376,7 @@ class FileStore(PersistentStore):
             self._append([["D", task_id]])
 
     def remove_all_tasks(self) -> None:
+        self.forget()
         with self._locked(exclusive=True):
             for task_id in self._task_ids_on_disk():
                 with contextlib.suppress(FileNotFoundError):
@@ -470,6 +475,7 @@ class FileStore(PersistentStore):
                 if held is None or held[0] != owner or task_id not in self._entries:
                     continue  # the lease was lost: the task was changed meanwhile
                 if next_time is None:
+                    self.forget([task_id])
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(self._path(task_id))
                     items.append(["D", task_id])

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import timezone, tzinfo
 from typing import Any
 
 from asyncz.core import events
 from asyncz.core.converters import utc_timestamp_us
 from asyncz.core.errors import TaskRestoreError
 from asyncz.core.protocols import BaseStore, Serializer
-from asyncz.core.records import record_to_task, task_to_record
+from asyncz.core.records import RecordReader, from_timestamp_us, task_to_record
 from asyncz.core.task import Task
 from asyncz.plugins.serializers.protection import Protection, ProtectionError
 
@@ -50,6 +51,7 @@ class PersistentStore(BaseStore):
         encryption_key: Any = None,
         accept_unprotected: bool = False,
         poll_interval: float | None = 5.0,
+        cache_size: int = 100_000,
     ) -> None:
         super().__init__()
         if not isinstance(serializer, str) and not (
@@ -71,6 +73,11 @@ class PersistentStore(BaseStore):
         self._protection_options = (signing_key, encryption_key, accept_unprotected)
         self._serializer: Serializer | None = None
         self._protection: Protection | None = None
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
+            raise ValueError(f"cache_size must be an integer >= 0, got {cache_size!r}")
+        self.cache_size = cache_size
+        # id -> (stored bytes, callable reference, trigger alias, record's run time, task)
+        self._cache: dict[str, tuple[bytes, str, str, int | None, Task]] = {}
         self._quarantined: dict[str, str] = {}
         self._quarantine_lock = threading.Lock()
 
@@ -93,6 +100,7 @@ class PersistentStore(BaseStore):
         else:
             self._serializer = spec
         self._protection = Protection(*self._protection_options)
+        self._cache.clear()  # keys may have changed: every record is checked afresh
 
     def _codec(self) -> tuple[Serializer, Protection]:
         if self._serializer is None or self._protection is None:
@@ -106,19 +114,93 @@ class PersistentStore(BaseStore):
 
     def encode_task(self, task: Task) -> bytes:
         """The bytes to store for ``task``; ``SerializationError`` saying why it cannot be."""
+        return self.encode(task)[0]
+
+    def encode(self, task: Task) -> tuple[bytes, str, str, int | None]:
+        """The bytes to store and what :meth:`stored` needs to remember them."""
         serializer, protection = self._codec()
-        return protection.seal(serializer.dumps(task_to_record(task, self.registry)))
+        record = task_to_record(task, self.registry)
+        data = protection.seal(serializer.dumps(record))
+        return data, record["fn"], record["trigger"][0], record["next_run_time"]
+
+    def stored(self, task: Task, encoded: tuple[bytes, str, str, int | None]) -> None:
+        """Call after ``task`` was written as ``encoded``: binds it and remembers the bytes."""
+        self.fix_task(task)
+        self._remember(task, *encoded)
+
+    # -- decoded-record cache ------------------------------------------------------------------
+    #
+    # Decoding a record costs far more than reading it. The store remembers, per id, the exact
+    # bytes it last wrote or decoded and the task they gave; the same bytes read again give that
+    # task back (its run time set from the index) after checking, once per batch, that its
+    # callable reference and trigger alias still resolve to the same objects — so a moved
+    # function or a disabled plugin is noticed as without the cache. Any other bytes (written
+    # by another process, another key) are decoded in full.
+
+    def _remember(
+        self, task: Task, data: bytes, fn_ref: str, alias: str, next_us: int | None
+    ) -> None:
+        if not self.cache_size:
+            return
+        cache = self._cache
+        if len(cache) >= self.cache_size and task.id not in cache:
+            try:
+                del cache[next(iter(cache))]  # the oldest entry
+            except (StopIteration, KeyError, RuntimeError):
+                pass
+        cache[task.id] = (bytes(data), fn_ref, alias, next_us, task)
+
+    def forget(self, task_ids: Iterable[str] | None = None) -> None:
+        """Drop cached tasks (all of them with ``None``)."""
+        if task_ids is None:
+            self._cache.clear()
+        else:
+            for task_id in task_ids:
+                self._cache.pop(task_id, None)
+
+    def _cached(
+        self, task_id: str, data: bytes, next_run_us: int | bool | None, reader: RecordReader
+    ) -> Task | None:
+        entry = self._cache.get(task_id)
+        if entry is None or entry[0] != data:
+            return None
+        _, fn_ref, alias, record_us, task = entry
+        if reader.callable(fn_ref) is not task.fn:
+            return None
+        if reader.trigger_class(alias) is not type(task.trigger):
+            return None
+        run_us = record_us if next_run_us is False else next_run_us
+        zone = getattr(task.trigger, "timezone", None)
+        next_time = from_timestamp_us(
+            run_us if isinstance(run_us, int) and not isinstance(run_us, bool) else None,
+            zone if isinstance(zone, tzinfo) else timezone.utc,
+        )
+        object.__setattr__(task, "next_run_time", next_time)
+        return task
+
+    def reader(self) -> RecordReader:
+        """A reader for one batch of records (it caches lookups for that batch only)."""
+        return RecordReader(self.registry, scheduler=self.scheduler, store_alias=self.alias)
 
     def decode_task(
-        self, task_id: str, data: bytes, next_run_us: int | bool | None = False
+        self,
+        task_id: str,
+        data: bytes,
+        next_run_us: int | bool | None = False,
+        reader: RecordReader | None = None,
     ) -> Task:
         """The task stored as ``data``; ``TaskRestoreError`` saying why it cannot be restored.
 
         ``next_run_us`` is the store's own index of the run time, which overrides the record's.
         """
+        reader = reader or self.reader()
+        data = bytes(data)
+        cached = self._cached(task_id, data, next_run_us, reader)
+        if cached is not None:
+            return cached
         serializer, protection = self._codec()
         try:
-            payload = protection.open(bytes(data))
+            payload = protection.open(data)
         except ProtectionError as exc:
             raise TaskRestoreError(str(exc)) from None
         try:
@@ -128,12 +210,14 @@ class PersistentStore(BaseStore):
                 f"the {type(serializer).__name__} cannot decode it ({type(exc).__name__}: {exc}); "
                 "was it written with another serializer or is it damaged?"
             ) from None
-        task = record_to_task(record, self.registry, next_run_us=next_run_us)
+        task = reader.task(record, next_run_us)
         if task.id != task_id:
             raise TaskRestoreError(
                 f"the record stored under this id belongs to task {task.id!r} (copied by hand?)"
             )
-        return self.fix_task(task)
+        record_us = record.get("next_run_time")
+        self._remember(task, data, record["fn"], record["trigger"][0], record_us)
+        return task  # the reader bound it to this store and scheduler
 
     # -- quarantine ------------------------------------------------------------------------
 
@@ -143,11 +227,12 @@ class PersistentStore(BaseStore):
         data: bytes,
         next_run_us: int | bool | None,
         reports: list[tuple[str, str]],
+        reader: RecordReader | None = None,
     ) -> Task | None:
         """The task, or ``None`` when it cannot be restored (then ``(id, reason)`` is appended
         to ``reports``, to be passed to :meth:`report` once the store's transaction is over)."""
         try:
-            task = self.decode_task(task_id, data, next_run_us)
+            task = self.decode_task(task_id, data, next_run_us, reader)
         except TaskRestoreError as exc:
             reports.append((task_id, str(exc)))
             return None
@@ -191,7 +276,9 @@ class PersistentStore(BaseStore):
     def restore_all(self, rows: Iterable[tuple[str, bytes, int | bool | None]]) -> list[Task]:
         """Restore ``(id, data, next_run_us)`` rows, quarantining (and reporting) failures."""
         reports: list[tuple[str, str]] = []
-        tasks = [t for t in (self.restore(i, d, n, reports) for i, d, n in rows) if t is not None]
+        reader = self.reader()
+        restored = (self.restore(i, d, n, reports, reader) for i, d, n in rows)
+        tasks = [t for t in restored if t is not None]
         self.report(reports)
         return tasks
 
@@ -203,8 +290,9 @@ class PersistentStore(BaseStore):
         """Every stored task that cannot be restored now, with the reason (reads every record)."""
         found: dict[str, str] = {}
         reports: list[tuple[str, str]] = []
+        reader = self.reader()
         for task_id, data, next_run_us in self.iter_records():
-            if self.restore(task_id, data, next_run_us, reports) is None:
+            if self.restore(task_id, data, next_run_us, reports, reader) is None:
                 found[task_id] = reports[-1][1]
         self.report(reports)
         return found

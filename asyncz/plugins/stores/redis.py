@@ -141,7 +141,8 @@ class RedisStore(PersistentStore):
     :param key_prefix: prefix of the store's keys
     :param tasks_key, run_times_key: override those two key names (Asyncz's options)
     :param pickle_protocol: the pickle protocol, for the ``pickle`` serializer
-    :param serializer, signing_key, encryption_key, accept_unprotected, poll_interval: see
+    :param serializer, signing_key, encryption_key, accept_unprotected, poll_interval,
+        cache_size: see
         :class:`~asyncz.plugins.stores.persistent.PersistentStore`
     """
 
@@ -160,6 +161,7 @@ class RedisStore(PersistentStore):
         encryption_key: Any = None,
         accept_unprotected: bool = False,
         poll_interval: float | None = 5.0,
+        cache_size: int = 100_000,
         **connect_args: Any,
     ) -> None:
         if pickle_protocol is not None and serializer == "pickle":
@@ -172,6 +174,7 @@ class RedisStore(PersistentStore):
             encryption_key=encryption_key,
             accept_unprotected=accept_unprotected,
             poll_interval=poll_interval,
+            cache_size=cache_size,
         )
         # Imported here, not at module level: discovering plugins must not need redis.
         import redis
@@ -209,27 +212,31 @@ class RedisStore(PersistentStore):
         if len(set(ids)) != len(ids):
             raise ConflictIdError(next(i for i in ids if ids.count(i) > 1))
         args: list[Any] = [len(tasks)]
-        for task in tasks:
-            args += [task.id, self.encode_task(task), _score(task.next_run_time)]
+        encoded = [self.encode(task) for task in tasks]
+        for task, enc in zip(tasks, encoded, strict=True):
+            args += [task.id, enc[0], _score(task.next_run_time)]
         if not tasks:
             return
         taken = self._add(keys=self._keys[:2], args=args)
         if taken:
             raise ConflictIdError(taken.decode() if isinstance(taken, bytes) else str(taken))
-        for task in tasks:
-            self.fix_task(task)
+        for task, enc in zip(tasks, encoded, strict=True):
+            self.stored(task, enc)
 
     def update_task(self, task: Task) -> None:
-        data = self.encode_task(task)
-        if not self._update(keys=self._keys, args=[task.id, data, _score(task.next_run_time)]):
+        encoded = self.encode(task)
+        args: list[Any] = [task.id, encoded[0], _score(task.next_run_time)]
+        if not self._update(keys=self._keys, args=args):
             raise TaskLookupError(task.id, self.alias)
-        self.fix_task(task)
+        self.stored(task, encoded)
 
     def delete_task(self, task_id: str) -> None:
+        self.forget([task_id])
         if not self._delete(keys=self._keys, args=[task_id]):
             raise TaskLookupError(task_id, self.alias)
 
     def remove_all_tasks(self) -> None:
+        self.forget()
         self.client.delete(*self._keys)
 
     def lookup_task(self, task_id: str) -> Task | None:
@@ -289,12 +296,15 @@ class RedisStore(PersistentStore):
         until = now_us + int(lease * 1_000_000)
         acquired: list[Task] = []
         reports: list[tuple[str, str]] = []
+        reader = self.reader()
         while len(acquired) < limit:
             wanted = limit - len(acquired)
             flat = self._acquire(keys=self._keys, args=[now_us, owner, wanted, until])
             for i in range(0, len(flat), 3):
                 # One that does not restore stays leased: retried when the lease runs out.
-                task = self.restore(flat[i].decode(), flat[i + 2], _int(flat[i + 1]), reports)
+                task = self.restore(
+                    flat[i].decode(), flat[i + 2], _int(flat[i + 1]), reports, reader
+                )
                 if task is not None:
                     acquired.append(task)
             if len(flat) // 3 < wanted:
@@ -305,6 +315,7 @@ class RedisStore(PersistentStore):
     def release_tasks(self, owner: str, next_run_times: Mapping[str, datetime | None]) -> None:
         if not next_run_times:
             return
+        self.forget(i for i, n in next_run_times.items() if n is None)
         args: list[Any] = [owner, len(next_run_times)]
         for task_id, next_time in next_run_times.items():
             args += [task_id, _score(next_time)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,8 @@ import pytest
 from asyncz.core.errors import SerializationError
 from asyncz.events import TASK_QUARANTINED
 from asyncz.schedulers import AsyncIOScheduler
+from asyncz.tasks import Task
+from asyncz.triggers import DateTrigger
 from tests.plugins.stores import jobs
 from tests.plugins.stores.backends import Backend, make_backend
 
@@ -71,12 +73,18 @@ def test_quarantine_reaches_listeners_and_other_tasks_keep_running(
 ) -> None:
     async def main() -> None:
         runs = tmp_path / "runs.log"
-        scheduler = scheduler_on(backend)
-        scheduler.start()
-        soon = datetime.now(UTC) + timedelta(seconds=0.2)
-        scheduler.add_task(jobs.movable, "date", run_at=soon, id="moved")
-        scheduler.add_task(jobs.record_run, "date", run_at=soon, args=(str(runs), "ok"), id="ok")
-        scheduler.shutdown()
+        # Stored by another program beforehand, due at once.
+        store = backend.make()
+        store.start(None, "default")
+        now = datetime.now(UTC)
+        for task_id, fn, args in [
+            ("moved", jobs.movable, ()),
+            ("ok", jobs.record_run, (str(runs), "ok")),
+        ]:
+            store.add_task(
+                Task(id=task_id, fn=fn, args=args, trigger=DateTrigger(now), next_run_time=now)
+            )
+        store.shutdown()
         monkeypatch.delattr(jobs, "movable")
         seen: list[Any] = []
         again = scheduler_on(backend)

@@ -57,7 +57,8 @@ class SQLAlchemyStore(PersistentStore):
         (``pool_pre_ping`` is on unless you turn it off, so a restarted server is survived);
         further keyword arguments are taken as engine options too, as in Asyncz
     :param pickle_protocol: the pickle protocol, for the ``pickle`` serializer
-    :param serializer, signing_key, encryption_key, accept_unprotected, poll_interval: see
+    :param serializer, signing_key, encryption_key, accept_unprotected, poll_interval,
+        cache_size: see
         :class:`~asyncz.plugins.stores.persistent.PersistentStore`
     """
 
@@ -72,6 +73,7 @@ class SQLAlchemyStore(PersistentStore):
         encryption_key: Any = None,
         accept_unprotected: bool = False,
         poll_interval: float | None = 5.0,
+        cache_size: int = 100_000,
         pickle_protocol: int | None = None,
         **extra_engine_options: Any,
     ) -> None:
@@ -85,6 +87,7 @@ class SQLAlchemyStore(PersistentStore):
             encryption_key=encryption_key,
             accept_unprotected=accept_unprotected,
             poll_interval=poll_interval,
+            cache_size=cache_size,
         )
         if database is None:
             raise TypeError(
@@ -235,7 +238,8 @@ class SQLAlchemyStore(PersistentStore):
 
     def add_tasks(self, tasks: Sequence[Task]) -> None:
         """Add tasks in one transaction: all are added, or (on a conflict) none."""
-        rows = [self._row(task, self.encode_task(task)) for task in tasks]
+        encoded = [self.encode(task) for task in tasks]
+        rows = [self._row(task, enc[0]) for task, enc in zip(tasks, encoded, strict=True)]
         if not rows:
             return
         try:
@@ -251,11 +255,12 @@ class SQLAlchemyStore(PersistentStore):
                     sa.select(self.table.c.id).where(self.table.c.id.in_(ids)).limit(1)
                 ).scalar()
             raise ConflictIdError(taken or ids[0]) from None
-        for task in tasks:
-            self.fix_task(task)
+        for task, enc in zip(tasks, encoded, strict=True):
+            self.stored(task, enc)
 
     def update_task(self, task: Task) -> None:
-        row = self._row(task, self.encode_task(task))
+        encoded = self.encode(task)
+        row = self._row(task, encoded[0])
         task_id = row.pop("id")
         with self._write() as conn:
             result = conn.execute(
@@ -263,15 +268,17 @@ class SQLAlchemyStore(PersistentStore):
             )
         if result.rowcount == 0:
             raise TaskLookupError(task_id, self.alias)
-        self.fix_task(task)
+        self.stored(task, encoded)
 
     def delete_task(self, task_id: str) -> None:
+        self.forget([task_id])
         with self._write() as conn:
             result = conn.execute(sa.delete(self.table).where(self.table.c.id == task_id))
         if result.rowcount == 0:
             raise TaskLookupError(task_id, self.alias)
 
     def remove_all_tasks(self) -> None:
+        self.forget()
         with self._write() as conn:
             conn.execute(sa.delete(self.table))
 
@@ -337,16 +344,18 @@ class SQLAlchemyStore(PersistentStore):
         until = now_us + int(lease * 1_000_000)
         acquired: list[Task] = []
         reports: list[tuple[str, str]] = []
+        reader = self.reader()
         with self._write() as conn:
             skip_locked = conn.dialect.name in ("postgresql", "mysql", "mariadb")
+            free = sa.and_(
+                t.next_run_time <= now_us,
+                sa.or_(t.lease_until.is_(None), t.lease_until <= now_us),
+            )
             while len(acquired) < limit:
                 wanted = limit - len(acquired)
                 query = (
                     sa.select(*self._columns())
-                    .where(
-                        t.next_run_time <= now_us,
-                        sa.or_(t.lease_until.is_(None), t.lease_until <= now_us),
-                    )
+                    .where(free)
                     .order_by(t.next_run_time, t.id)
                     .limit(wanted)
                 )
@@ -355,15 +364,28 @@ class SQLAlchemyStore(PersistentStore):
                 rows = conn.execute(query).all()
                 if not rows:
                     break
+                if self._sqlite:
+                    # Inside BEGIN IMMEDIATE nobody else writes, so "every free due row up to
+                    # the last one read" is exactly the rows read: one indexed range update
+                    # instead of a list of ids.
+                    last_us, last_id = rows[-1][2], rows[-1][0]
+                    where = sa.and_(
+                        free,
+                        sa.or_(
+                            t.next_run_time < last_us,
+                            sa.and_(t.next_run_time == last_us, t.id <= last_id),
+                        ),
+                    )
+                else:
+                    # Only the rows this transaction locked (others may be locked elsewhere).
+                    where = t.id.in_([row[0] for row in rows])
                 conn.execute(
-                    sa.update(self.table)
-                    .where(t.id.in_([row[0] for row in rows]))
-                    .values(lease_owner=owner, lease_until=until)
+                    sa.update(self.table).where(where).values(lease_owner=owner, lease_until=until)
                 )
                 for row in rows:
                     # A record that cannot be restored keeps its lease: it is tried again when
                     # the lease runs out, and meanwhile does not block the tasks behind it.
-                    task = self.restore(row[0], row[1], row[2], reports)
+                    task = self.restore(row[0], row[1], row[2], reports, reader)
                     if task is not None:
                         acquired.append(task)
                 if len(rows) < wanted:
@@ -394,6 +416,7 @@ class SQLAlchemyStore(PersistentStore):
                     updates,
                 )
             if finished:
+                self.forget(finished)
                 conn.execute(
                     sa.delete(self.table).where(t.id.in_(finished), t.lease_owner == owner)
                 )
