@@ -280,7 +280,7 @@ class _Supervisor:
             job.ref, job.args, job.kwargs = self._reference(task.fn)
             job.args += task.args
             job.kwargs = {**job.kwargs, **task.kwargs}
-        except ValueError as exc:
+        except Exception as exc:
             # Reported by the supervisor, as the run's outcome, after TASK_SUBMITTED.
             job.error = exc
         with self.lock:
@@ -383,31 +383,30 @@ class _Supervisor:
     def _dispatch(self) -> None:
         """Hand pending runs to ready idle workers, starting workers as needed."""
         while True:
+            spawn = False
             with self.lock:
                 if not self.pending:
                     return
-                head = self.pending[0]
-                idle = None
-                if head.error is None:
-                    idle = next(
+                worker = None
+                if self.pending[0].error is None:  # a run that cannot start needs no worker
+                    worker = next(
                         (w for w in self.workers if w.ready and w.job is None and not w.retiring),
                         None,
                     )
-                    if idle is None:
+                    if worker is None:
+                        # Start a worker if the pool has room and the runs waiting outnumber
+                        # the workers already starting; otherwise wait for one to free up.
                         starting = sum(1 for w in self.workers if not w.ready)
-                        spawn = len(self.workers) < self.max_workers and starting < len(
-                            self.pending
-                        )
-                        if not spawn:
+                        if len(self.workers) >= self.max_workers or starting >= len(self.pending):
                             return
-                if idle is not None or head.error is not None:
-                    job = self.pending.popleft()
-            if idle is None and head.error is None:
+                        spawn = True
+                job = None if spawn else self.pending.popleft()
+            if job is None:
                 # Outside the lock: starting a process takes a while, and send_task (on the
                 # scheduler's loop) and the watchdog take that lock.
                 self._spawn()
-                continue
-            self._start_run(job, idle)
+            else:
+                self._start_run(job, worker)
 
     def _start_run(self, job: _Submission, worker: _Worker | None) -> None:
         reporter = job.reporter
