@@ -3,16 +3,21 @@
 Each library gets its own environment under `benchmarks/.venvs/` (git-ignored), created on first
 use with the interpreter running the benchmark and reused while its recipe is unchanged. Our
 checkout is installed editable, so code changes need no reinstall; a changed `pyproject.toml`
-(dependencies, plugin entry points) does trigger one. All environments get the same store
-drivers, so the databases are reached through identical client code.
+(dependencies, plugin entry points) leads to a fresh environment. All environments get the same
+store drivers, so the databases are reached through identical client code. Unix only, like the
+measurements themselves (/proc, resource, process groups).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
+import time
 import venv
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,12 +56,21 @@ class EnvError(Exception):
     """An environment could not be created; its library is reported as unavailable."""
 
 
+STALE = 24 * 3600  # an environment no run has used for this long is removed
+
+
 def _python(path: Path) -> Path:
     return path / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
 
 
 def _recipe(lib: Library, base_python: str) -> str:
-    parts = {"requirements": lib.requirements, "base": base_python}
+    # The interpreter a venv is really built on, so `python` from two venvs of one Python agree.
+    base = (
+        getattr(sys, "_base_executable", sys.executable)
+        if base_python == sys.executable
+        else base_python
+    )
+    parts = {"requirements": lib.requirements, "base": os.path.realpath(base)}
     if lib.editable:
         # Entry points and dependencies are recorded at install time.
         parts["pyproject"] = hashlib.sha256((REPO_ROOT / "pyproject.toml").read_bytes()).hexdigest()
@@ -66,17 +80,33 @@ def _recipe(lib: Library, base_python: str) -> str:
 def ensure_env(
     lib: Library, base_python: str = sys.executable, log: Callable[[str], None] = print
 ) -> str:
-    """Return the interpreter of `lib`'s environment, creating or refreshing it if needed."""
+    """Return the interpreter of `lib`'s environment, creating it if needed.
+
+    An environment is never rebuilt in place: its directory is named after a hash of its recipe,
+    so a second benchmark run (another interpreter, another pyproject.toml) gets its own instead
+    of wiping one that is being measured. Creation is serialised with a file lock.
+    """
     if lib.editable and not (REPO_ROOT / "pyproject.toml").exists():
         raise EnvError("no pyproject.toml at the repository root")
-    path = VENVS / lib.venv
-    marker = path / ".asyncz-bench-recipe"
     recipe = _recipe(lib, base_python)
+    digest = hashlib.sha256(recipe.encode()).hexdigest()[:10]
+    path = VENVS / f"{lib.venv}-{digest}"
+    marker = path / ".asyncz-bench-recipe"
     python = _python(path)
-    if python.exists() and marker.exists() and marker.read_text() == recipe:
-        return str(python)
-    log(f"[bench] preparing environment {path.relative_to(REPO_ROOT)} ...")
     VENVS.mkdir(parents=True, exist_ok=True)
+    with open(VENVS / f"{lib.venv}-{digest}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (python.exists() and marker.exists()):
+            _create(lib, base_python, path, log)
+            marker.write_text(recipe)
+        marker.touch()  # "in use", for the pruning below
+    _prune(lib, keep=path)
+    return str(python)
+
+
+def _create(lib: Library, base_python: str, path: Path, log: Callable[[str], None]) -> None:
+    log(f"[bench] preparing environment {path.relative_to(REPO_ROOT)} ...")
+    python = _python(path)
     try:
         if base_python == sys.executable:
             venv.EnvBuilder(clear=True, with_pip=True).create(path)
@@ -94,5 +124,15 @@ def ensure_env(
             done.stderr.strip()[-300:]
         ]
         raise EnvError(f"pip install failed: {errors[-1][:300]}")
-    marker.write_text(recipe)
-    return str(python)
+
+
+def _prune(lib: Library, keep: Path) -> None:
+    """Remove this library's environments that no run has used for a day (old recipes)."""
+    now = time.time()
+    for old in VENVS.glob(f"{lib.venv}-*"):
+        marker = old / ".asyncz-bench-recipe"
+        if old == keep or not old.is_dir() or not marker.exists():
+            continue
+        if now - marker.stat().st_mtime > STALE:
+            shutil.rmtree(old, ignore_errors=True)
+            (VENVS / f"{old.name}.lock").unlink(missing_ok=True)
