@@ -55,12 +55,24 @@ def test_sqlite_uses_wal_and_begin_immediate_for_writes(tmp_path: Path) -> None:
     )
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
     store.add_task(make("a", 0))
     store.acquire_due_tasks(T0, "me", 10, 30)
     store.get_next_run_time()
     assert statements.count("BEGIN IMMEDIATE") == 2  # add and acquire
     assert "BEGIN DEFERRED" in statements  # reads do not take the write lock
     store.shutdown()
+
+
+def test_sqlite_synchronous_can_be_full(tmp_path: Path) -> None:
+    store = SQLAlchemyStore(f"sqlite:///{tmp_path / 'x.db'}", sqlite_synchronous="full")
+    store.start(None, "default")
+    assert store.engine is not None
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    store.shutdown()
+    with pytest.raises(ValueError, match="sqlite_synchronous"):
+        SQLAlchemyStore("sqlite://", sqlite_synchronous="sometimes")
 
 
 def test_due_queries_read_the_index(tmp_path: Path) -> None:
@@ -138,8 +150,15 @@ def test_concurrent_schedulers_never_get_the_same_task(backend: Backend) -> None
     setup.shutdown()
 
 
+def test_servers_are_pinged_before_use(backend: Backend) -> None:
+    store = started(backend)
+    assert store.engine is not None
+    assert store.engine.pool._pre_ping is (backend.name != "sqlite")  # type: ignore[attr-defined]
+    store.shutdown()
+
+
 def test_engine_options_and_given_engines(tmp_path: Path) -> None:
-    store = SQLAlchemyStore(f"sqlite:///{tmp_path / 'a.db'}", echo=False)
+    store = SQLAlchemyStore(f"sqlite:///{tmp_path / 'a.db'}", echo=False, pool_pre_ping=True)
     store.start(None, "default")
     assert store.engine is not None and store.engine.pool._pre_ping  # type: ignore[attr-defined]
     store.shutdown()

@@ -54,8 +54,12 @@ class SQLAlchemyStore(PersistentStore):
         ``Engine``
     :param tablename: the table to use (created at start if missing)
     :param engine_options: options for ``sqlalchemy.create_engine`` when ``database`` is a URL
-        (``pool_pre_ping`` is on unless you turn it off, so a restarted server is survived);
+        (``pool_pre_ping`` is on for server databases unless turned off, so a restarted server is
+        survived);
         further keyword arguments are taken as engine options too, as in Asyncz
+    :param sqlite_synchronous: SQLite's ``synchronous`` setting: ``"NORMAL"`` (default; with
+        WAL a commit survives a killed process, not necessarily a power loss) or ``"FULL"``
+        (survives a power loss too, one fsync per commit)
     :param pickle_protocol: the pickle protocol, for the ``pickle`` serializer
     :param serializer, signing_key, encryption_key, accept_unprotected, poll_interval,
         cache_size: see
@@ -74,6 +78,7 @@ class SQLAlchemyStore(PersistentStore):
         accept_unprotected: bool = False,
         poll_interval: float | None = 5.0,
         cache_size: int = 100_000,
+        sqlite_synchronous: str = "NORMAL",
         pickle_protocol: int | None = None,
         **extra_engine_options: Any,
     ) -> None:
@@ -108,6 +113,17 @@ class SQLAlchemyStore(PersistentStore):
         else:
             raise TypeError(f"database must be a URL string or an Engine, got {database!r}")
         self._engine_options = options
+        if not isinstance(sqlite_synchronous, str) or sqlite_synchronous.upper() not in (
+            "OFF",
+            "NORMAL",
+            "FULL",
+            "EXTRA",
+        ):
+            raise ValueError(
+                f"sqlite_synchronous must be 'NORMAL', 'FULL', 'EXTRA' or 'OFF', got "
+                f"{sqlite_synchronous!r}"
+            )
+        self.sqlite_synchronous = sqlite_synchronous.upper()
         self.tablename = tablename
         self.engine: Engine | None = None
         self._sqlite = self._url.get_backend_name() == "sqlite"
@@ -143,7 +159,9 @@ class SQLAlchemyStore(PersistentStore):
         if self._given_engine is not None:
             engine = self._given_engine
         else:
-            options: dict[str, Any] = {"pool_pre_ping": True, **self._engine_options}
+            # A server may restart under us (or drop idle connections): test each connection
+            # before use. A SQLite file has no server to lose, so it skips the extra query.
+            options: dict[str, Any] = {"pool_pre_ping": not self._sqlite, **self._engine_options}
             if self._sqlite and self._url.database in (None, "", ":memory:"):
                 options.setdefault("poolclass", StaticPool)
                 connect_args = dict(options.get("connect_args") or {})
@@ -151,9 +169,15 @@ class SQLAlchemyStore(PersistentStore):
                 options["connect_args"] = connect_args
                 self._local_lock = threading.RLock()
             engine = sa.create_engine(self._url, **options)
-        if self._sqlite and not event.contains(engine, "connect", _sqlite_connect):
-            event.listen(engine, "connect", _sqlite_connect)
+        if self._sqlite and not getattr(engine, "_asyncz_sqlite", False):
+            synchronous = self.sqlite_synchronous
+
+            def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+                _sqlite_connect(dbapi_connection, synchronous)
+
+            event.listen(engine, "connect", on_connect)
             event.listen(engine, "begin", _sqlite_begin)
+            setattr(engine, "_asyncz_sqlite", True)  # noqa: B010 - once per engine
         return engine
 
     def start(self, scheduler: Any, alias: str) -> None:
@@ -426,7 +450,7 @@ class SQLAlchemyStore(PersistentStore):
         return f"<SQLAlchemyStore ({url}, table {self.tablename!r})>"
 
 
-def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
+def _sqlite_connect(dbapi_connection: Any, synchronous: str) -> None:
     # pysqlite's own transaction handling begins transactions late and never IMMEDIATE; we
     # issue BEGIN ourselves (see _sqlite_begin), so it must stay out of the way.
     dbapi_connection.isolation_level = None
@@ -437,6 +461,10 @@ def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         # WAL: readers never block the writer (and vice versa). Ignored by memory databases.
         cursor.execute("PRAGMA journal_mode=WAL")
+        # NORMAL: in WAL mode a commit survives the process being killed, and the file is
+        # never corrupted; only a power loss or OS crash may undo the last commits. FULL also
+        # survives those, at one fsync per commit.
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
     finally:
         cursor.close()
 
