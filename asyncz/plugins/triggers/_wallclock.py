@@ -22,9 +22,28 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
 
 
+# zoneinfo keys that are fixed offsets by definition (tzdata's Etc/ area and its links).
+_FIXED_KEYS = frozenset(
+    {
+        "UTC",
+        "UCT",
+        "Universal",
+        "Zulu",
+        "GMT",
+        "GMT0",
+        "GMT+0",
+        "GMT-0",
+        "Greenwich",
+    }
+)
+
+
 def is_fixed_offset(tz: tzinfo) -> bool:
     """True for zones that never change offset, so no DST handling is needed at all."""
-    return isinstance(tz, timezone)
+    if isinstance(tz, timezone):
+        return True
+    key = getattr(tz, "key", None)
+    return isinstance(key, str) and (key in _FIXED_KEYS or key.startswith("Etc/"))
 
 
 def find_transition(tz: tzinfo, before: datetime, after: datetime) -> datetime:

@@ -322,6 +322,7 @@ class CronSpec:
         hours, minutes, seconds = self.hour_mask, self.minute_mask, self.second_mask
         h0, m0, s0 = self.first_hour, self.first_minute, self.first_second
         years, months = self.years, self.month_mask
+        day_cache = self._day_cache
         while True:
             if years is not None:
                 if year > years[-1]:
@@ -336,34 +337,37 @@ class CronSpec:
                 year, month, day, hour, minute, second = year + 1, 1, 1, h0, m0, s0
                 continue
             if not rest & 1:
-                month += _lowest(rest)
+                month += (rest & -rest).bit_length() - 1
                 day, hour, minute, second = 1, h0, m0, s0
-            rest = self.day_mask(year, month) >> day
+            mask = day_cache.get(year * 16 + month)
+            if mask is None:
+                mask = self.day_mask(year, month)
+            rest = mask >> day
             if not rest:
                 month, day, hour, minute, second = month + 1, 1, h0, m0, s0
                 continue
             if not rest & 1:
-                day += _lowest(rest)
+                day += (rest & -rest).bit_length() - 1
                 hour, minute, second = h0, m0, s0
             rest = hours >> hour
             if not rest:
                 day, hour, minute, second = day + 1, h0, m0, s0
                 continue
             if not rest & 1:
-                hour += _lowest(rest)
+                hour += (rest & -rest).bit_length() - 1
                 minute, second = m0, s0
             rest = minutes >> minute
             if not rest:
                 hour, minute, second = hour + 1, m0, s0
                 continue
             if not rest & 1:
-                minute += _lowest(rest)
+                minute += (rest & -rest).bit_length() - 1
                 second = s0
             rest = seconds >> second
             if not rest:
                 minute, second = minute + 1, s0
                 continue
-            return year, month, day, hour, minute, second + _lowest(rest)
+            return year, month, day, hour, minute, second + (rest & -rest).bit_length() - 1
 
     def __repr__(self) -> str:
         return f"<CronSpec {self.source!r}>"

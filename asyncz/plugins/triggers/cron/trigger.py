@@ -190,19 +190,23 @@ class CronTrigger(BaseTrigger):
 
     def _next(self, after: datetime, inclusive: bool) -> datetime | None:
         """The first fire time after ``after`` (or at it, when ``inclusive``)."""
-        local = after.astimezone(self.timezone)
-        year, month, day, hour, minute, second = _wall(local)
+        tz = self.timezone
+        local = after.astimezone(tz)
+        second = local.second
         if not inclusive or local.microsecond:
             second += 1
+        wall = (local.year, local.month, local.day, local.hour, local.minute, second)
+        if self._fixed_offset:
+            found = self._spec.next_wall(*wall)
+            return None if found is None else datetime(*found, tzinfo=tz)
         if (
             self._spec.follows_real_time
-            and not self._fixed_offset
             and local.fold == 0
             and local.replace(fold=1).utcoffset() != local.utcoffset()
         ):
             # on the first pass of a repeated interval
-            return self._next_in_first_pass(local, (year, month, day, hour, minute, second))
-        return self._search((year, month, day, hour, minute, second), after, inclusive)
+            return self._next_in_first_pass(local, wall)
+        return self._search(wall, after, inclusive)
 
     def _search(self, wall: Wall, after: datetime, inclusive: bool) -> datetime | None:
         """The first fire time from the first matching wall time at or after ``wall``.
