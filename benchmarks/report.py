@@ -265,18 +265,18 @@ def render(
         "|---|---|---|---|---|",
     ]
     for lib in libs:
-        run = next(
-            (r for (c, lb), rs in results.items() if lb == lib for r in rs if r.get("version")),
-            None,
-        )
-        if run is None:
+        runs = [r for (_, lb), rs in results.items() if lb == lib for r in rs if r.get("version")]
+        if not runs:
             why = meta.get("unavailable", {}).get(lib, "no successful run")
             out.append(f"| {labels.get(lib, lib)} | unavailable: {_cell_text(_short(why))} | | | |")
             continue
+        run = runs[0]
+        # This checkout may change under a long run (a shared tree): show every version measured.
+        version = " / ".join(dict.fromkeys(r["version"] for r in runs))
         deps = ", ".join(f"{k} {v}" for k, v in sorted(run.get("deps", {}).items()))
         origin = str(run.get("origin", "")).replace(str(meta.get("repo_root", "")), "<repo>")
         out.append(
-            f"| {labels.get(lib, lib)} | {run['version']} | {run['python']} | `{origin}` | {deps} |"
+            f"| {labels.get(lib, lib)} | {version} | {run['python']} | `{origin}` | {deps} |"
         )
     out += [
         "",

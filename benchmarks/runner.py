@@ -42,7 +42,8 @@ def _cpu_seconds() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine so far, from /proc/stat; (0, 0) elsewhere."""
     try:
         with open("/proc/stat") as f:
-            ticks = [int(x) for x in f.readline().split()[1:]]
+            # user nice system idle iowait irq softirq steal; guest time is already in user.
+            ticks = [int(x) for x in f.readline().split()[1:9]]
     except (OSError, ValueError):
         return 0.0, 0.0
     hz = os.sysconf("SC_CLK_TCK")
