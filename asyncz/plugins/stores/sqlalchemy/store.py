@@ -377,6 +377,32 @@ class SQLAlchemyStore(PersistentStore):
             )
             while len(acquired) < limit:
                 wanted = limit - len(acquired)
+                if conn.dialect.name == "postgresql":
+                    # One round trip: lock the due rows (skipping rows another scheduler is
+                    # taking right now), lease them, and return them.
+                    locked = (
+                        sa.select(t.id)
+                        .where(free)
+                        .order_by(t.next_run_time, t.id)
+                        .limit(wanted)
+                        .with_for_update(skip_locked=True)
+                    )
+                    rows = sorted(
+                        conn.execute(
+                            sa.update(self.table)
+                            .where(t.id.in_(locked.scalar_subquery()))
+                            .values(lease_owner=owner, lease_until=until)
+                            .returning(*self._columns())
+                        ).all(),
+                        key=lambda row: (row[2], row[0]),
+                    )
+                    for row in rows:
+                        task = self.restore(row[0], row[1], row[2], reports, reader)
+                        if task is not None:
+                            acquired.append(task)
+                    if len(rows) < wanted:
+                        break
+                    continue
                 query = (
                     sa.select(*self._columns())
                     .where(free)
@@ -385,7 +411,7 @@ class SQLAlchemyStore(PersistentStore):
                 )
                 if skip_locked:
                     query = query.with_for_update(skip_locked=True)
-                rows = conn.execute(query).all()
+                rows = list(conn.execute(query).all())
                 if not rows:
                     break
                 if self._sqlite:
