@@ -185,3 +185,25 @@ def test_an_in_memory_database_is_shared_by_threads() -> None:
     thread.join()
     assert seen[0].id == "a"
     store.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("name", "mariadb", "version", "expected"),
+    [
+        ("postgresql", False, (16, 1), True),
+        ("mysql", True, (10, 11, 19), True),
+        ("mysql", True, (10, 5, 2), False),
+        ("mysql", False, (8, 0, 36), True),
+        ("mysql", False, (5, 7, 44), False),
+        ("sqlite", False, (3, 40, 1), False),
+    ],
+)
+def test_skip_locked_only_where_the_server_has_it(
+    name: str, mariadb: bool, version: tuple[int, ...], expected: bool
+) -> None:
+    from types import SimpleNamespace
+
+    from asyncz.plugins.stores.sqlalchemy.store import _has_skip_locked
+
+    dialect = SimpleNamespace(name=name, is_mariadb=mariadb, server_version_info=version)
+    assert _has_skip_locked(SimpleNamespace(dialect=dialect)) is expected  # type: ignore[arg-type]

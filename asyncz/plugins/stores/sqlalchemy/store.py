@@ -370,7 +370,7 @@ class SQLAlchemyStore(PersistentStore):
         reports: list[tuple[str, str]] = []
         reader = self.reader()
         with self._write() as conn:
-            skip_locked = conn.dialect.name in ("postgresql", "mysql", "mariadb")
+            skip_locked = _has_skip_locked(conn)
             free = sa.and_(
                 t.next_run_time <= now_us,
                 sa.or_(t.lease_until.is_(None), t.lease_until <= now_us),
@@ -411,6 +411,8 @@ class SQLAlchemyStore(PersistentStore):
                 )
                 if skip_locked:
                     query = query.with_for_update(skip_locked=True)
+                elif not self._sqlite:
+                    query = query.with_for_update()
                 rows = list(conn.execute(query).all())
                 if not rows:
                     break
@@ -474,6 +476,20 @@ class SQLAlchemyStore(PersistentStore):
     def __repr__(self) -> str:
         url = self._url.render_as_string(hide_password=True)
         return f"<SQLAlchemyStore ({url}, table {self.tablename!r})>"
+
+
+def _has_skip_locked(conn: Connection) -> bool:
+    """PostgreSQL 9.5+, MySQL 8.0.1+ and MariaDB 10.6+ can skip rows locked by others."""
+    dialect = conn.dialect
+    if dialect.name == "postgresql":
+        return True
+    if dialect.name not in ("mysql", "mariadb"):
+        return False
+    version = tuple(getattr(dialect, "server_version_info", None) or ())
+    if getattr(dialect, "is_mariadb", False):
+        return version >= (10, 6)
+    # Older servers: plain FOR UPDATE (rows another scheduler is leasing are waited for).
+    return version >= (8, 0, 1)
 
 
 def _sqlite_connect(dbapi_connection: Any, synchronous: str) -> None:
