@@ -7,7 +7,6 @@ import re
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -80,28 +79,24 @@ def test_workers_sharing_a_store_tick_once_per_tick(name: str, tmp_path: Path) -
     (tmp_path / "store").mkdir()
     workers = [start(name, str(tick), "2.5", env=env) for _ in range(3)]
     outputs = [finish(worker) for worker in workers]
-    ticks = [float(t) for out in outputs for t in re.findall(r"tick (\d+\.\d+)", out)]
+    due = [
+        float(t) for out in outputs for t in re.findall(r"ran lifecycle-tick due (\d+\.\d+)", out)
+    ]
     for out in outputs:
         assert "setup" in out  # every worker sets up its own generator
         if name == "lifecycle_mp_tick_only_one.py":
-            assert out.rstrip().endswith("cleanup")
-    # Ticks land on one grid; a slot ticked by two workers would be a double run.
-    first = min(ticks)
-    slots = Counter(round((t - first) / tick) for t in ticks)
-    assert max(slots.values()) == 1, sorted(ticks)
-    assert len(ticks) >= 5
+            assert "cleanup" in out
+    # Every scheduled tick ran in one worker only (a busy machine may run some late, or
+    # coalesce them, but never twice).
+    assert len(due) == len(set(due)) >= 5, sorted(due)
+    ticks = [t for out in outputs for t in re.findall(r"\] tick ", out)]
+    assert len(ticks) == len(due)
 
 
 def test_only_one_worker_runs_the_job_and_another_takes_over(tmp_path: Path) -> None:
     env = {"ASYNCZ_EXAMPLE_LOCKS": str(tmp_path)}
     first = start("lifecycle_mp_only_one_instance.py", "job", "0.2", "1.5", env=env)
-    deadline = time.monotonic() + 20
-    lock_file: Path | None = None
-    while lock_file is None and time.monotonic() < deadline:
-        found = list(tmp_path.glob("asyncz_bg_job_*.lock"))
-        lock_file = found[0] if found else None
-        time.sleep(0.05)
-    assert lock_file is not None
+    wait_for_lock_file(tmp_path, "asyncz_bg_job_*.lock")
     second = start("lifecycle_mp_only_one_instance.py", "job", "0.2", "3.0", env=env)
     out_first, out_second = finish(first), finish(second)
     assert "got the lock" in out_first
@@ -116,13 +111,20 @@ def test_only_one_worker_runs_the_job_and_another_takes_over(tmp_path: Path) -> 
     assert out_first.rstrip().endswith("job: done")
 
 
+def wait_for_lock_file(directory: Path, pattern: str) -> None:
+    deadline = time.monotonic() + 20
+    while not list(directory.glob(pattern)):
+        assert time.monotonic() < deadline, f"no {pattern} in {directory}"
+        time.sleep(0.05)
+
+
 def test_only_one_instance_simple(tmp_path: Path) -> None:
     env = {"ASYNCZ_EXAMPLE_LOCKS": str(tmp_path)}
-    workers = [
-        start("lifecycle_mp_only_one_instance_simple.py", "simple", "0.2", "1.5", env=env)
-        for _ in range(2)
-    ]
-    outputs = [finish(worker) for worker in workers]
-    holders = [out for out in outputs if "got the lock" in out]
-    assert len(holders) == 1  # they ran side by side the whole time: only one got the job
-    assert len(re.findall(r"tick", holders[0])) >= 3
+    holder = start("lifecycle_mp_only_one_instance_simple.py", "simple", "0.2", "5", env=env)
+    wait_for_lock_file(tmp_path, "asyncz_bg_simple_*.lock")
+    # The holder keeps the lock for its whole life; a worker running meanwhile never gets it.
+    other = start("lifecycle_mp_only_one_instance_simple.py", "simple", "0.2", "1.5", env=env)
+    out_other, out_holder = finish(other), finish(holder)
+    assert "got the lock" in out_holder
+    assert len(re.findall(r"tick", out_holder)) >= 3
+    assert "got the lock" not in out_other

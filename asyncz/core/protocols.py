@@ -216,10 +216,7 @@ class BaseStore:
 
     def fix_task(self, task: Task) -> Task:
         """Bind a restored or added task to this store and its scheduler."""
-        task.scheduler = self.scheduler
-        task.store_alias = self.alias
-        task.pending = False
-        task.submitted = True
+        task.bind(self.scheduler, self.alias)
         return task
 
     # Generic lease path, on top of get_due_tasks/update_task/delete_task.

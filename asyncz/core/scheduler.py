@@ -610,15 +610,15 @@ class BaseScheduler:
             object.__setattr__(task, "next_run_time", next_time)
         alias = task.store_alias or "default"
         store = self.lookup_store(alias)
-        task.scheduler = self
+        task.bind(self, alias)
         try:
             store.add_task(task)
         except ConflictIdError:
+            task.pending, task.submitted = True, False
             if not replace_existing:
                 raise
             store.update_task(task)
-        task.pending = False
-        task.submitted = True
+            task.bind(self, alias)
         self.logger.info("Added task %r to store %r", task.name, alias)
         self._task_event(events.TASK_ADDED, task.id, alias)
         if task.next_run_time is not None:

@@ -274,6 +274,15 @@ class Task:
         tasks.append(task)
         return fn
 
+    def bind(self, scheduler: Any, store_alias: str | None) -> None:
+        """Record that ``scheduler`` keeps this task in the store ``store_alias`` (for stores)."""
+        # Bookkeeping set for every task stored and restored: skip attrs' setattr hooks.
+        setattr_ = object.__setattr__
+        setattr_(self, "scheduler", scheduler)
+        setattr_(self, "store_alias", store_alias)
+        setattr_(self, "pending", False)
+        setattr_(self, "submitted", True)
+
     def snapshot(self) -> TaskInfo:
         """An immutable view of this task for listings and dashboards."""
         trigger = self.trigger

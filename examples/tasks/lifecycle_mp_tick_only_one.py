@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Generator
 
+from asyncz.events import TASK_EXECUTED, TaskExecutionEvent
 from asyncz.schedulers import AsyncIOScheduler
 from asyncz.utils import make_function
 
@@ -40,6 +41,13 @@ generator = lifecycle_task()
 
 def lifecycle_tick() -> None:
     generator.send(True)
+
+
+def report(event: TaskExecutionEvent) -> None:
+    # Which worker ran which tick: each scheduled time shows up in one worker only.
+    if event.task_id == "lifecycle-tick":
+        due = event.scheduled_run_time.timestamp()
+        print(f"[{os.getpid()}] ran {event.task_id} due {due:.3f}", flush=True)
 
 
 def main(tick_seconds: float = 1.0, run_for: float = 3.5) -> None:
@@ -65,6 +73,7 @@ def main(tick_seconds: float = 1.0, run_for: float = 3.5) -> None:
     scheduler.add_task(
         lifecycle_tick, trigger="interval", seconds=tick_seconds, id="lifecycle-tick"
     )
+    scheduler.add_listener(report, TASK_EXECUTED)
     scheduler.start()
     time.sleep(run_for)
     scheduler.stop()

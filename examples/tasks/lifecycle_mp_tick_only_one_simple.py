@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Generator
 
+from asyncz.events import TASK_EXECUTED, TaskExecutionEvent
 from asyncz.schedulers import AsyncIOScheduler
 
 SHARED_DIRECTORY = os.environ.get("ASYNCZ_EXAMPLE_STORE")
@@ -31,6 +32,12 @@ def lifecycle_tick() -> None:
     generator.send(True)
 
 
+def report(event: TaskExecutionEvent) -> None:
+    # Which worker ran which tick: each scheduled time shows up in one worker only.
+    due = event.scheduled_run_time.timestamp()
+    print(f"[{os.getpid()}] ran {event.task_id} due {due:.3f}", flush=True)
+
+
 def main(tick_seconds: float = 1.0, run_for: float = 3.5) -> None:
     directory = SHARED_DIRECTORY or tempfile.mkdtemp()
     scheduler = AsyncIOScheduler(
@@ -48,6 +55,7 @@ def main(tick_seconds: float = 1.0, run_for: float = 3.5) -> None:
     scheduler.add_task(
         lifecycle_tick, trigger="interval", seconds=tick_seconds, id="lifecycle-tick"
     )
+    scheduler.add_listener(report, TASK_EXECUTED)
     scheduler.start()
     time.sleep(run_for)
     scheduler.stop()
