@@ -14,8 +14,9 @@ def test_readme_example_runs() -> None:
     readme = (ROOT / "README.md").read_text()
     code = re.search(r"## Ten lines\n\n```python\n(.*?)```", readme, re.S)
     assert code is not None, "the README's ten-line example is missing"
-    result = subprocess.run([sys.executable, "-c", code.group(1)], capture_output=True,
-                            text=True, timeout=30, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", code.group(1)], capture_output=True, text=True, timeout=30, cwd=ROOT
+    )
     assert result.returncode == 0, result.stderr
     ticks = result.stdout.splitlines()
     assert ticks[:3] == ["tick from interval"] * 3
@@ -24,7 +25,9 @@ def test_readme_example_runs() -> None:
 def test_quickstart_runs_tasks_visibly() -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "quickstart.py"), "--seconds", "2.2"],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
