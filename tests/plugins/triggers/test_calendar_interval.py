@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pickle
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asyncz.triggers import CalendarIntervalTrigger
 
@@ -135,3 +137,94 @@ def test_registered() -> None:
     from asyncz.core.plugins import default_registry
 
     assert default_registry().resolve("trigger", "calendar_interval") is CalendarIntervalTrigger
+
+
+# -- property: against "the first instant whose wall clock reads at least the target" ---------
+
+ZONES = [
+    "Europe/Berlin",
+    "America/New_York",
+    "Australia/Lord_Howe",
+    "America/Havana",
+    "America/Santiago",
+    "Pacific/Chatham",
+]
+
+
+def _first_instant_showing(target: datetime, tz: ZoneInfo) -> datetime:
+    """The first instant whose wall clock reads ``target`` or later (15-minute steps): the first
+    pass of a repeated wall time, the end of the gap for a skipped one."""
+    t = (target - timedelta(hours=16)).replace(tzinfo=UTC)
+    while t.astimezone(tz).replace(tzinfo=None, fold=0) < target:
+        t += timedelta(minutes=15)
+    return t.astimezone(tz)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    zone=st.sampled_from(ZONES),
+    start=st.dates(min_value=date(2019, 1, 1), max_value=date(2030, 12, 31)),
+    unit=st.sampled_from(["months", "years", "days", "weeks"]),
+    count=st.integers(1, 14),
+    hour=st.integers(0, 23),
+    minute=st.sampled_from([0, 15, 30, 45]),
+    month_end=st.sampled_from(["clamp", "skip"]),
+)
+def test_matches_wall_clock_oracle(
+    zone: str, start: date, unit: str, count: int, hour: int, minute: int, month_end: str
+) -> None:
+    import calendar
+
+    tz = ZoneInfo(zone)
+    trigger = CalendarIntervalTrigger(
+        **{unit: count},
+        hour=hour,
+        minute=minute,
+        start_at=start,
+        timezone=zone,
+        month_end=month_end,
+    )
+    expected = []
+    k = 0
+    while len(expected) < 5:
+        if unit in ("months", "years"):
+            months = start.month - 1 + k * count * (12 if unit == "years" else 1)
+            year, month = start.year + months // 12, months % 12 + 1
+            last = calendar.monthrange(year, month)[1]
+            k += 1
+            if start.day > last and month_end == "skip":
+                continue
+            day = date(year, month, min(start.day, last))
+        else:
+            day = start + timedelta(days=k * count * (7 if unit == "weeks" else 1))
+            k += 1
+        expected.append(
+            _first_instant_showing(datetime(day.year, day.month, day.day, hour, minute), tz)
+        )
+    got = fires(trigger, datetime(2018, 12, 1, tzinfo=UTC), 5)
+    assert iso(got) == iso(expected)
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_daily_runs_at_every_transition_2019_2031(zone: str) -> None:
+    tz = ZoneInfo(zone)
+    t = datetime(2019, 1, 1, 12, tzinfo=UTC)
+    previous = t.astimezone(tz).utcoffset()
+    while t.year < 2032:
+        t += timedelta(days=1)
+        offset = t.astimezone(tz).utcoffset()
+        if offset == previous:
+            continue
+        previous = offset
+        day = (t - timedelta(days=2)).astimezone(tz).date()
+        for hour, minute in ((0, 0), (0, 30), (1, 0), (1, 45), (2, 0), (2, 30), (3, 0)):
+            trigger = CalendarIntervalTrigger(
+                days=1, hour=hour, minute=minute, start_at=day, timezone=zone
+            )
+            got = fires(trigger, datetime(2018, 1, 1, tzinfo=UTC), 3)
+            expected = [
+                _first_instant_showing(datetime(d.year, d.month, d.day, hour, minute), tz)
+                for d in (day, day + timedelta(days=1), day + timedelta(days=2))
+            ]
+            assert iso(got) == iso(expected), (zone, day, hour, minute)
+            assert_strictly_increasing(got)
