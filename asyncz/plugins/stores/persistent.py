@@ -15,6 +15,7 @@ tried it until the lease runs out, so it is retried once per lease period, not i
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import timezone, tzinfo
 from typing import Any
@@ -80,6 +81,7 @@ class PersistentStore(BaseStore):
         self._cache: dict[str, tuple[bytes, str, str, int | None, Task]] = {}
         self._quarantined: dict[str, str] = {}
         self._quarantine_lock = threading.Lock()
+        self._token = uuid.uuid4().hex
 
     # -- codec -----------------------------------------------------------------------------
 
@@ -296,6 +298,36 @@ class PersistentStore(BaseStore):
                 found[task_id] = reports[-1][1]
         self.report(reports)
         return found
+
+    # -- telling other schedulers about changes ---------------------------------------------
+    #
+    # Stores that can (Redis pub/sub, PostgreSQL LISTEN/NOTIFY) announce added and updated
+    # tasks, so that a scheduler sharing the store wakes up at once instead of at its next
+    # poll. Best effort: the poll stays as the safety net. A store ignores its own messages
+    # (its scheduler was already woken by the change itself).
+
+    def notification(self, tasks: Iterable[Task]) -> str | None:
+        """The message announcing ``tasks`` (None when none of them is scheduled)."""
+        times = [t.next_run_time for t in tasks if t.next_run_time is not None]
+        if not times:
+            return None
+        return f"{self._token} {min(utc_timestamp_us(t) for t in times)}"
+
+    def notified(self, message: str | bytes) -> None:
+        """Handle a message from another store instance: wake the scheduler up."""
+        if isinstance(message, bytes):
+            message = message.decode("utf-8", "replace")
+        token, _, when = message.partition(" ")
+        if token == self._token:
+            return
+        wakeup = getattr(self.scheduler, "wakeup", None)
+        if wakeup is None:
+            return
+        try:
+            moment = from_timestamp_us(int(when)) if when else None
+        except ValueError:
+            moment = None
+        wakeup(moment)
 
     def add_tasks(self, tasks: Sequence[Task]) -> None:
         """Add several tasks (stores with transactions do it in one)."""

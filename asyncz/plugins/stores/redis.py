@@ -14,12 +14,18 @@ no check-then-write race between schedulers sharing the keys, and no half-applie
 client dies. Under Redis Cluster, give a prefix with a hash tag (``"{asyncz}."``) so all four
 keys live in one slot.
 
+Added and updated tasks are announced on the pub/sub channel ``<prefix>changes``; every store
+instance listens there (one thread) and wakes its scheduler when another instance announces a
+change, so a task added by one process runs on time in another without waiting for a poll.
+
 The ``redis`` package is imported when a store is created, not when this module is imported, so
 plugin discovery works without it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -140,6 +146,8 @@ class RedisStore(PersistentStore):
     :param database: the database number when no URL is given
     :param key_prefix: prefix of the store's keys
     :param tasks_key, run_times_key: override those two key names (Asyncz's options)
+    :param notify: announce added and updated tasks on ``<prefix>changes`` and listen there,
+        so schedulers sharing the store wake up at once (the poll stays as a safety net)
     :param pickle_protocol: the pickle protocol, for the ``pickle`` serializer
     :param serializer, signing_key, encryption_key, accept_unprotected, poll_interval,
         cache_size: see
@@ -162,6 +170,7 @@ class RedisStore(PersistentStore):
         accept_unprotected: bool = False,
         poll_interval: float | None = 5.0,
         cache_size: int = 100_000,
+        notify: bool = True,
         **connect_args: Any,
     ) -> None:
         if pickle_protocol is not None and serializer == "pickle":
@@ -190,6 +199,11 @@ class RedisStore(PersistentStore):
         self.run_times_key = run_times_key or f"{key_prefix}run_times"
         self.leases_key = f"{key_prefix}leases"
         self.lease_info_key = f"{key_prefix}lease_info"
+        #: pub/sub channel where added and updated tasks are announced to other schedulers
+        self.channel = f"{key_prefix}changes"
+        self.notify = notify
+        self._listener: threading.Thread | None = None
+        self._stop = threading.Event()
         self._keys = [self.tasks_key, self.run_times_key, self.leases_key, self.lease_info_key]
         self._add = self.client.register_script(_ADD)
         self._update = self.client.register_script(_UPDATE)
@@ -197,7 +211,50 @@ class RedisStore(PersistentStore):
         self._acquire = self.client.register_script(_ACQUIRE)
         self._release = self.client.register_script(_RELEASE)
 
+    def start(self, scheduler: Any, alias: str) -> None:
+        super().start(scheduler, alias)
+        if self.notify and self._listener is None:
+            self._stop.clear()
+            self._listener = threading.Thread(
+                target=self._listen, name=f"asyncz-redis-{alias}", daemon=True
+            )
+            self._listener.start()
+
+    def _listen(self) -> None:
+        """Wake the scheduler when another process announces a change (pub/sub)."""
+        pubsub = None
+        while not self._stop.is_set():
+            try:
+                if pubsub is None:
+                    pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+                    pubsub.subscribe(self.channel)
+                message = pubsub.get_message(timeout=0.5)
+                if message is not None and message.get("type") == "message":
+                    self.notified(message["data"])
+            except Exception:
+                # The server went away: the poll covers the gap; subscribe again shortly.
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        pubsub.close()
+                pubsub = None
+                self._stop.wait(1.0)
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                pubsub.close()
+
+    def _announce(self, tasks: Sequence[Task]) -> None:
+        message = self.notification(tasks) if self.notify else None
+        if message is not None:
+            try:
+                self.client.publish(self.channel, message)
+            except Exception:  # best effort: the others' poll still finds the change
+                self.logger.debug("Could not announce a change on %r", self.channel, exc_info=True)
+
     def shutdown(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            self._stop.set()
+            listener.join(5)
         # The connection pool reconnects on the next use, so a restart needs nothing here.
         self.client.connection_pool.disconnect()
 
@@ -222,6 +279,7 @@ class RedisStore(PersistentStore):
             raise ConflictIdError(taken.decode() if isinstance(taken, bytes) else str(taken))
         for task, enc in zip(tasks, encoded, strict=True):
             self.stored(task, enc)
+        self._announce(tasks)
 
     def update_task(self, task: Task) -> None:
         encoded = self.encode(task)
@@ -229,6 +287,7 @@ class RedisStore(PersistentStore):
         if not self._update(keys=self._keys, args=args):
             raise TaskLookupError(task.id, self.alias)
         self.stored(task, encoded)
+        self._announce([task])
 
     def delete_task(self, task_id: str) -> None:
         self.forget([task_id])

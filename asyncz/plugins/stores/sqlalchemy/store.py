@@ -14,7 +14,8 @@ with a lease recorded in the row, taken with ``SELECT ... FOR UPDATE SKIP LOCKED
 and MariaDB/MySQL (a concurrent acquirer skips rows being leased instead of waiting), and inside
 ``BEGIN IMMEDIATE`` on SQLite (one writer at a time, decided when the transaction begins, so two
 processes never both read a row as free). SQLite files are put in WAL mode, so readers do not
-block the writer.
+block the writer. On PostgreSQL, added and updated tasks are announced with ``NOTIFY`` so that
+the other schedulers wake up at once rather than at their next poll.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ class SQLAlchemyStore(PersistentStore):
     :param sqlite_synchronous: SQLite's ``synchronous`` setting: ``"NORMAL"`` (default; with
         WAL a commit survives a killed process, not necessarily a power loss) or ``"FULL"``
         (survives a power loss too, one fsync per commit)
+    :param notify: on PostgreSQL (psycopg), announce added and updated tasks with ``NOTIFY`` and
+        ``LISTEN`` for others' (one thread, one connection), so schedulers sharing the table
+        wake up at once; the poll stays as a safety net
     :param pickle_protocol: the pickle protocol, for the ``pickle`` serializer
     :param serializer, signing_key, encryption_key, accept_unprotected, poll_interval,
         cache_size: see
@@ -79,6 +83,7 @@ class SQLAlchemyStore(PersistentStore):
         poll_interval: float | None = 5.0,
         cache_size: int = 100_000,
         sqlite_synchronous: str = "NORMAL",
+        notify: bool = True,
         pickle_protocol: int | None = None,
         **extra_engine_options: Any,
     ) -> None:
@@ -125,6 +130,11 @@ class SQLAlchemyStore(PersistentStore):
             )
         self.sqlite_synchronous = sqlite_synchronous.upper()
         self.tablename = tablename
+        #: PostgreSQL channel where added and updated tasks are announced
+        self.channel = f"asyncz_{tablename}"[:63]
+        self.notify = notify
+        self._listener: threading.Thread | None = None
+        self._stop = threading.Event()
         self.engine: Engine | None = None
         self._sqlite = self._url.get_backend_name() == "sqlite"
         # A SQLite memory database is one connection shared by every thread: take turns.
@@ -185,6 +195,54 @@ class SQLAlchemyStore(PersistentStore):
         if self.engine is None:
             self.engine = self._make_engine()
         self._create_schema()
+        if self._listens() and self._listener is None:
+            self._stop.clear()
+            self._listener = threading.Thread(
+                target=self._listen, name=f"asyncz-sql-{alias}", daemon=True
+            )
+            self._listener.start()
+
+    # -- PostgreSQL LISTEN/NOTIFY: wake schedulers sharing the table at once ----------------
+
+    def _listens(self) -> bool:
+        engine = self.engine
+        return bool(
+            self.notify
+            and engine is not None
+            and engine.dialect.name == "postgresql"
+            and engine.dialect.driver == "psycopg"
+        )
+
+    def _announce(self, conn: Connection, tasks: Sequence[Task]) -> None:
+        """NOTIFY inside the writing transaction: delivered only if it commits."""
+        if self._listens():
+            message = self.notification(tasks)
+            if message is not None:
+                conn.execute(sa.select(sa.func.pg_notify(self.channel, message)))
+
+    def _listen(self) -> None:
+        from psycopg import sql
+
+        while not self._stop.is_set():
+            raw = None
+            try:
+                assert self.engine is not None
+                raw = self.engine.raw_connection()
+                driver: Any = raw.driver_connection
+                raw.detach()  # a connection of its own, not a pool slot held forever
+                driver.rollback()  # the pool's ping may have opened a transaction
+                driver.autocommit = True
+                driver.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                while not self._stop.is_set():
+                    for note in driver.notifies(timeout=0.5):
+                        self.notified(note.payload)
+            except Exception:
+                # The server went away: the poll covers the gap; listen again shortly.
+                self._stop.wait(1.0)
+            finally:
+                if raw is not None:
+                    with contextlib.suppress(Exception):
+                        raw.close()
 
     def _create_schema(self) -> None:
         assert self.engine is not None
@@ -218,6 +276,10 @@ class SQLAlchemyStore(PersistentStore):
         return SCHEMA_VERSION
 
     def shutdown(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            self._stop.set()
+            listener.join(5)
         if self.engine is not None and self._given_engine is None:
             self.engine.dispose()
             self.engine = None
@@ -269,6 +331,7 @@ class SQLAlchemyStore(PersistentStore):
         try:
             with self._write() as conn:
                 conn.execute(sa.insert(self.table), rows)
+                self._announce(conn, tasks)
         except IntegrityError:
             ids = [row["id"] for row in rows]
             if len(set(ids)) != len(ids):
@@ -290,6 +353,8 @@ class SQLAlchemyStore(PersistentStore):
             result = conn.execute(
                 sa.update(self.table).where(self.table.c.id == task_id).values(**row)
             )
+            if result.rowcount:
+                self._announce(conn, [task])
         if result.rowcount == 0:
             raise TaskLookupError(task_id, self.alias)
         self.stored(task, encoded)
