@@ -300,11 +300,11 @@ class PluginRegistry:
 
     def resolve(self, kind: str, alias: str) -> type:
         """The class registered under ``alias``, importing a lazy target on first use."""
-        provider = self.get(kind, alias)
         key = (kind, alias)
         loaded = self._loaded.get(key)
-        if loaded is not None:
+        if loaded is not None:  # resolved before, so discovered and unambiguous
             return loaded
+        provider = self.get(kind, alias)
         target = provider.target
         if isinstance(target, str):
             try:

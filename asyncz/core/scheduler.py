@@ -1499,6 +1499,13 @@ class AsyncIOScheduler(BaseScheduler):
             )
         else:
             submissions, earliest, more = self.process_due(now)
+        if not self.running and submissions:
+            # Shut down while the stores were read in a worker thread: executors are closed.
+            self.logger.warning(
+                "The scheduler shut down during a store pass; %d due run(s) were not started",
+                sum(len(item[2]) for item in submissions),
+            )
+            return None
         for task, alias, run_times, coalesced in submissions:
             self.submit(task, alias, run_times, coalesced)
         if more:

@@ -8,7 +8,7 @@ update leaves the task as it was.
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,11 @@ _BOOKKEEPING = frozenset({"scheduler", "store_alias", "pending", "submitted", "d
 
 def _bad(field: str, value: object, valid: str, exc: type[Exception] = ValueError) -> Exception:
     return exc(f"Task field {field!r} must be {valid}, got {value!r}")
+
+
+def _new_id() -> str:
+    """128 random bits as 32 hex digits, like ``uuid4().hex`` at a fraction of the cost."""
+    return os.urandom(16).hex()
 
 
 def _validate_id(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -63,14 +68,18 @@ def _validate_fn(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 def _to_args(value: Any) -> tuple[Any, ...]:
     if value is None:
         return ()
+    if type(value) is tuple:  # the common case, checked first: tasks are added in bulk
+        return value
     if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
         raise _bad("args", value, "a list or tuple of positional arguments", TypeError)
     return tuple(value)
 
 
 def _to_kwargs(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
+    if not value:
+        if value is None or isinstance(value, Mapping):
+            return {}
+        raise _bad("kwargs", value, "a mapping of keyword arguments", TypeError)
     if not isinstance(value, Mapping):
         raise _bad("kwargs", value, "a mapping of keyword arguments", TypeError)
     if not all(isinstance(key, str) for key in value):
@@ -164,7 +173,7 @@ class Task:
     """
 
     id: str = attrs.field(
-        factory=lambda: uuid.uuid4().hex,
+        factory=_new_id,
         validator=_validate_id,
         on_setattr=attrs.setters.frozen,
     )
@@ -242,7 +251,7 @@ class Task:
             raise TypeError(f"the add_task decorator needs a callable, got {fn!r}")
         explicit_id = options["explicit_id"]
         task = Task(
-            id=self.id if explicit_id else uuid.uuid4().hex,
+            id=self.id if explicit_id else _new_id(),
             name=self.name,
             fn=fn,
             args=self.args,
