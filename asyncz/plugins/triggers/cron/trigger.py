@@ -162,7 +162,11 @@ class CronTrigger(BaseTrigger):
         self.jitter = _jitter(jitter)
         start = to_aware(start_at, self.timezone, "start_at")
         end = to_aware(end_at, self.timezone, "end_at")
-        if start is not None and end is not None and end < start:
+        if (
+            start is not None
+            and end is not None
+            and utc_timestamp_us(end) < utc_timestamp_us(start)
+        ):
             raise ValueError(f"end_at ({end.isoformat()}) is before start_at ({start.isoformat()})")
         self.start_at = start.astimezone(self.timezone) if start is not None else None
         self.end_at = end.astimezone(self.timezone) if end is not None else None
