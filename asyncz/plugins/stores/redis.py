@@ -214,16 +214,18 @@ class RedisStore(PersistentStore):
     def start(self, scheduler: Any, alias: str) -> None:
         super().start(scheduler, alias)
         if self.notify and self._listener is None:
-            self._stop.clear()
+            # A fresh event per listener: one still winding down from an earlier shutdown
+            # must not be revived.
+            self._stop = threading.Event()
             self._listener = threading.Thread(
-                target=self._listen, name=f"asyncz-redis-{alias}", daemon=True
+                target=self._listen, args=(self._stop,), name=f"asyncz-redis-{alias}", daemon=True
             )
             self._listener.start()
 
-    def _listen(self) -> None:
+    def _listen(self, stop: threading.Event) -> None:
         """Wake the scheduler when another process announces a change (pub/sub)."""
         pubsub = None
-        while not self._stop.is_set():
+        while not stop.is_set():
             try:
                 if pubsub is None:
                     pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
@@ -237,7 +239,7 @@ class RedisStore(PersistentStore):
                     with contextlib.suppress(Exception):
                         pubsub.close()
                 pubsub = None
-                self._stop.wait(1.0)
+                stop.wait(1.0)
         if pubsub is not None:
             with contextlib.suppress(Exception):
                 pubsub.close()
@@ -251,10 +253,10 @@ class RedisStore(PersistentStore):
                 self.logger.debug("Could not announce a change on %r", self.channel, exc_info=True)
 
     def shutdown(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
+        if self._listener is not None:
+            # Not joined: it notices within half a second and closes its own connection.
             self._stop.set()
-            listener.join(5)
+            self._listener = None
         # The connection pool reconnects on the next use, so a restart needs nothing here.
         self.client.connection_pool.disconnect()
 

@@ -196,9 +196,11 @@ class SQLAlchemyStore(PersistentStore):
             self.engine = self._make_engine()
         self._create_schema()
         if self._listens() and self._listener is None:
-            self._stop.clear()
+            # A fresh event per listener: one still winding down from an earlier shutdown
+            # must not be revived.
+            self._stop = threading.Event()
             self._listener = threading.Thread(
-                target=self._listen, name=f"asyncz-sql-{alias}", daemon=True
+                target=self._listen, args=(self._stop,), name=f"asyncz-sql-{alias}", daemon=True
             )
             self._listener.start()
 
@@ -220,10 +222,10 @@ class SQLAlchemyStore(PersistentStore):
             if message is not None:
                 conn.execute(sa.select(sa.func.pg_notify(self.channel, message)))
 
-    def _listen(self) -> None:
+    def _listen(self, stop: threading.Event) -> None:
         from psycopg import sql
 
-        while not self._stop.is_set():
+        while not stop.is_set():
             raw = None
             try:
                 assert self.engine is not None
@@ -233,12 +235,12 @@ class SQLAlchemyStore(PersistentStore):
                 driver.rollback()  # the pool's ping may have opened a transaction
                 driver.autocommit = True
                 driver.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
-                while not self._stop.is_set():
+                while not stop.is_set():
                     for note in driver.notifies(timeout=0.5):
                         self.notified(note.payload)
             except Exception:
                 # The server went away: the poll covers the gap; listen again shortly.
-                self._stop.wait(1.0)
+                stop.wait(1.0)
             finally:
                 if raw is not None:
                     with contextlib.suppress(Exception):
@@ -276,10 +278,10 @@ class SQLAlchemyStore(PersistentStore):
         return SCHEMA_VERSION
 
     def shutdown(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
+        if self._listener is not None:
+            # Not joined: it notices within half a second and closes its own connection.
             self._stop.set()
-            listener.join(5)
+            self._listener = None
         if self.engine is not None and self._given_engine is None:
             self.engine.dispose()
             self.engine = None
