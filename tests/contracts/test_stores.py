@@ -505,3 +505,13 @@ def test_the_decoded_record_cache_can_be_turned_off(persistent: Backend) -> None
         assert first is not second and first.trigger == second.trigger
     finally:
         store.shutdown()
+
+
+def test_ids_are_case_sensitive_and_ties_go_by_code_point(store: Any) -> None:
+    for task_id in ["job", "Job", "_x", "b"]:
+        store.add_task(make(task_id, 0))
+    expected = ["Job", "_x", "b", "job"]  # sorted() order: by code point
+    assert ids(store.get_all_tasks()) == expected
+    assert ids(store.get_due_tasks(T0)) == expected
+    assert ids(store.acquire_due_tasks(T0, "me", 10, 30)) == expected
+    assert store.lookup_task("Job").id == "Job"

@@ -143,7 +143,15 @@ class SQLAlchemyStore(PersistentStore):
         self.table = sa.Table(
             tablename,
             metadata,
-            sa.Column("id", sa.String(255), primary_key=True),
+            # Ids compare by code point everywhere, as in Python and the other stores: case
+            # matters ("Job" and "job" are two tasks) and ties are ordered the same way.
+            sa.Column(
+                "id",
+                sa.String(255)
+                .with_variant(sa.String(255, collation="C"), "postgresql")
+                .with_variant(mysql.VARCHAR(255, collation="utf8mb4_bin"), "mysql", "mariadb"),
+                primary_key=True,
+            ),
             sa.Column("next_run_time", sa.BigInteger, nullable=True),
             sa.Column("lease_owner", sa.String(255), nullable=True),
             sa.Column("lease_until", sa.BigInteger, nullable=True),
