@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -164,10 +164,13 @@ class BaseTrigger:
         """Add up to ``jitter`` seconds to ``next_time``, never beyond ``end_at``."""
         if next_time is None or not self.jitter:
             return next_time
-        jittered = next_time + timedelta(seconds=random.uniform(0, self.jitter))
-        if end_at is not None and jittered > end_at:
-            return end_at if end_at >= next_time else next_time
-        return jittered
+        # Elapsed seconds, added in UTC: wall-clock arithmetic would be off next to a DST
+        # change (and datetimes of one zone compare by wall time, ignoring ``fold``).
+        utc = next_time.astimezone(timezone.utc)
+        jittered = utc + timedelta(seconds=random.uniform(0, self.jitter))
+        if end_at is not None and jittered > end_at.astimezone(timezone.utc):
+            return end_at if end_at.astimezone(timezone.utc) >= utc else next_time
+        return jittered.astimezone(next_time.tzinfo)
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):

@@ -1053,8 +1053,11 @@ class BaseScheduler:
             more = more or has_more
             if next_time is None and has_more is None:  # the store failed: try again later
                 next_time = retry_at
-            if next_time is not None and (earliest is None or next_time < earliest):
-                earliest = next_time
+            if next_time is not None:
+                # In UTC: datetimes sharing a zone compare by wall time, ignoring DST's fold.
+                next_time = next_time.astimezone(UTC)
+                if earliest is None or next_time < earliest:
+                    earliest = next_time
         return submissions, earliest, more
 
     def _process_store(
