@@ -141,9 +141,9 @@ def _int(value: Any) -> int:
 class RedisStore(PersistentStore):
     """Keeps tasks in Redis.
 
+    :param database: the database number (Asyncz's first argument), or a ``redis://`` URL
     :param url: a ``redis://`` URL; alternatively pass connection options (``host``, ``port``,
         ``password``, ...) as keyword arguments, as in Asyncz, or a ready ``client``
-    :param database: the database number when no URL is given
     :param key_prefix: prefix of the store's keys
     :param tasks_key, run_times_key: override those two key names (Asyncz's options)
     :param notify: announce added and updated tasks on ``<prefix>changes`` and listen there,
@@ -156,14 +156,14 @@ class RedisStore(PersistentStore):
 
     def __init__(
         self,
-        url: str | None = None,
-        *,
-        database: int = 0,
-        key_prefix: str = "asyncz.",
+        database: int | str = 0,
         tasks_key: str | None = None,
         run_times_key: str | None = None,
-        client: redis.Redis | None = None,
         pickle_protocol: int | None = None,
+        *,
+        url: str | None = None,
+        key_prefix: str = "asyncz.",
+        client: redis.Redis | None = None,
         serializer: Any = "pickle",
         signing_key: Any = None,
         encryption_key: Any = None,
@@ -189,6 +189,8 @@ class RedisStore(PersistentStore):
         import redis
 
         self.client: redis.Redis
+        if isinstance(database, str):  # RedisStore("redis://...") reads naturally too
+            url, database = url or database, 0
         if client is not None:
             self.client = client
         elif url is not None:

@@ -98,3 +98,16 @@ def test_plugin_discovery_does_not_import_redis() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert json.loads(out.stdout) == [False, False]
+
+
+def test_asyncz_style_arguments(backend: Backend) -> None:
+    from asyncz.plugins.stores.redis import RedisStore
+
+    store = RedisStore(0, "x.tasks", "x.run_times", host="127.0.0.1", port=6379, notify=False)
+    assert (store.tasks_key, store.run_times_key) == ("x.tasks", "x.run_times")
+    assert store.client.connection_pool.connection_kwargs["db"] == 0
+    by_url = RedisStore(backend.options["url"], key_prefix=backend.options["key_prefix"])
+    by_url.start(None, "default")
+    by_url.add_task(make("a", 0))
+    assert [t.id for t in by_url.get_all_tasks()] == ["a"]
+    by_url.shutdown()
