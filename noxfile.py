@@ -38,8 +38,8 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """A real scheduler on the embedded default store, visibly running a few tasks."""
-    session.install("-e", ".")
+    """A real scheduler on the embedded SQLite store, visibly running a few tasks."""
+    session.install("-e", ".[sqlalchemy]")
     session.run("python", "examples/quickstart.py", *session.posargs)
 
 

@@ -22,18 +22,28 @@ def test_readme_example_runs() -> None:
     assert ticks[:3] == ["tick from interval"] * 3
 
 
-def test_quickstart_runs_tasks_visibly() -> None:
+def test_quickstart_runs_tasks_visibly(tmp_path: Path) -> None:
+    database = tmp_path / "demo.sqlite"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "quickstart.py"), "--seconds", "2.2"],
+        [
+            sys.executable,
+            str(ROOT / "examples" / "quickstart.py"),
+            "--seconds",
+            "2.2",
+            "--database",
+            str(database),
+        ],
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "scheduler started with 4 tasks" in out
+    assert f"store: {database}" in out
+    assert out.count("           ") == 4  # the four tasks listed at start
     assert "fetched 'startup'" in out
     assert out.count("heartbeat (a plain function") == 2
     assert "flaky raised RuntimeError" in out
     assert "fetched 'weather'" in out
-    assert "tasks left: ['heartbeat', 'fetch-weather']" in out
+    assert "tasks kept in the store: ['fetch-weather', 'heartbeat']" in out
+    assert database.exists()
