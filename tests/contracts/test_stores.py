@@ -300,6 +300,7 @@ def test_unrestorable_tasks_are_quarantined_never_deleted(
         store.add_task(make("early", 0))
         store.add_task(make("moved", 1, fn=jobs.movable))
         store.add_task(make("late", 2))
+        before = {i: bytes(d) for i, d, _ in store.iter_records()}
         monkeypatch.delattr(jobs, "movable")  # the function was moved in a refactoring
 
         assert ids(store.get_all_tasks()) == ["early", "late"]
@@ -316,6 +317,8 @@ def test_unrestorable_tasks_are_quarantined_never_deleted(
         assert "movable" in reported[0].reason
         with pytest.raises(ConflictIdError):  # still there: never overwritten by accident
             store.add_task(make("moved", 1))
+        after = {i: bytes(d) for i, d, _ in store.iter_records()}
+        assert after["moved"] == before["moved"]  # the record is left exactly as it was
 
         # No busy loop: it stays leased until the lease runs out, then is tried again.
         assert store.acquire_due_tasks(T0 + timedelta(seconds=6), "me", 10, 30) == []
