@@ -69,6 +69,15 @@ class AsyncIOExecutor(BaseExecutor):
         self._pool = WorkerThreads(self._run_in_thread, workers, f"asyncz-{alias}")
         super().start(scheduler, alias)
 
+    def do_send_task(self, task: Task, run_times: Sequence[datetime]) -> None:
+        if self._is_async(task.fn) and self._loop is not None and running_loop() is self._loop:
+            # A new asyncio task takes its first step on a later loop turn anyway, after the
+            # scheduler has reported TASK_SUBMITTED: no need to wait for the batched hand-over,
+            # which would cost the run another loop turn of lateness.
+            self.launch(task, run_times)
+            return
+        super().do_send_task(task, run_times)
+
     def launch(self, task: Task, run_times: Sequence[datetime]) -> None:
         if self._is_async(task.fn):
             loop = self._loop
