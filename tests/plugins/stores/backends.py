@@ -36,6 +36,20 @@ BACKENDS = {
     "redis": "redis",
 }
 PERSISTENT = [name for name in BACKENDS if name != "memory"]
+
+
+def contract_backends() -> list[str]:
+    """Every backend above, plus ``plugin:<alias>`` for each other registered store alias (a
+    third party's), tried with no options: every registered store meets the contract."""
+    covered = set(BACKENDS.values())
+    others = sorted(
+        provider.alias
+        for provider in default_registry().providers("store")
+        if provider.alias not in covered
+    )
+    return [*BACKENDS, *(f"plugin:{alias}" for alias in others)]
+
+
 SQL = ["sqlite", "postgresql", "mysql"]
 
 
@@ -110,7 +124,17 @@ def _redis_backend() -> Backend:
 
 @contextmanager
 def make_backend(name: str, tmp_path: Path) -> Iterator[Backend]:
-    if name == "memory":
+    if name.startswith("plugin:"):
+        alias = name.partition(":")[2]
+        backend = Backend(name, alias, {}, False)
+        try:
+            backend.make()
+        except Exception as exc:
+            pytest.fail(
+                f"the store plugin alias {alias!r} cannot be created without options ({exc}); "
+                "add a backend for it in tests/plugins/stores/backends.py"
+            )
+    elif name == "memory":
         backend = Backend("memory", "memory", {}, False)
     elif name == "file":
         backend = Backend("file", "file", {"directory": str(tmp_path / "tasks")}, True)
