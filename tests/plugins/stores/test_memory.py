@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asyncz.exceptions import ConflictIdError, TaskLookupError
+from asyncz.exceptions import ConflictIdError
 from asyncz.stores import MemoryStore
 from asyncz.tasks import Task
 from asyncz.triggers import IntervalTrigger
@@ -36,97 +36,19 @@ def store() -> MemoryStore:
     return s
 
 
-def test_order_is_by_run_time_then_id_with_paused_last(store: MemoryStore) -> None:
-    for task_id, offset in [
-        ("c", 5),
-        ("paused-a", None),
-        ("b", 5),
-        ("a", 10),
-        ("z", -1),
-        ("paused-0", None),
-    ]:
-        store.add_task(make(task_id, offset))
-    assert [t.id for t in store.get_all_tasks()] == ["z", "b", "c", "a", "paused-0", "paused-a"]
-    assert store.get_next_run_time() == T0 - timedelta(seconds=1)
-    assert [t.id for t in store.get_due_tasks(T0 + timedelta(seconds=5))] == ["z", "b", "c"]
+# Ordering, conflicts, updates, leases and releases are the store contract, checked for every
+# store in tests/contracts/test_stores.py; what follows is particular to the memory store.
 
 
-def test_added_tasks_are_bound_to_the_store(store: MemoryStore) -> None:
-    task = make("a", 0)
-    store.add_task(task)
-    assert task.store_alias == "default" and not task.pending and task.submitted
-
-
-def test_conflicts_and_missing_ids(store: MemoryStore) -> None:
+def test_an_unreleased_lease_brings_the_task_back_when_it_expires(store: MemoryStore) -> None:
     store.add_task(make("a", 0))
-    with pytest.raises(ConflictIdError, match="'a' already exists"):
-        store.add_task(make("a", 1))
-    with pytest.raises(TaskLookupError, match="'nope'"):
-        store.update_task(make("nope", 1))
-    with pytest.raises(TaskLookupError):
-        store.delete_task("nope")
-    assert store.lookup_task("nope") is None
-
-
-def test_update_reorders_and_delete_removes(store: MemoryStore) -> None:
-    a, b = make("a", 1), make("b", 2)
-    store.add_task(a)
-    store.add_task(b)
-    a.next_run_time = T0 + timedelta(seconds=3)
-    store.update_task(a)
-    assert store.get_next_run_time() == T0 + timedelta(seconds=2)
-    store.delete_task("b")
-    assert store.get_next_run_time() == T0 + timedelta(seconds=3)
-    a.next_run_time = None
-    store.update_task(a)
-    assert store.get_next_run_time() is None
-    assert [t.id for t in store.get_all_tasks()] == ["a"]
-
-
-def test_acquire_takes_due_tasks_in_order_up_to_limit(store: MemoryStore) -> None:
-    for i in range(5):
-        store.add_task(make(f"t{i}", i))
-    store.add_task(make("later", 100))
-    got = store.acquire_due_tasks(T0 + timedelta(seconds=10), "me", limit=3, lease=30)
-    assert [t.id for t in got] == ["t0", "t1", "t2"]
-    got = store.acquire_due_tasks(T0 + timedelta(seconds=10), "me", limit=10, lease=30)
-    assert [t.id for t in got] == ["t3", "t4"]
-    assert store.acquire_due_tasks(T0 + timedelta(seconds=10), "other", 10, 30) == []
-
-
-def test_release_sets_next_run_time_or_deletes(store: MemoryStore) -> None:
-    store.add_task(make("a", 0))
-    store.add_task(make("b", 0))
-    store.acquire_due_tasks(T0, "me", 10, 30)
-    assert store.get_next_run_time() == T0 + timedelta(seconds=30)  # the lease expiry
-    store.release_tasks("me", {"a": T0 + timedelta(seconds=60), "b": None})
-    assert store.lookup_task("b") is None
-    assert store.get_next_run_time() == T0 + timedelta(seconds=60)
-
-
-def test_leased_tasks_are_skipped_until_the_lease_expires(store: MemoryStore) -> None:
-    store.add_task(make("a", 0))
-    assert [t.id for t in store.acquire_due_tasks(T0, "one", 10, lease=30)] == ["a"]
-    assert store.acquire_due_tasks(T0 + timedelta(seconds=29), "two", 10, 30) == []
-    got = store.acquire_due_tasks(T0 + timedelta(seconds=31), "two", 10, 30)
-    assert [t.id for t in got] == ["a"]
-    # The first owner lost the lease: its late release must not overwrite anything.
-    store.release_tasks("one", {"a": None})
-    assert store.lookup_task("a") is not None
-
-
-def test_a_change_during_a_lease_wins_over_the_release(store: MemoryStore) -> None:
-    task = make("a", 0)
-    store.add_task(task)
-    store.acquire_due_tasks(T0, "me", 10, 30)
-    task.next_run_time = T0 + timedelta(hours=1)  # e.g. rescheduled by the user
-    store.update_task(task)
-    store.release_tasks("me", {"a": T0 + timedelta(seconds=60)})
-    assert store.lookup_task("a").next_run_time == T0 + timedelta(hours=1)
-    store.acquire_due_tasks(T0 + timedelta(hours=2), "me", 10, 30)
-    store.delete_task("a")
-    store.release_tasks("me", {"a": T0 + timedelta(hours=3)})
-    assert store.lookup_task("a") is None
+    store.acquire_due_tasks(T0, "me", 10, lease=30)
+    # Out of the heap while leased, but the scheduler is told to look again at the expiry.
+    assert store.get_next_run_time() == T0 + timedelta(seconds=30)
+    assert store.acquire_due_tasks(T0 + timedelta(seconds=29), "other", 10, 30) == []
+    assert [t.id for t in store.acquire_due_tasks(T0 + timedelta(seconds=30), "other", 10, 30)] == [
+        "a"
+    ]
 
 
 def test_remove_all_and_restart_keeps_tasks(store: MemoryStore) -> None:
