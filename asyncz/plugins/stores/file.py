@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import threading
+import uuid
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -237,7 +238,7 @@ class FileStore(PersistentStore):
                 # A writer died mid-line: cut the fragment so our lines start on a line.
                 tail = os.pread(fd, min(size, 1 << 20), max(0, size - (1 << 20)))
                 os.ftruncate(fd, size - len(tail) + tail.rfind(b"\n") + 1)
-            os.write(fd, payload)
+            _write_all(fd, payload)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -254,10 +255,11 @@ class FileStore(PersistentStore):
         self._sync()
 
     def _write_atomically(self, path: Path, data: bytes, mode: int) -> None:
-        tmp = self.directory / f".tmp-{os.getpid()}-{threading.get_ident()}-{path.name}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        # Short and unique (a long id plus the suffix must not exceed the file name limit).
+        tmp = self.directory / f".tmp-{os.getpid()}-{uuid.uuid4().hex[:16]}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
-            os.write(fd, data)
+            _write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -485,6 +487,12 @@ class FileStore(PersistentStore):
 
     def __repr__(self) -> str:
         return f"<FileStore ({str(self.directory)!r})>"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _us(value: datetime | None) -> int | None:
