@@ -904,29 +904,51 @@ class BaseScheduler:
     # -- starting and stopping -------------------------------------------------------------
 
     def _start_components(self) -> None:
+        """Start executors and stores and store the pending tasks; all or nothing started.
+
+        If anything fails (a database that is down, a pending task naming a missing store),
+        what was started is shut down again, the scheduler stays stopped and the tasks not yet
+        stored stay pending, so that a later ``start()`` can try again.
+        """
+        started: list[Executor | Store] = []
         with self._lock:
-            if "default" not in self._executors:
-                self.add_executor(self.default_executor_alias, "default")
-            if "default" not in self._stores:
-                self.add_store(self.default_store_alias, "default")
-            for alias, executor in self._executors.items():
-                executor.start(self, alias)
-            for alias, store in self._stores.items():
-                store.start(self, alias)
-                self._store_locks[alias] = self._make_store_lock(alias)
-            pending, self._pending = list(self._pending.values()), {}
-            self.state = SchedulerState.RUNNING
-            self.started_at = datetime.now(UTC)
-            first_run = self.started_at + timedelta(seconds=self.startup_delay)
-            for item in pending:
-                try:
-                    self._check_aliases(item.task)
-                    self._store_task(
-                        item.task, item.replace_existing, item.compute_next_run_time, first_run
-                    )
-                except ConflictIdError:
-                    # A persistent store already has it from an earlier run: keep that one.
-                    self.logger.info("Task %r is already stored; keeping it", item.task.id)
+            try:
+                if "default" not in self._executors:
+                    self.add_executor(self.default_executor_alias, "default")
+                if "default" not in self._stores:
+                    self.add_store(self.default_store_alias, "default")
+                for alias, executor in self._executors.items():
+                    executor.start(self, alias)
+                    started.append(executor)
+                for alias, store in self._stores.items():
+                    store.start(self, alias)
+                    started.append(store)
+                    self._store_locks[alias] = self._make_store_lock(alias)
+                self.state = SchedulerState.RUNNING
+                self.started_at = datetime.now(UTC)
+                first_run = self.started_at + timedelta(seconds=self.startup_delay)
+                for item in list(self._pending.values()):
+                    try:
+                        self._check_aliases(item.task)
+                        self._store_task(
+                            item.task,
+                            item.replace_existing,
+                            item.compute_next_run_time,
+                            first_run,
+                        )
+                    except ConflictIdError:
+                        # A persistent store has it from an earlier run: keep that one.
+                        self.logger.info("Task %r is already stored; keeping it", item.task.id)
+                    del self._pending[item.task.id]
+            except BaseException:
+                self.state = SchedulerState.STOPPED
+                self.started_at = None
+                for component in reversed(started):
+                    try:
+                        component.shutdown()
+                    except Exception:
+                        self.logger.exception("Error undoing the start of %r", component)
+                raise
         self.logger.info("Scheduler started")
         self._dispatch(events.SchedulerEvent(code=events.SCHEDULER_START))
 

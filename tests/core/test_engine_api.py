@@ -469,3 +469,21 @@ def test_asgi_lifespan_handled_for_an_app_that_does_not() -> None:
         assert not scheduler.running
 
     asyncio.run(main())
+
+
+def test_a_failed_start_leaves_the_scheduler_stopped_and_the_tasks_pending() -> None:
+    scheduler = AsyncIOScheduler()
+    scheduler.add_task(noop, "interval", hours=1, id="kept")
+    scheduler.add_task(noop, "interval", hours=1, id="lost-store", store="nowhere")
+    with pytest.raises(KeyError, match="no store with the alias 'nowhere'"):
+        scheduler.start()
+    assert not scheduler.running and scheduler.event_loop is None
+    pending = {task.id: task.schedule_state for task in scheduler.get_tasks()}
+    assert pending["lost-store"] == "pending"
+    scheduler.delete_task("lost-store")
+    scheduler.start()  # fixed: starting again works
+    try:
+        assert scheduler.get_task("kept") is not None
+        assert scheduler.get_task("kept").schedule_state == "scheduled"  # type: ignore[union-attr]
+    finally:
+        scheduler.shutdown()
