@@ -14,7 +14,7 @@ import tempfile
 from datetime import datetime, timedelta, timezone
 
 from asyncz.events import TASK_ERROR, TASK_EXECUTED, TASK_STARTED, TaskExecutionEvent
-from asyncz.schedulers import AsyncIOScheduler
+from asyncz.schedulers import NativeAsyncIOScheduler
 
 STARTED = datetime.now(timezone.utc)
 DEFAULT_DATABASE = os.path.join(tempfile.gettempdir(), "asyncz-quickstart.sqlite")
@@ -63,7 +63,8 @@ async def main(seconds: float, database: str | None) -> None:
     else:
         stores = {"default": {"type": "sqlalchemy", "database": f"sqlite:///{database}"}}
         where = database
-    scheduler = AsyncIOScheduler(timezone="UTC", stores=stores)
+    # Native: start() and shutdown() are awaited, so shutting down waits for running work.
+    scheduler = NativeAsyncIOScheduler(timezone="UTC", stores=stores)
     scheduler.add_listener(report, TASK_STARTED | TASK_EXECUTED | TASK_ERROR)
     # replace_existing: on a second run the store already has these tasks.
     scheduler.add_task(heartbeat, "interval", seconds=1, id="heartbeat", replace_existing=True)
@@ -74,12 +75,12 @@ async def main(seconds: float, database: str | None) -> None:
         flaky, "date", run_at=STARTED + timedelta(seconds=1.5), id="flaky", replace_existing=True
     )
     scheduler.add_task(fetch, args=["startup"], id="once-now", replace_existing=True)
-    scheduler.start()
+    await scheduler.start()
     print(f"{stamp()}  scheduler started; store: {where}; tasks:")
     for task in scheduler.get_tasks():
-        print(f"           {task}")
+        print(f"           {task.id}: {task}")
     await asyncio.sleep(seconds)
-    scheduler.shutdown()
+    await scheduler.shutdown()
     print(
         f"{stamp()}  scheduler shut down; tasks kept in the store: "
         f"{sorted(t.id for t in scheduler.get_tasks())}"

@@ -66,10 +66,12 @@ class Store(Protocol):
     owner gets them; :meth:`release_tasks` records their next run times. This is what lets
     several schedulers share one store without running a task twice.
 
-    Two optional attributes tune the scheduler loop (read with ``getattr``, so a store without
-    them works): ``blocking`` (default True) — calls do I/O, so the scheduler makes them off the
-    event loop; ``poll_interval`` (default None) — seconds after which the scheduler looks at
-    the store again even without a local change, for stores that other processes write to.
+    Optional members, read with ``getattr`` so that a store without them works:
+    ``blocking`` (default True) — calls do I/O, so the scheduler makes them off the event loop;
+    ``poll_interval`` (default None) — seconds after which the scheduler looks at the store
+    again even without a local change, for stores that other processes write to;
+    ``check_task(task)`` — raise ``SerializationError`` for a task the store could not keep,
+    which the scheduler calls when a task is added before the store has started.
     """
 
     def start(self, scheduler: Any, alias: str) -> None: ...

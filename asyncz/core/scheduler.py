@@ -378,6 +378,7 @@ class BaseScheduler:
 
     def lookup_store(self, alias: str) -> Store:
         """The store added under ``alias``; ``KeyError`` naming the aliases there are."""
+        _check_alias("store", alias)
         try:
             return self._stores[alias]
         except KeyError:
@@ -387,6 +388,7 @@ class BaseScheduler:
 
     def lookup_executor(self, alias: str) -> Executor:
         """The executor added under ``alias``; ``KeyError`` naming the aliases there are."""
+        _check_alias("executor", alias)
         try:
             return self._executors[alias]
         except KeyError:
@@ -565,6 +567,9 @@ class BaseScheduler:
                 task.pending = True
                 if task.id in self._pending and not replace_existing:
                     raise ConflictIdError(task.id)
+                check = getattr(self._stores.get(task.store_alias or ""), "check_task", None)
+                if check is not None:
+                    check(task)  # refuse now what the store would refuse at start
                 self._pending[task.id] = _PendingTask(task, replace_existing, compute)
                 self.logger.info(
                     "Adding task %r tentatively; it will be stored when the scheduler starts",

@@ -487,3 +487,25 @@ def test_a_failed_start_leaves_the_scheduler_stopped_and_the_tasks_pending() -> 
         assert scheduler.get_task("kept").schedule_state == "scheduled"  # type: ignore[union-attr]
     finally:
         scheduler.shutdown()
+
+
+def test_a_task_a_store_cannot_keep_is_refused_before_start_too(tmp_path: Path) -> None:
+    from asyncz.exceptions import SerializationError
+
+    scheduler = AsyncIOScheduler(stores={"default": {"type": "file", "directory": str(tmp_path)}})
+    with pytest.raises(SerializationError, match="lambda"):
+        scheduler.add_task(lambda: None, "interval", seconds=5, id="lam")
+    assert scheduler.get_tasks() == []  # refused, not kept to fail at start
+    scheduler.add_task(noop, "interval", seconds=5, id="ok")
+    scheduler.start()
+    try:
+        assert scheduler.get_task("ok") is not None
+    finally:
+        scheduler.shutdown()
+
+
+def test_a_store_alias_that_is_not_a_string_is_named() -> None:
+    scheduler = AsyncIOScheduler()
+    scheduler.add_task(noop, "interval", hours=1, id="t")
+    with pytest.raises(TypeError, match="store instance alias must be a non-empty string, got 3"):
+        scheduler.preview_task_runs("t", 3)  # type: ignore[arg-type]

@@ -114,6 +114,10 @@ class PersistentStore(BaseStore):
         super().start(scheduler, alias)
         self.setup_codec()
 
+    def check_task(self, task: Task) -> None:
+        """Raise :class:`SerializationError` if ``task`` could not be stored (no I/O)."""
+        self.encode(task)
+
     def encode_task(self, task: Task) -> bytes:
         """The bytes to store for ``task``; ``SerializationError`` saying why it cannot be."""
         return self.encode(task)[0]
