@@ -607,15 +607,8 @@ class BaseScheduler:
         self, task: Task, replace_existing: bool, compute_next: bool, now: datetime
     ) -> None:
         """Store ``task`` (running scheduler); ``now`` is when its first run may be."""
-        assert task.trigger is not None
-        if getattr(task.trigger, "alias", None) == SHUTDOWN_TRIGGER_ALIAS:
-            object.__setattr__(task, "next_run_time", None)  # it runs at shutdown, not before
-        elif compute_next:
-            next_time = task.trigger.get_next_trigger_time(self.timezone, None, now)
-            object.__setattr__(task, "next_run_time", next_time)
-        alias = task.store_alias or "default"
+        alias = self._prepare_to_store(task, compute_next, now)
         store = self.lookup_store(alias)
-        task.bind(self, alias)
         try:
             store.add_task(task)
         except ConflictIdError:
@@ -624,10 +617,57 @@ class BaseScheduler:
                 raise
             store.update_task(task)
             task.bind(self, alias)
+        self._stored(task, alias)
+
+    def _prepare_to_store(self, task: Task, compute_next: bool, now: datetime) -> str:
+        assert task.trigger is not None
+        if getattr(task.trigger, "alias", None) == SHUTDOWN_TRIGGER_ALIAS:
+            object.__setattr__(task, "next_run_time", None)  # it runs at shutdown, not before
+        elif compute_next:
+            next_time = task.trigger.get_next_trigger_time(self.timezone, None, now)
+            object.__setattr__(task, "next_run_time", next_time)
+        alias = task.store_alias or "default"
+        task.bind(self, alias)
+        return alias
+
+    def _stored(self, task: Task, alias: str) -> None:
         self.logger.info("Added task %r to store %r", task.name, alias)
         self._task_event(events.TASK_ADDED, task.id, alias)
         if task.next_run_time is not None:
             self.wakeup(task.next_run_time)
+
+    def _store_pending(self, first_run: datetime) -> None:
+        """Store the tasks added before start: in one bulk call per store that has
+        ``add_tasks`` (one transaction in a database), else one by one."""
+        batches: dict[str, list[_PendingTask]] = {}
+        for item in self._pending.values():
+            self._check_aliases(item.task)
+            batches.setdefault(item.task.store_alias or "default", []).append(item)
+        for alias, items in batches.items():
+            add_tasks = getattr(self._stores[alias], "add_tasks", None)
+            if add_tasks is not None and len(items) > 1:
+                for item in items:
+                    self._prepare_to_store(item.task, item.compute_next_run_time, first_run)
+                try:
+                    add_tasks([item.task for item in items])
+                except ConflictIdError:
+                    # All or nothing: some are stored already (an earlier run); go one by one.
+                    for item in items:
+                        item.task.pending, item.task.submitted = True, False
+                else:
+                    for item in items:
+                        self._stored(item.task, alias)
+                        del self._pending[item.task.id]
+                    continue
+            for item in items:
+                try:
+                    self._store_task(
+                        item.task, item.replace_existing, item.compute_next_run_time, first_run
+                    )
+                except ConflictIdError:
+                    # A persistent store has it from an earlier run: keep that one.
+                    self.logger.info("Task %r is already stored; keeping it", item.task.id)
+                del self._pending[item.task.id]
 
     def _find(self, task_id: Any, store: str | None) -> tuple[Task, str | None]:
         """The task and the alias of the store holding it (``None`` while pending)."""
@@ -931,20 +971,7 @@ class BaseScheduler:
                     self._store_locks[alias] = self._make_store_lock(alias)
                 self.state = SchedulerState.RUNNING
                 self.started_at = datetime.now(UTC)
-                first_run = self.started_at + timedelta(seconds=self.startup_delay)
-                for item in list(self._pending.values()):
-                    try:
-                        self._check_aliases(item.task)
-                        self._store_task(
-                            item.task,
-                            item.replace_existing,
-                            item.compute_next_run_time,
-                            first_run,
-                        )
-                    except ConflictIdError:
-                        # A persistent store has it from an earlier run: keep that one.
-                        self.logger.info("Task %r is already stored; keeping it", item.task.id)
-                    del self._pending[item.task.id]
+                self._store_pending(self.started_at + timedelta(seconds=self.startup_delay))
             except BaseException:
                 self.state = SchedulerState.STOPPED
                 self.started_at = None

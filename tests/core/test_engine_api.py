@@ -509,3 +509,42 @@ def test_a_store_alias_that_is_not_a_string_is_named() -> None:
     scheduler.add_task(noop, "interval", hours=1, id="t")
     with pytest.raises(TypeError, match="store instance alias must be a non-empty string, got 3"):
         scheduler.preview_task_runs("t", 3)  # type: ignore[arg-type]
+
+
+def test_pending_tasks_are_stored_in_one_bulk_call_where_the_store_has_one(
+    tmp_path: Path,
+) -> None:
+    from asyncz.stores import SQLAlchemyStore
+
+    database = f"sqlite:///{tmp_path / 'tasks.sqlite'}"
+    calls: list[int] = []
+
+    class Counting(SQLAlchemyStore):
+        def add_tasks(self, tasks: Any) -> None:
+            calls.append(len(tasks))
+            super().add_tasks(tasks)
+
+    scheduler = AsyncIOScheduler(stores={"default": Counting(database=database)})
+    for i in range(5):
+        scheduler.add_task(noop, "interval", hours=1, id=f"t{i}")
+    scheduler.start()
+    try:
+        assert calls == [5]
+        assert sorted(t.id for t in scheduler.get_tasks()) == [f"t{i}" for i in range(5)]
+    finally:
+        scheduler.shutdown()
+
+    # Next start: two of them are stored already; the bulk add fails as a whole and the
+    # tasks go one by one, the stored ones kept as they are.
+    again = AsyncIOScheduler(stores={"default": Counting(database=database)})
+    again.add_task(noop, "interval", hours=2, id="t0")
+    again.add_task(noop, "interval", hours=1, id="t1")
+    again.add_task(noop, "interval", hours=1, id="new")
+    again.start()
+    try:
+        assert calls[:2] == [5, 3]  # the bulk call (one by one after it may use it too)
+        ids = sorted(t.id for t in again.get_tasks())
+        assert ids == ["new", "t0", "t1", "t2", "t3", "t4"]
+        assert str(again.get_task("t0").trigger) == "interval[1:00:00]"  # type: ignore[union-attr]
+    finally:
+        again.shutdown()
