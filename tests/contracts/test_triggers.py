@@ -22,8 +22,7 @@ import pytest
 
 from asyncz.core.plugins import default_registry
 from asyncz.triggers import CronTrigger, DateTrigger, IntervalTrigger
-
-from .helpers import UTC, assert_strictly_increasing
+from tests.plugins.triggers.helpers import UTC, assert_strictly_increasing
 
 BERLIN = "Europe/Berlin"
 SAMPLES: dict[str, list[dict[str, Any]]] = {
