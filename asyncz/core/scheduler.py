@@ -66,6 +66,10 @@ MAX_SLEEP_SECONDS = 900.0
 #: wakes this long before a run is due and yields in a tight loop for the rest: punctual to well
 #: under a millisecond, at the cost of this much busy time per due moment — never while idle.
 SPIN_SECONDS = 0.0015
+#: A pass over blocking stores (a database) starts early by about twice its usual duration,
+#: acquiring the tasks due at the coming moment, so that their runs still start on time; never
+#: earlier than this, so a slow database cannot make runs be leased long before they are due.
+MAX_IO_LEAD_SECONDS = 0.05
 #: Tasks with this trigger alias never run on a schedule; they run once when the scheduler stops.
 SHUTDOWN_TRIGGER_ALIAS = "shutdown"
 
@@ -1261,6 +1265,9 @@ class AsyncIOScheduler(BaseScheduler):
         self._shutdown_runs: set[asyncio.Future[Any]] = set()
         # None while the loop is awake: every change must then be seen before it sleeps.
         self._sleep_until: datetime | None = None
+        # How long a pass over blocking stores takes (smoothed), and how early to begin one.
+        self._io_seconds = 0.005
+        self._io_lead = 0.0
         super().__init__(global_config, **options)
 
     def _configure(self, options: dict[str, Any]) -> None:
@@ -1515,20 +1522,24 @@ class AsyncIOScheduler(BaseScheduler):
                 pass  # the loop has closed: nothing left to wake
 
     async def _main(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+        moment: datetime | None = None  # what the next pass is for; None: for now
         # A shutdown, or a shutdown and a new start, replaces the event: then this loop is done.
         while self.running and self._wakeup_event is event:
             event.clear()
             self._sleep_until = None
             earliest: datetime | None = None
             if self.state == SchedulerState.RUNNING:
-                earliest = await self._run_pass(loop)
+                earliest = await self._run_pass(loop, moment)
+            moment = None
             if not self.running:  # shut down while the pass ran
                 break
             if earliest is None:
                 await event.wait()
                 continue
             self._sleep_until = earliest
-            sleep = (earliest - datetime.now(UTC)).total_seconds() - SPIN_SECONDS
+            # A pass over blocking stores takes time: start it that much before the moment.
+            begin = earliest - timedelta(seconds=self._io_lead)
+            sleep = (begin - datetime.now(UTC)).total_seconds() - SPIN_SECONDS
             if sleep > 0:
                 timer = _Timer(event)
                 handle = loop.call_later(min(sleep, MAX_SLEEP_SECONDS), timer.fire)
@@ -1540,22 +1551,36 @@ class AsyncIOScheduler(BaseScheduler):
                     continue  # a change, or a wall-clock check: look at the stores again
                 event.clear()  # set by the timer; a change sets it again
             # The last stretch: yield to other tasks until the moment, or until a change.
-            while not event.is_set() and datetime.now(UTC) < earliest and self.running:
+            while not event.is_set() and datetime.now(UTC) < begin and self.running:
                 await asyncio.sleep(0)
+            if not event.is_set():
+                moment = earliest
 
-    async def _run_pass(self, loop: asyncio.AbstractEventLoop) -> datetime | None:
-        """One pass over the stores; returns when the loop must look again (None: no need)."""
+    async def _run_pass(
+        self, loop: asyncio.AbstractEventLoop, moment: datetime | None = None
+    ) -> datetime | None:
+        """One pass over the stores, for ``moment`` (default: now): tasks due by then are
+        acquired, and their runs start no earlier than it. Returns when the loop must look
+        again (None: no need)."""
         now = datetime.now(UTC)
+        if moment is None or moment < now:
+            moment = now
         with self._lock:
             stores = list(self._stores.values())
         blocking = any(getattr(store, "blocking", True) for store in stores)
         polls = [p for p in (getattr(s, "poll_interval", None) for s in stores) if p]
         if blocking and self._io_pool is not None:
+            began = time.perf_counter()
             submissions, earliest, more = await loop.run_in_executor(
-                self._io_pool, self.process_due, now
+                self._io_pool, self.process_due, moment
             )
+            self._learn_io_time(time.perf_counter() - began)
         else:
-            submissions, earliest, more = self.process_due(now)
+            self._io_lead = 0.0
+            submissions, earliest, more = self.process_due(moment)
+        # Acquired ahead of time: never start a run before it is due.
+        while submissions and datetime.now(UTC) < moment and self.running:
+            await asyncio.sleep(0)
         if not self.running and submissions:
             # Shut down while the stores were read in a worker thread: executors are closed.
             self.logger.warning(
@@ -1572,6 +1597,11 @@ class AsyncIOScheduler(BaseScheduler):
             poll_at = datetime.now(UTC) + timedelta(seconds=min(polls))
             earliest = poll_at if earliest is None else min(earliest, poll_at)
         return earliest
+
+    def _learn_io_time(self, seconds: float) -> None:
+        """Keep a smoothed pass duration, to start the next blocking pass that much early."""
+        self._io_seconds = 0.8 * self._io_seconds + 0.2 * seconds
+        self._io_lead = min(max(2 * self._io_seconds, 0.001), MAX_IO_LEAD_SECONDS)
 
 
 class _Timer:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -515,3 +516,37 @@ def test_listener_errors_are_logged_not_raised(caplog: pytest.LogCaptureFixture)
     assert scheduler.remove_listener(broken) is False
     with pytest.raises(ValueError, match="mask"):
         scheduler.add_listener(seen.append, mask=0)
+
+
+class SlowStore(MemoryStore):
+    """A memory store that behaves like a slow database: blocking, 80 ms per acquire."""
+
+    blocking = True
+
+    def acquire_due_tasks(self, now: datetime, owner: str, limit: int, lease: float) -> Any:
+        time.sleep(0.08)
+        return super().acquire_due_tasks(now, owner, limit, lease)
+
+
+def test_a_slow_blocking_store_is_read_ahead_but_no_run_starts_early(
+    recorder_factory: Callable[[], Any],
+) -> None:
+    async def main() -> None:
+        rec = recorder_factory()
+        scheduler = AsyncIOScheduler(stores={"default": SlowStore()})
+        scheduler.add_listener(rec, TASK_STARTED)
+        scheduler.add_task(async_noop, "interval", seconds=0.3, id="tick")
+        scheduler.start()
+        try:
+            await rec.wait_for(lambda: len(rec.codes(TASK_STARTED)) >= 8, timeout=10)
+        finally:
+            scheduler.shutdown()
+        lateness = [
+            (e.started_at - e.scheduled_run_time).total_seconds() for e in rec.codes(TASK_STARTED)
+        ]
+        assert min(lateness) >= 0  # acquired early, started on time or later, never before
+        # Once the pass duration is learnt, runs start well within the store's 80 ms.
+        settled = sorted(lateness[-5:])
+        assert settled[2] < 0.07, lateness
+
+    asyncio.run(main())
