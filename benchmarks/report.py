@@ -271,10 +271,18 @@ def render(
             out.append(f"| {labels.get(lib, lib)} | unavailable: {_cell_text(_short(why))} | | | |")
             continue
         run = runs[0]
-        # This checkout may change under a long run (a shared tree): show every version measured.
-        version = " / ".join(dict.fromkeys(r["version"] for r in runs))
+        versions = list(dict.fromkeys(r["version"] for r in runs))
+        if lib == SELF and meta.get("self_measured"):
+            version = f"{versions[0]}, {meta['self_measured']}"
+        elif len(versions) > 2:
+            # Runs from before snapshots measured the live tree, which could change under them.
+            version = f"{versions[0]} … {versions[-1]} ({len(versions)} states of the tree)"
+        else:
+            version = " / ".join(versions)
         deps = ", ".join(f"{k} {v}" for k, v in sorted(run.get("deps", {}).items()))
         origin = str(run.get("origin", "")).replace(str(meta.get("repo_root", "")), "<repo>")
+        if lib == SELF and meta.get("self_measured"):
+            origin = "a temporary copy of <repo>/asyncz"
         out.append(
             f"| {labels.get(lib, lib)} | {version} | {run['python']} | `{origin}` | {deps} |"
         )

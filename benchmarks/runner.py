@@ -15,9 +15,11 @@ import os
 import re
 import resource
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -132,15 +134,45 @@ def run_case(
     return result
 
 
-def _check_origin(result: dict[str, Any]) -> None:
+def _check_origin(result: dict[str, Any], snapshot: Path) -> None:
     """Fail loudly if a peer measured this checkout's code or the other way round."""
     origin = result.get("origin")
     if not origin or result.get("status") not in ("ok", "n/a"):
         return
-    inside = Path(origin).resolve().is_relative_to(REPO_ROOT) and ".venvs" not in origin
-    if inside != (result["lib"] == "asyncz"):
+    where = Path(origin).resolve()
+    ours = where.is_relative_to(snapshot) or (
+        where.is_relative_to(REPO_ROOT) and ".venvs" not in where.parts
+    )
+    expected = snapshot if result["lib"] == "asyncz" else None
+    if (expected is not None and not where.is_relative_to(expected)) or (expected is None and ours):
         result["status"] = "error"
         result["reason"] = f"measured the wrong code: {result['lib']} imported from {origin}"
+
+
+def snapshot_checkout(into: Path) -> str:
+    """Copy this checkout's `asyncz` package into `into`; returns what was copied, for the report.
+
+    A full run takes a quarter of an hour and the working tree may be edited meanwhile; measuring
+    a copy keeps every repeat on the same code. Workers of this checkout put `into` first on
+    sys.path; its environment still provides the dependencies and plugin entry points.
+    """
+    shutil.copytree(
+        REPO_ROOT / "asyncz", into / "asyncz", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    git = ["git", "-C", str(REPO_ROOT)]
+    try:
+        rev = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--", "asyncz", "pyproject.toml"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "a copy of the working tree (not a git checkout)"
+    return f"commit {rev}" + (" plus uncommitted changes" if dirty else "")
 
 
 def select_cases(names: Sequence[str] | None, *, skip_servers: bool) -> list[Case]:
@@ -249,7 +281,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     started = datetime.now(timezone.utc)
     t_start = time.perf_counter()
-    results, unavailable = measure(args, libs, cases)
+    with tempfile.TemporaryDirectory(prefix="asyncz-bench-checkout-") as tmp:
+        snapshot = Path(tmp).resolve()
+        measured = snapshot_checkout(snapshot) if "asyncz" in libs else ""
+        results, unavailable = measure(args, libs, cases, snapshot)
     meta = {
         "started": started.strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python -m benchmarks "
@@ -261,6 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "unavailable": unavailable,
         "libs": libs,
         "cases": [c.id for c in cases],
+        "self_measured": measured,
     }
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -277,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def measure(
-    args: argparse.Namespace, libs: list[str], cases: list[Case]
+    args: argparse.Namespace, libs: list[str], cases: list[Case], snapshot: Path
 ) -> tuple[report.Results, dict[str, str]]:
     labels = {lib: ADAPTERS[lib].label for lib in libs}
     pythons: dict[str, str] = {}
@@ -316,9 +352,9 @@ def measure(
                 if args.wait_quiet:
                     wait_for_quiet(args.wait_quiet)
                 t0 = time.perf_counter()
-                root = REPO_ROOT if lib == "asyncz" else None
+                root = snapshot if lib == "asyncz" else None
                 result = run_case(pythons[lib], lib, case, args.scale, repo_root=root)
-                _check_origin(result)
+                _check_origin(result, snapshot)
                 results.setdefault((case.id, lib), []).append(result)
                 note = result["status"]
                 if note != "ok":
