@@ -11,13 +11,14 @@ import difflib
 import importlib
 import inspect
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
     "callable_name",
+    "check_callable_args",
     "get_localzone",
     "obj_to_ref",
     "ref_to_obj",
@@ -264,3 +265,24 @@ def reject_unknown_options(owner: str, unknown: Mapping[str, Any], valid: Iterab
         f"{owner} got unknown argument(s) {', '.join(parts)}; valid arguments are "
         f"{', '.join(valid)}"
     )
+
+
+def check_callable_args(
+    fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> None:
+    """Raise ``ValueError`` if ``fn(*args, **kwargs)`` could not bind its parameters.
+
+    Checked when a task is added, so that a wrong argument fails there and not at every run.
+    Callables whose signature cannot be read (some builtins) are not checked.
+    """
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise ValueError(
+            f"the arguments args={tuple(args)!r}, kwargs={dict(kwargs)!r} do not fit "
+            f"{callable_name(fn)}{signature}: {exc}"
+        ) from None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
@@ -113,11 +113,16 @@ class Store(Protocol):
         """
         ...
 
-    def release_tasks(self, owner: str, next_run_times: Mapping[str, datetime | None]) -> None:
-        """End ``owner``'s leases, giving each task its new next run time.
+    def release_tasks(
+        self, owner: str, next_run_times: Mapping[str, datetime | None]
+    ) -> Collection[str] | None:
+        """End ``owner``'s leases, giving each task its new next run time; return the ids
+        released.
 
         ``None`` means the trigger is exhausted and the task is deleted. A task whose lease was
-        lost meanwhile (it was updated, deleted or re-leased) is left as it is.
+        lost meanwhile (it was updated, deleted or re-leased) is left as it is and not among
+        the ids returned: the scheduler then does not run it. (A store returning ``None`` is
+        taken to have released them all.)
         """
         ...
 
@@ -230,17 +235,20 @@ class BaseStore:
         with self._lease_lock:
             for task in self.get_due_tasks(now):  # type: ignore[attr-defined]
                 held = self._leases.get(task.id)
-                if held is not None and held[0] != owner and held[1] > now:
-                    continue
+                if held is not None and held[1] > now:
+                    continue  # leased (to anyone, us included: it is being handled)
                 self._leases[task.id] = (owner, now + timedelta(seconds=lease))
                 acquired.append(task)
                 if len(acquired) >= limit:
                     break
         return acquired
 
-    def release_tasks(self, owner: str, next_run_times: Mapping[str, datetime | None]) -> None:
+    def release_tasks(
+        self, owner: str, next_run_times: Mapping[str, datetime | None]
+    ) -> Collection[str] | None:
         from asyncz.core.errors import TaskLookupError
 
+        released: list[str] = []
         with self._lease_lock:
             for task_id, next_time in next_run_times.items():
                 held = self._leases.get(task_id)
@@ -252,8 +260,11 @@ class BaseStore:
                         self.delete_task(task_id)  # type: ignore[attr-defined]
                     else:
                         task = self.lookup_task(task_id)  # type: ignore[attr-defined]
-                        if task is not None:
-                            task.next_run_time = next_time
-                            self.update_task(task)  # type: ignore[attr-defined]
+                        if task is None:
+                            continue
+                        task.next_run_time = next_time
+                        self.update_task(task)  # type: ignore[attr-defined]
                 except TaskLookupError:
                     continue  # deleted by the user meanwhile: nothing to release
+                released.append(task_id)
+        return released

@@ -30,7 +30,15 @@ import attrs
 
 from asyncz.core import events
 from asyncz.core.config import coerce_options, merge_options, parse_global_config
-from asyncz.core.converters import maybe_ref, ref_to_obj, timezone_name, to_timezone
+from asyncz.core.converters import (
+    check_callable_args,
+    maybe_ref,
+    ref_to_obj,
+    timezone_name,
+    to_datetime,
+    to_timezone,
+    utc_timestamp_us,
+)
 from asyncz.core.errors import (
     ConflictIdError,
     MaximumInstancesError,
@@ -378,7 +386,15 @@ class BaseScheduler:
     def _make_store_lock(self, alias: str) -> LockProtectedProtocol:
         if not self.lock_path:
             return NullLockProtected()
-        return FileLockProtected(self.lock_path.replace("{store}", alias))
+        lock = FileLockProtected(self.lock_path.replace("{store}", alias))
+        try:
+            with lock.protected(blocking=False):
+                pass  # a path that cannot be locked must fail start(), not every pass after
+        except OSError as exc:
+            raise ValueError(
+                f"lock_path={self.lock_path!r} cannot be used for store {alias!r}: {exc}"
+            ) from exc
+        return lock
 
     def lookup_store(self, alias: str) -> Store:
         """The store added under ``alias``; ``KeyError`` naming the aliases there are."""
@@ -560,7 +576,12 @@ class BaseScheduler:
 
         compute = next_run_time is undefined
         if not compute:
-            task.update_task(next_run_time=next_run_time)
+            # A naive time means wall time in the scheduler's zone (the task is not bound yet).
+            task.update_task(
+                next_run_time=to_datetime(next_run_time, self.timezone, "next_run_time")
+            )
+        if task.fn is not None:
+            check_callable_args(task.fn, task.args, task.kwargs)
         task.store_alias = store or task.store_alias or "default"
         with self._lock:
             if self.running:
@@ -721,9 +742,23 @@ class BaseScheduler:
             task, alias = self._find(task_id, store)
             if "executor" in changes and self.running:
                 self.lookup_executor(changes["executor"])
+            if changes.get("next_run_time") is not None:
+                changes["next_run_time"] = to_datetime(
+                    changes["next_run_time"], self.timezone, "next_run_time"
+                )
             validated = task.validate_changes(changes)
+            new_fn = validated.get("fn", task.fn)
+            if {"fn", "args", "kwargs"} & set(validated) and new_fn is not None:
+                check_callable_args(
+                    new_fn,
+                    validated.get("args", task.args),
+                    validated.get("kwargs", task.kwargs),
+                )
             if alias is None:
                 task.update_task(**validated)
+                if "next_run_time" in validated:
+                    # Set by the user: storing it at start must not recompute it.
+                    self._pending[task.id].compute_next_run_time = False
                 return task
             target = self.lookup_store(alias)
             previous = {name: getattr(task, name) for name in validated}
@@ -1080,7 +1115,8 @@ class BaseScheduler:
         assert trigger is not None
         run_times: list[datetime] = []
         next_time = task.next_run_time
-        while next_time is not None and next_time <= now:
+        now_us = utc_timestamp_us(now)  # datetimes of one zone would compare ignoring fold
+        while next_time is not None and utc_timestamp_us(next_time) <= now_us:
             run_times.append(next_time)
             next_time = trigger.get_next_trigger_time(self.timezone, next_time, now)
         return run_times, next_time
@@ -1092,24 +1128,28 @@ class BaseScheduler:
 
         Returns the submissions to make (task, store alias, run times, coalesced count), the
         earliest time any store needs attention again, and whether a store has more due tasks.
+        A store that fails, or whose lock another process holds, is looked at again after
+        ``store_retry_interval``.
         """
         submissions: list[tuple[Task, str, list[datetime], int]] = []
         earliest: datetime | None = None
         more = False
-        retry_at = now + timedelta(seconds=self.store_retry_interval)
+        retry_at = (now + timedelta(seconds=self.store_retry_interval)).astimezone(UTC)
         with self._lock:
             stores = [
-                (alias, store, self._store_locks.get(alias))
+                (alias, store, self._store_locks.get(alias) or NullLockProtected())
                 for alias, store in self._stores.items()
             ]
         for alias, store, lock in stores:
-            with (lock or NullLockProtected()).protected(blocking=False) as obtained:
-                if not obtained:  # another process works on this store now
-                    earliest = retry_at if earliest is None else min(earliest, retry_at)
-                    continue
-                next_time, has_more = self._process_store(alias, store, now, submissions)
-            more = more or has_more
-            if next_time is None and has_more is None:  # the store failed: try again later
+            try:
+                with lock.protected(blocking=False) as obtained:
+                    if not obtained:  # another process works on this store now
+                        next_time: datetime | None = retry_at
+                    else:
+                        next_time, has_more = self._process_store(alias, store, now, submissions)
+                        more = more or has_more
+            except Exception:
+                self.logger.exception("Error processing store %r", alias)
                 next_time = retry_at
             if next_time is not None:
                 # In UTC: datetimes sharing a zone compare by wall time, ignoring DST's fold.
@@ -1124,14 +1164,10 @@ class BaseScheduler:
         store: Store,
         now: datetime,
         submissions: list[tuple[Task, str, list[datetime], int]],
-    ) -> tuple[datetime | None, Any]:
-        try:
-            acquired = store.acquire_due_tasks(now, self.identity, ACQUIRE_BATCH, LEASE_SECONDS)
-        except Exception:
-            self.logger.exception("Error getting due tasks from store %r", alias)
-            return None, None
-        released: dict[str, datetime | None] = {}
-        exhausted: list[str] = []
+    ) -> tuple[datetime | None, bool]:
+        """One store's part of a pass; raises if the store fails (the caller retries later)."""
+        acquired = store.acquire_due_tasks(now, self.identity, ACQUIRE_BATCH, LEASE_SECONDS)
+        computed: dict[str, tuple[Task, list[datetime], datetime | None]] = {}
         for task in acquired:
             if getattr(task.trigger, "alias", None) == SHUTDOWN_TRIGGER_ALIAS:
                 continue  # runs at shutdown only; never released, so never deleted here
@@ -1141,26 +1177,31 @@ class BaseScheduler:
                 # The lease runs out and the task is retried: it is never lost.
                 self.logger.exception("Trigger of task %r failed", task.id)
                 continue
-            released[task.id] = next_time
+            computed[task.id] = (task, run_times, next_time)
+        # Released before the runs start, so that a crash in between loses a run rather than
+        # running it twice. A failed release runs nothing: the leases run out and the tasks
+        # are handed out again, once.
+        released = store.release_tasks(
+            self.identity, {task_id: entry[2] for task_id, entry in computed.items()}
+        )
+        # Only what was released runs: a task changed or deleted during the pass keeps the
+        # user's change, and a run after delete_task() returned would be a surprise.
+        for task_id in computed if released is None else released:
+            task, run_times, next_time = computed[task_id]
             if next_time is None:
-                exhausted.append(task.id)
+                self._task_event(events.TASK_REMOVED, task_id, alias)
             if run_times:
                 coalesced = 0
                 if task.coalesce and len(run_times) > 1:
                     coalesced = len(run_times) - 1
                     run_times = run_times[-1:]
                 submissions.append((task, alias, run_times, coalesced))
-        try:
-            store.release_tasks(self.identity, released)
-        except Exception:
-            self.logger.exception("Error releasing tasks to store %r", alias)
-        for task_id in exhausted:
-            self._task_event(events.TASK_REMOVED, task_id, alias)
-        try:
-            return store.get_next_run_time(), len(acquired) >= ACQUIRE_BATCH
-        except Exception:
-            self.logger.exception("Error reading the next run time of store %r", alias)
-            return None, None
+        next_run = store.get_next_run_time()
+        if next_run is not None and not acquired and next_run <= now:
+            # Due, yet nothing was handed out (a task leased elsewhere, or a store without
+            # lease expiry in its next run time): do not spin on it.
+            next_run = now + timedelta(seconds=self.store_retry_interval)
+        return next_run, len(acquired) >= ACQUIRE_BATCH
 
     def submit(self, task: Task, store: str, run_times: list[datetime], coalesced: int) -> None:
         """Hand one task's due run times to its executor and report the outcome."""
@@ -1268,6 +1309,7 @@ class AsyncIOScheduler(BaseScheduler):
         # How long a pass over blocking stores takes (smoothed), and how early to begin one.
         self._io_seconds = 0.005
         self._io_lead = 0.0
+        self._pass_in_flight = False
         super().__init__(global_config, **options)
 
     def _configure(self, options: dict[str, Any]) -> None:
@@ -1416,6 +1458,15 @@ class AsyncIOScheduler(BaseScheduler):
 
     def _shutdown_on_loop(self, wait: bool, timeout: float | None) -> None:
         self.wakeup()
+        main = self._main_task
+        if self._pass_in_flight and main is not None and not main.done():
+            # A store pass runs in a worker thread; its runs are off the schedule already and
+            # must still start: finish the shutdown when the loop task ends, right after it.
+            main.add_done_callback(lambda _: self._finish_shutdown_on_loop(wait, timeout))
+            return
+        self._finish_shutdown_on_loop(wait, timeout)
+
+    def _finish_shutdown_on_loop(self, wait: bool, timeout: float | None) -> None:
         self._shutdown_executors(wait, timeout)
         loop = self.event_loop
         for task, alias in self._shutdown_tasks():
@@ -1529,7 +1580,13 @@ class AsyncIOScheduler(BaseScheduler):
             self._sleep_until = None
             earliest: datetime | None = None
             if self.state == SchedulerState.RUNNING:
-                earliest = await self._run_pass(loop, moment)
+                try:
+                    earliest = await self._run_pass(loop, moment)
+                except Exception:
+                    # Never let the loop die quietly while the scheduler says it runs.
+                    self.logger.exception("Error in the scheduler loop; retrying later")
+                    retry = timedelta(seconds=self.store_retry_interval)
+                    earliest = datetime.now(UTC) + retry
             moment = None
             if not self.running:  # shut down while the pass ran
                 break
@@ -1571,9 +1628,13 @@ class AsyncIOScheduler(BaseScheduler):
         polls = [p for p in (getattr(s, "poll_interval", None) for s in stores) if p]
         if blocking and self._io_pool is not None:
             began = time.perf_counter()
-            submissions, earliest, more = await loop.run_in_executor(
-                self._io_pool, self.process_due, moment
-            )
+            self._pass_in_flight = True
+            try:
+                submissions, earliest, more = await loop.run_in_executor(
+                    self._io_pool, self.process_due, moment
+                )
+            finally:
+                self._pass_in_flight = False
             self._learn_io_time(time.perf_counter() - began)
         else:
             self._io_lead = 0.0
@@ -1581,13 +1642,9 @@ class AsyncIOScheduler(BaseScheduler):
         # Acquired ahead of time: never start a run before it is due.
         while submissions and datetime.now(UTC) < moment and self.running:
             await asyncio.sleep(0)
-        if not self.running and submissions:
-            # Shut down while the stores were read in a worker thread: executors are closed.
-            self.logger.warning(
-                "The scheduler shut down during a store pass; %d due run(s) were not started",
-                sum(len(item[2]) for item in submissions),
-            )
-            return None
+        # Also after a shutdown that came during the pass: every shutdown path lets a pass in
+        # flight finish before it closes the executors, since these runs are already taken
+        # off the stores' schedules.
         for task, alias, run_times, coalesced in submissions:
             self.submit(task, alias, run_times, coalesced)
         if more:

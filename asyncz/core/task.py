@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from asyncz.core.converters import callable_name, get_localzone, ref_to_obj, to_datetime
+from asyncz.core.converters import (
+    callable_name,
+    get_localzone,
+    ref_to_obj,
+    to_datetime,
+    utc_timestamp_us,
+)
 from asyncz.core.errors import SchedulerLookupError
 
 if TYPE_CHECKING:
@@ -339,7 +345,8 @@ class Task:
         zone = timezone or self.timezone
         run_times: list[datetime] = []
         next_time = self.next_run_time
-        while next_time is not None and next_time <= now:
+        now_us = utc_timestamp_us(now)  # datetimes of one zone would compare ignoring fold
+        while next_time is not None and utc_timestamp_us(next_time) <= now_us:
             run_times.append(next_time)
             next_time = self.trigger.get_next_trigger_time(zone, next_time, now)
         return run_times

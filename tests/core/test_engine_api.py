@@ -4,6 +4,7 @@ shutdown tasks, awaitable schedulers, context managers and the ASGI lifespan."""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -548,3 +549,10 @@ def test_pending_tasks_are_stored_in_one_bulk_call_where_the_store_has_one(
         assert str(again.get_task("t0").trigger) == "interval[1:00:00]"  # type: ignore[union-attr]
     finally:
         again.shutdown()
+
+
+def test_a_lock_path_that_cannot_be_locked_fails_start() -> None:
+    scheduler = AsyncIOScheduler(lock_path="/nonexistent-dir/asyncz-{store}.lock")
+    with pytest.raises(ValueError, match=re.escape("lock_path='/nonexistent-dir/asyncz-{store}")):
+        scheduler.start()
+    assert not scheduler.running

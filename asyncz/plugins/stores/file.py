@@ -469,13 +469,15 @@ class FileStore(PersistentStore):
             self._append(items)
         return self.restore_all(rows)
 
-    def release_tasks(self, owner: str, next_run_times: Mapping[str, datetime | None]) -> None:
+    def release_tasks(self, owner: str, next_run_times: Mapping[str, datetime | None]) -> list[str]:
+        released: list[str] = []
         with self._locked(exclusive=True):
             items: list[list[Any]] = []
             for task_id, next_time in next_run_times.items():
                 held = self._leased.get(task_id)
                 if held is None or held[0] != owner or task_id not in self._entries:
                     continue  # the lease was lost: the task was changed meanwhile
+                released.append(task_id)
                 if next_time is None:
                     self.forget([task_id])
                     with contextlib.suppress(FileNotFoundError):
@@ -484,6 +486,7 @@ class FileStore(PersistentStore):
                 else:
                     items.append(["S", task_id, utc_timestamp_us(next_time)])
             self._append(items)
+        return released
 
     def __repr__(self) -> str:
         return f"<FileStore ({str(self.directory)!r})>"

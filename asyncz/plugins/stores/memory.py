@@ -45,8 +45,9 @@ class MemoryStore(BaseStore):
         self._heap: list[list[Any]] = []
         self._entries: dict[str, list[Any]] = {}
         self._dead = 0
-        # id -> (owner, lease expiry in µs); leased tasks are out of the heap until released.
-        self._leased: dict[str, tuple[str, int]] = {}
+        # id -> (owner, lease expiry in µs, run time in µs when leased); leased tasks are out
+        # of the heap until released.
+        self._leased: dict[str, tuple[str, int, int]] = {}
 
     # -- index maintenance (call with the lock held) ----------------------------------------
 
@@ -75,7 +76,7 @@ class MemoryStore(BaseStore):
         return heap[0] if heap else None
 
     def _reclaim_expired_leases(self, now_us: int) -> None:
-        expired = [task_id for task_id, (_, until) in self._leased.items() if until <= now_us]
+        expired = [task_id for task_id, (_, until, _) in self._leased.items() if until <= now_us]
         for task_id in expired:
             del self._leased[task_id]
             task = self._tasks.get(task_id)
@@ -126,11 +127,12 @@ class MemoryStore(BaseStore):
         return sorted(tasks, key=_order)
 
     def get_due_tasks(self, now: datetime) -> list[Task]:
+        now_us = utc_timestamp_us(now)  # not `<=`: datetimes of one zone ignore fold
         with self._lock:
             due = [
                 t
                 for t in self._tasks.values()
-                if t.next_run_time is not None and t.next_run_time <= now
+                if t.next_run_time is not None and utc_timestamp_us(t.next_run_time) <= now_us
             ]
         return sorted(due, key=_order)
 
@@ -141,7 +143,7 @@ class MemoryStore(BaseStore):
             if self._leased:
                 # A lease nobody releases must come back when it expires.
                 expiry = _EPOCH + timedelta(
-                    microseconds=min(until for _, until in self._leased.values())
+                    microseconds=min(until for _, until, _ in self._leased.values())
                 )
                 if next_time is None or expiry < next_time:
                     next_time = expiry
@@ -166,24 +168,34 @@ class MemoryStore(BaseStore):
                 heapq.heappop(heap)
                 task_id = entry[_ID]
                 del self._entries[task_id]
-                self._leased[task_id] = (owner, until)
+                # The run time it was handed out with: see release_tasks.
+                self._leased[task_id] = (owner, until, entry[_US])
                 acquired.append(self._tasks[task_id])
         return acquired
 
-    def release_tasks(self, owner: str, next_run_times: Mapping[str, datetime | None]) -> None:
+    def release_tasks(self, owner: str, next_run_times: Mapping[str, datetime | None]) -> list[str]:
+        released: list[str] = []
         with self._lock:
             for task_id, next_time in next_run_times.items():
                 held = self._leased.get(task_id)
                 if held is None or held[0] != owner:
                     continue  # the lease was lost: the task changed meanwhile
                 del self._leased[task_id]
+                task = self._tasks[task_id]
+                current = task.next_run_time
+                if (utc_timestamp_us(current) if current is not None else None) != held[2]:
+                    # The object was changed in place (a pause or a reschedule on its way to
+                    # update_task): that change wins over this release.
+                    self._index(task)
+                    continue
+                released.append(task_id)
                 if next_time is None:
                     self._tasks.pop(task_id, None)
                     continue
-                task = self._tasks[task_id]
                 # Already aware and validated by the trigger: skip the field converters.
                 object.__setattr__(task, "next_run_time", next_time)
                 self._index(task)
+        return released
 
     def __repr__(self) -> str:
         return f"<MemoryStore ({len(self._tasks)} tasks)>"

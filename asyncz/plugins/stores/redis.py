@@ -110,6 +110,7 @@ return out
 # KEYS: tasks, run_times, leases, lease_info. ARGV: owner, n, then n x (id, run time or "").
 _RELEASE = """
 local n = tonumber(ARGV[2])
+local released = {}
 for i = 0, n - 1 do
   local id, nxt = ARGV[3 + i * 2], ARGV[4 + i * 2]
   local info = redis.call('HGET', KEYS[4], id)
@@ -123,10 +124,11 @@ for i = 0, n - 1 do
       else
         redis.call('ZADD', KEYS[2], nxt, id)
       end
+      table.insert(released, id)
     end
   end
 end
-return 0
+return released
 """
 
 
@@ -375,14 +377,15 @@ class RedisStore(PersistentStore):
         self.report(reports)
         return acquired
 
-    def release_tasks(self, owner: str, next_run_times: Mapping[str, datetime | None]) -> None:
+    def release_tasks(self, owner: str, next_run_times: Mapping[str, datetime | None]) -> list[str]:
         if not next_run_times:
-            return
+            return []
         self.forget(i for i, n in next_run_times.items() if n is None)
         args: list[Any] = [owner, len(next_run_times)]
         for task_id, next_time in next_run_times.items():
             args += [task_id, _score(next_time)]
-        self._release(keys=self._keys, args=args)
+        released = self._release(keys=self._keys, args=args) or []
+        return [i.decode() if isinstance(i, bytes) else str(i) for i in released]
 
     def __repr__(self) -> str:
         return f"<RedisStore ({self.tasks_key!r})>"

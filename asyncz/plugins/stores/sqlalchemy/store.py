@@ -520,17 +520,31 @@ class SQLAlchemyStore(PersistentStore):
         self.report(reports)
         return acquired
 
-    def release_tasks(self, owner: str, next_run_times: Mapping[str, datetime | None]) -> None:
+    def release_tasks(self, owner: str, next_run_times: Mapping[str, datetime | None]) -> list[str]:
         if not next_run_times:
-            return
+            return []
         t = self.table.c
-        updates = [
-            {"b_id": task_id, "b_owner": owner, "b_next": utc_timestamp_us(next_time)}
-            for task_id, next_time in next_run_times.items()
-            if next_time is not None
-        ]
-        finished = [task_id for task_id, next_time in next_run_times.items() if next_time is None]
         with self._write() as conn:
+            # Only where we still hold the lease: an update, a delete or another owner's lease
+            # in the meantime wins over this release. Locked rows, so that stays true.
+            held = {
+                row[0]
+                for row in conn.execute(
+                    sa.select(t.id)
+                    .where(t.id.in_(list(next_run_times)), t.lease_owner == owner)
+                    .with_for_update()
+                )
+            }
+            updates = [
+                {"b_id": task_id, "b_owner": owner, "b_next": utc_timestamp_us(next_time)}
+                for task_id, next_time in next_run_times.items()
+                if next_time is not None and task_id in held
+            ]
+            finished = [
+                task_id
+                for task_id, next_time in next_run_times.items()
+                if next_time is None and task_id in held
+            ]
             if updates:
                 # Only where we still hold the lease: an update, a delete or another owner's
                 # lease in the meantime wins over this release.
@@ -547,6 +561,7 @@ class SQLAlchemyStore(PersistentStore):
                 conn.execute(
                     sa.delete(self.table).where(t.id.in_(finished), t.lease_owner == owner)
                 )
+        return [task_id for task_id in next_run_times if task_id in held]
 
     def __repr__(self) -> str:
         url = self._url.render_as_string(hide_password=True)
