@@ -136,7 +136,7 @@ class SchedulerNotRunningError(AsynczException):
     """The operation needs a running scheduler."""
 
     def __str__(self) -> str:
-        return "The scheduler has not been started."
+        return str(self.args[0]) if self.args else "The scheduler has not been started."
 
 
 class PluginLoadError(AsynczException):

@@ -217,7 +217,19 @@ class BaseScheduler:
                 f"unknown scheduler option(s) {', '.join(sorted(map(repr, unknown)))}; valid "
                 f"options are {', '.join(sorted(self.option_names))}"
             )
-        self._configure(merged)
+        # All or nothing: a failed setup leaves the scheduler configured as it was.
+        snapshot = dict(self.__dict__)
+        stores, executors = dict(self._stores), dict(self._executors)
+        try:
+            self._configure(merged)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(snapshot)
+            self._stores.clear()
+            self._stores.update(stores)
+            self._executors.clear()
+            self._executors.update(executors)
+            raise
 
     def _configure(self, options: dict[str, Any]) -> None:
         registry = options.get("plugin_registry")
@@ -1097,6 +1109,10 @@ class BaseScheduler:
         with self._lock:
             if not self._start_count:
                 raise SchedulerNotRunningError
+            if getattr(self, "_starting", False):  # (only the asyncio schedulers start slowly)
+                raise SchedulerNotRunningError(
+                    "The scheduler is still starting; shut it down once start() has returned."
+                )
             self._start_count -= 1
             if self._start_count:
                 return False
@@ -1310,6 +1326,7 @@ class AsyncIOScheduler(BaseScheduler):
         self._io_seconds = 0.005
         self._io_lead = 0.0
         self._pass_in_flight = False
+        self._starting = False
         super().__init__(global_config, **options)
 
     def _configure(self, options: dict[str, Any]) -> None:
@@ -1387,15 +1404,18 @@ class AsyncIOScheduler(BaseScheduler):
         if self._start_count:
             self._start_count += 1
             return False
+        # Counted at once: a start() awaited concurrently (NativeAsyncIOScheduler) only counts.
+        self._start_count = 1
+        self._starting = True
         self._io_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="asyncz-store-io"
         )
         return True
 
     def _after_start(self, paused: bool) -> None:
+        self._starting = False
         if paused:
             self.state = SchedulerState.PAUSED
-        self._start_count = 1
 
     def start(self, paused: bool = False) -> bool:
         """Start the scheduler; returns False for a nested call, which only counts (every
@@ -1417,6 +1437,8 @@ class AsyncIOScheduler(BaseScheduler):
         return True
 
     def _abort_start(self) -> None:
+        self._start_count = 0
+        self._starting = False
         self.state = SchedulerState.STOPPED
         self._stop_loop_thread()
         if self._io_pool is not None:

@@ -18,9 +18,11 @@ from asyncz.exceptions import (
     MaximumInstancesError,
     SchedulerAlreadyRunningError,
     SchedulerNotRunningError,
+    UnknownAliasError,
 )
 from asyncz.locks import FileLockProtected
 from asyncz.schedulers import AsyncIOScheduler, NativeAsyncIOScheduler
+from asyncz.stores import MemoryStore
 from asyncz.triggers import BaseTrigger, DateTrigger
 
 UTC = timezone.utc
@@ -556,3 +558,28 @@ def test_a_lock_path_that_cannot_be_locked_fails_start() -> None:
     with pytest.raises(ValueError, match=re.escape("lock_path='/nonexistent-dir/asyncz-{store}")):
         scheduler.start()
     assert not scheduler.running
+
+
+def test_a_failed_setup_changes_nothing() -> None:
+    scheduler = AsyncIOScheduler(
+        identity="me",
+        timezone="UTC",
+        stores={"default": {"type": "memory"}, "extra": MemoryStore()},
+    )
+    with pytest.raises(UnknownAliasError):
+        scheduler.setup(
+            timezone="Asia/Tokyo", identity="other", stores={"default": {"type": "nope"}}
+        )
+    info = scheduler.get_scheduler_info()
+    assert (info.identity, info.timezone, info.stores) == ("me", "UTC", ("default", "extra"))
+
+
+def test_concurrent_awaited_starts_start_once() -> None:
+    async def main() -> None:
+        scheduler = NativeAsyncIOScheduler()
+        assert sorted(await asyncio.gather(scheduler.start(), scheduler.start())) == [False, True]
+        assert await scheduler.shutdown() is False
+        assert await scheduler.shutdown() is True
+        assert not scheduler.running
+
+    asyncio.run(main())
