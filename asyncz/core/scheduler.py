@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone, tzinfo
 from enum import IntEnum
@@ -531,6 +532,15 @@ class BaseScheduler:
         """
         if not isinstance(replace_existing, bool):
             raise TypeError(f"replace_existing must be True or False, got {replace_existing!r}")
+        if "fn" in trigger_args:  # Asyncz's deprecated keyword for the callable
+            if fn_or_task is not None:
+                raise TypeError("add_task() got the callable twice: positionally and as fn=")
+            warnings.warn(
+                "add_task(fn=...) is deprecated; pass the callable as the first argument",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            fn_or_task = trigger_args.pop("fn")
         if store is not None:
             _check_alias("store", store)
         given = {

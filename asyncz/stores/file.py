@@ -1,0 +1,5 @@
+"""Asyncz's path ``asyncz.stores.file``."""
+
+from asyncz.plugins.stores.file import FileStore
+
+__all__ = ["FileStore"]
