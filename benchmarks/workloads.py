@@ -21,7 +21,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -63,7 +63,7 @@ class Metric:
 class Case:
     workload: str
     name: str
-    run: Callable[[Adapter, str, float], Awaitable[Result]]
+    run: Callable[[Adapter, str, float], Coroutine[Any, Any, Result]]
     metrics: tuple[Metric, ...]
     server: str | None = None  # "postgres" | "mariadb" | "redis" for real-server cases
     timeout: float = 300.0
