@@ -689,9 +689,13 @@ class BaseScheduler:
         """Store the tasks added before start: in one bulk call per store that has
         ``add_tasks`` (one transaction in a database), else one by one."""
         batches: dict[str, list[_PendingTask]] = {}
+        checked: set[tuple[str, str]] = set()
         for item in self._pending.values():
-            self._check_aliases(item.task)
-            batches.setdefault(item.task.store_alias or "default", []).append(item)
+            aliases = (item.task.store_alias or "default", item.task.executor)
+            if aliases not in checked:
+                self._check_aliases(item.task)
+                checked.add(aliases)
+            batches.setdefault(aliases[0], []).append(item)
         for alias, items in batches.items():
             add_tasks = getattr(self._stores[alias], "add_tasks", None)
             if add_tasks is not None and len(items) > 1:
@@ -1626,6 +1630,12 @@ class AsyncIOScheduler(BaseScheduler):
                 break
             if earliest is None:
                 await event.wait()
+                continue
+            if earliest <= datetime.now(UTC):
+                # More is due at once (a store had more than one batch): let the runs just
+                # submitted start before the next batch, so thousands of due tasks never pile up
+                # as pending asyncio tasks (that would cost memory, and garbage-collector time).
+                await asyncio.sleep(0)
                 continue
             self._sleep_until = earliest
             # A pass over blocking stores takes time: start it that much before the moment.

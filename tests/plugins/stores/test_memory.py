@@ -132,3 +132,22 @@ def test_store_agrees_with_a_plain_model(operations: list[tuple[str, str, int | 
         pending = [t for i, t in model.items() if t is not None and i not in leased]
         lease_end = [now + timedelta(seconds=3600)] if leased else []
         assert store.get_next_run_time() == min(pending + lease_end, default=None)
+
+
+def test_add_tasks_is_all_or_nothing_and_keeps_the_order(store: MemoryStore) -> None:
+    store.add_task(make("taken", 5))
+    with pytest.raises(ConflictIdError, match="'taken'"):
+        store.add_tasks([make("a", 1), make("taken", 2)])
+    with pytest.raises(ConflictIdError, match="'twice'"):
+        store.add_tasks([make("twice", 1), make("twice", 2)])
+    assert [t.id for t in store.get_all_tasks()] == ["taken"]
+    store.add_tasks([make(f"t{i}", offset) for i, offset in enumerate([9, 3, None, 7, 1])])
+    assert [t.id for t in store.get_all_tasks()] == ["t4", "t1", "taken", "t3", "t0", "t2"]
+    fresh = MemoryStore()
+    fresh.start(None, "default")
+    fresh.add_tasks([make(f"u{i}", 10 - i) for i in range(10)])  # into an empty heap
+    assert [t.id for t in fresh.acquire_due_tasks(T0 + timedelta(seconds=10), "me", 3, 60)] == [
+        "u9",
+        "u8",
+        "u7",
+    ]
