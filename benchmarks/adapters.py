@@ -22,6 +22,10 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, ClassVar
 
+#: Worker processes of every library's process pool in the dispatch workload: the machine's two
+#: cores, so that no library is measured with more parallelism than another.
+PROCESS_WORKERS = 2
+
 
 class NotSupported(Exception):
     """The library lacks a feature a workload needs; reported as "n/a", never as a failure."""
@@ -103,6 +107,10 @@ class Adapter:
     def count_tasks(self, scheduler: Any) -> int:
         raise NotImplementedError
 
+    def on_executed(self, scheduler: Any, callback: Callable[[], None]) -> None:
+        """Call `callback()` (from any thread) after each successful run."""
+        raise NotImplementedError
+
     def load_due(self, scheduler: Any, now: datetime) -> int:
         """Load every task due at `now` from the default store; returns how many."""
         raise NotImplementedError
@@ -146,6 +154,14 @@ class APScheduler3Adapter(Adapter):
             from apscheduler.executors.pool import ThreadPoolExecutor
 
             return ThreadPoolExecutor(max_workers=10)
+        if kind == "processpool":
+            from apscheduler.executors.pool import ProcessPoolExecutor
+
+            return ProcessPoolExecutor(max_workers=PROCESS_WORKERS)
+        if kind == "debug":
+            from apscheduler.executors.debug import DebugExecutor
+
+            return DebugExecutor()
         raise NotSupported(f"executor {kind!r}")
 
     @staticmethod
@@ -192,6 +208,11 @@ class APScheduler3Adapter(Adapter):
     def count_tasks(self, scheduler: Any) -> int:
         return len(scheduler.get_jobs())
 
+    def on_executed(self, scheduler: Any, callback: Callable[[], None]) -> None:
+        from apscheduler.events import EVENT_JOB_EXECUTED
+
+        scheduler.add_listener(lambda event: callback(), EVENT_JOB_EXECUTED)
+
     def load_due(self, scheduler: Any, now: datetime) -> int:
         return len(scheduler._lookup_jobstore("default").get_due_jobs(now))
 
@@ -232,6 +253,10 @@ class AsynczAdapter(Adapter):
             return {"type": "asyncio"}
         if kind == "threadpool":
             return {"type": "threadpool", "max_workers": 10}
+        if kind == "processpool":
+            return {"type": "processpool", "max_workers": PROCESS_WORKERS}
+        if kind == "debug":
+            return {"type": "debug"}
         raise NotSupported(f"executor {kind!r}")
 
     @staticmethod
@@ -274,6 +299,11 @@ class AsynczAdapter(Adapter):
 
     def count_tasks(self, scheduler: Any) -> int:
         return len(scheduler.get_tasks())
+
+    def on_executed(self, scheduler: Any, callback: Callable[[], None]) -> None:
+        from asyncz.events import TASK_EXECUTED
+
+        scheduler.add_listener(lambda event: callback(), TASK_EXECUTED)
 
     def load_due(self, scheduler: Any, now: datetime) -> int:
         return len(scheduler.lookup_store("default").get_due_tasks(now))

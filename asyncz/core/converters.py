@@ -275,9 +275,8 @@ def check_callable_args(
     Checked when a task is added, so that a wrong argument fails there and not at every run.
     Callables whose signature cannot be read (some builtins) are not checked.
     """
-    try:
-        signature = inspect.signature(fn)
-    except (TypeError, ValueError):
+    signature = _signature(fn)
+    if signature is None:
         return
     try:
         signature.bind(*args, **kwargs)
@@ -286,3 +285,27 @@ def check_callable_args(
             f"the arguments args={tuple(args)!r}, kwargs={dict(kwargs)!r} do not fit "
             f"{callable_name(fn)}{signature}: {exc}"
         ) from None
+
+
+_SIGNATURES: dict[Any, inspect.Signature | None] = {}
+
+
+def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
+    """``inspect.signature(fn)``, remembered: tasks are added in bulk, often with one callable."""
+    try:
+        return _SIGNATURES[fn]
+    except KeyError:
+        pass
+    except TypeError:  # unhashable callable
+        return _read_signature(fn)
+    if len(_SIGNATURES) > 1024:
+        _SIGNATURES.clear()  # many one-off callables: do not keep them all alive
+    signature = _SIGNATURES[fn] = _read_signature(fn)
+    return signature
+
+
+def _read_signature(fn: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
