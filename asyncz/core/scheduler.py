@@ -703,10 +703,12 @@ class BaseScheduler:
                     self._prepare_to_store(item.task, item.compute_next_run_time, first_run)
                 try:
                     add_tasks([item.task for item in items])
-                except ConflictIdError:
-                    # All or nothing: some are stored already (an earlier run); go one by one.
-                    for item in items:
+                except BaseException as exc:
+                    for item in items:  # not stored: still pending
                         item.task.pending, item.task.submitted = True, False
+                    if not isinstance(exc, ConflictIdError):
+                        raise
+                    # All or nothing: some are stored already (an earlier run); go one by one.
                 else:
                     for item in items:
                         self._stored(item.task, alias)
