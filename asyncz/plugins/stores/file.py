@@ -101,10 +101,6 @@ class FileStore(PersistentStore):
         poll_interval: float | None = 5.0,
         cache_size: int = 100_000,
     ) -> None:
-        if pickle_protocol is not None and serializer == "pickle":
-            from asyncz.plugins.serializers.pickle import PickleSerializer
-
-            serializer = PickleSerializer(pickle_protocol)
         super().__init__(
             serializer=serializer,
             signing_key=signing_key,
@@ -112,6 +108,7 @@ class FileStore(PersistentStore):
             accept_unprotected=accept_unprotected,
             poll_interval=poll_interval,
             cache_size=cache_size,
+            pickle_protocol=pickle_protocol,
         )
         if directory is None:
             raise TypeError("the file store needs directory=, the directory to keep tasks in")

@@ -42,6 +42,7 @@ class PersistentStore(BaseStore):
     :param accept_unprotected: also read records that are neither signed nor encrypted
     :param poll_interval: seconds after which the scheduler looks at the store again even if
         nothing changed locally (other processes may write to it); ``None`` never
+    :param pickle_protocol: the pickle protocol of the default serializer (Asyncz's option)
     """
 
     def __init__(
@@ -53,8 +54,14 @@ class PersistentStore(BaseStore):
         accept_unprotected: bool = False,
         poll_interval: float | None = 5.0,
         cache_size: int = 100_000,
+        pickle_protocol: int | None = None,
     ) -> None:
         super().__init__()
+        if pickle_protocol is not None and serializer == "pickle":
+            # Asyncz's option, for the default serializer
+            from asyncz.plugins.serializers.pickle import PickleSerializer
+
+            serializer = PickleSerializer(pickle_protocol)
         if not isinstance(serializer, str) and not (
             callable(getattr(serializer, "dumps", None))
             and callable(getattr(serializer, "loads", None))

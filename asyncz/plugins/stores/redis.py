@@ -175,10 +175,6 @@ class RedisStore(PersistentStore):
         notify: bool = True,
         **connect_args: Any,
     ) -> None:
-        if pickle_protocol is not None and serializer == "pickle":
-            from asyncz.plugins.serializers.pickle import PickleSerializer
-
-            serializer = PickleSerializer(pickle_protocol)
         super().__init__(
             serializer=serializer,
             signing_key=signing_key,
@@ -186,6 +182,7 @@ class RedisStore(PersistentStore):
             accept_unprotected=accept_unprotected,
             poll_interval=poll_interval,
             cache_size=cache_size,
+            pickle_protocol=pickle_protocol,
         )
         # Imported here, not at module level: discovering plugins must not need redis.
         import redis

@@ -87,10 +87,6 @@ class SQLAlchemyStore(PersistentStore):
         pickle_protocol: int | None = None,
         **extra_engine_options: Any,
     ) -> None:
-        if pickle_protocol is not None and serializer == "pickle":
-            from asyncz.plugins.serializers.pickle import PickleSerializer
-
-            serializer = PickleSerializer(pickle_protocol)
         super().__init__(
             serializer=serializer,
             signing_key=signing_key,
@@ -98,6 +94,7 @@ class SQLAlchemyStore(PersistentStore):
             accept_unprotected=accept_unprotected,
             poll_interval=poll_interval,
             cache_size=cache_size,
+            pickle_protocol=pickle_protocol,
         )
         if database is None:
             raise TypeError(
