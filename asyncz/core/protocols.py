@@ -179,6 +179,15 @@ class BaseTrigger:
             return end_at if end_at.astimezone(timezone.utc) >= utc else next_time
         return jittered.astimezone(next_time.tzinfo)
 
+    def check_state_version(self, state: dict[str, Any], supported: int) -> None:
+        """Refuse stored state of a version this trigger cannot read (a newer asyncz wrote it)."""
+        version = state.get("version")
+        if version != supported:
+            raise ValueError(
+                f"{self.alias} trigger state version {version!r} is not supported (this asyncz "
+                f"reads version {supported})"
+            )
+
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented

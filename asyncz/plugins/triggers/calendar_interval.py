@@ -240,12 +240,7 @@ class CalendarIntervalTrigger(BaseTrigger):
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        version = state.get("version")
-        if version != STATE_VERSION:
-            raise ValueError(
-                f"calendar_interval trigger state version {version!r} is not supported (this "
-                f"asyncz reads version {STATE_VERSION})"
-            )
+        self.check_state_version(state, STATE_VERSION)
         fields = {key: value for key, value in state.items() if key != "version"}
         self.__init__(**fields)  # type: ignore[misc]
 

@@ -120,16 +120,8 @@ class BaseCombinationTrigger(BaseTrigger):
     def __getstate__(self) -> dict[str, Any]:
         return self._common_state()
 
-    def _check_version(self, state: dict[str, Any]) -> None:
-        version = state.get("version")
-        if version != STATE_VERSION:
-            raise ValueError(
-                f"{self._label} trigger state version {version!r} is not supported (this "
-                f"asyncz reads version {STATE_VERSION})"
-            )
-
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._check_version(state)
+        self.check_state_version(state, STATE_VERSION)
         type(self).__init__(
             self, [_child_from_state(item) for item in state["triggers"]], state.get("jitter")
         )
@@ -224,7 +216,7 @@ class AndTrigger(BaseCombinationTrigger):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._check_version(state)
+        self.check_state_version(state, STATE_VERSION)
         AndTrigger.__init__(
             self,
             [_child_from_state(item) for item in state["triggers"]],

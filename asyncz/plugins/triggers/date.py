@@ -61,12 +61,7 @@ class DateTrigger(BaseTrigger):
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        version = state.get("version")
-        if version != STATE_VERSION:
-            raise ValueError(
-                f"date trigger state version {version!r} is not supported (this asyncz reads "
-                f"version {STATE_VERSION})"
-            )
+        self.check_state_version(state, STATE_VERSION)
         self.timezone = to_timezone(state["timezone"])
         self.run_at = datetime.fromisoformat(state["run_at"]).astimezone(self.timezone)
         self.allow_mistrigger_by_default = bool(state.get("asap", False))

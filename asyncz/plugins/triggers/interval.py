@@ -147,12 +147,7 @@ class IntervalTrigger(BaseTrigger):
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        version = state.get("version")
-        if version != STATE_VERSION:
-            raise ValueError(
-                f"interval trigger state version {version!r} is not supported (this asyncz "
-                f"reads version {STATE_VERSION})"
-            )
+        self.check_state_version(state, STATE_VERSION)
         self.__init__(  # type: ignore[misc]
             timedelta(microseconds=state["interval_us"]),
             start_at=state["start_at"],

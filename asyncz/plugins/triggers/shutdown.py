@@ -38,12 +38,7 @@ class ShutdownTrigger(BaseTrigger):
         return {"version": STATE_VERSION}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        version = state.get("version")
-        if version != STATE_VERSION:
-            raise ValueError(
-                f"shutdown trigger state version {version!r} is not supported (this asyncz "
-                f"reads version {STATE_VERSION})"
-            )
+        self.check_state_version(state, STATE_VERSION)
 
     def __repr__(self) -> str:
         return "<ShutdownTrigger>"

@@ -277,12 +277,7 @@ class CronTrigger(BaseTrigger):
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        version = state.get("version")
-        if version != STATE_VERSION:
-            raise ValueError(
-                f"cron trigger state version {version!r} is not supported (this asyncz reads "
-                f"version {STATE_VERSION})"
-            )
+        self.check_state_version(state, STATE_VERSION)
         common = {
             "start_at": state.get("start_at"),
             "end_at": state.get("end_at"),
