@@ -685,6 +685,18 @@ class BaseScheduler:
         if task.next_run_time is not None:
             self.wakeup(task.next_run_time)
 
+    def _stored_many(self, tasks: list[Task], alias: str) -> None:
+        """:meth:`_stored` for a batch: one wake-up, and the log level looked up once."""
+        if self.logger.isEnabledFor(logging.INFO):
+            for task in tasks:
+                self.logger.info("Added task %r to store %r", task.name, alias)
+        if self._listener_mask & events.TASK_ADDED:
+            for task in tasks:
+                self._task_event(events.TASK_ADDED, task.id, alias)
+        times = [t.next_run_time for t in tasks if t.next_run_time is not None]
+        if times:
+            self.wakeup(min(times, key=utc_timestamp_us))
+
     def _store_pending(self, first_run: datetime) -> None:
         """Store the tasks added before start: in one bulk call per store that has
         ``add_tasks`` (one transaction in a database), else one by one."""
@@ -710,8 +722,8 @@ class BaseScheduler:
                         raise
                     # All or nothing: some are stored already (an earlier run); go one by one.
                 else:
+                    self._stored_many([item.task for item in items], alias)
                     for item in items:
-                        self._stored(item.task, alias)
                         del self._pending[item.task.id]
                     continue
             for item in items:
@@ -1143,13 +1155,17 @@ class BaseScheduler:
 
     # -- the store pass --------------------------------------------------------------------
 
-    def _compute_runs(self, task: Task, now: datetime) -> tuple[list[datetime], datetime | None]:
-        """The due run times of a task and its next run time after ``now``."""
+    def _compute_runs(
+        self, task: Task, now: datetime, now_us: int | None = None
+    ) -> tuple[list[datetime], datetime | None]:
+        """The due run times of a task and its next run time after ``now`` (``now_us``: the
+        same instant as :func:`utc_timestamp_us` gives it, when the caller has it already)."""
         trigger = task.trigger
         assert trigger is not None
         run_times: list[datetime] = []
         next_time = task.next_run_time
-        now_us = utc_timestamp_us(now)  # datetimes of one zone would compare ignoring fold
+        if now_us is None:
+            now_us = utc_timestamp_us(now)  # datetimes of one zone would compare ignoring fold
         while next_time is not None and utc_timestamp_us(next_time) <= now_us:
             run_times.append(next_time)
             next_time = trigger.get_next_trigger_time(self.timezone, next_time, now)
@@ -1202,11 +1218,12 @@ class BaseScheduler:
         """One store's part of a pass; raises if the store fails (the caller retries later)."""
         acquired = store.acquire_due_tasks(now, self.identity, ACQUIRE_BATCH, LEASE_SECONDS)
         computed: dict[str, tuple[Task, list[datetime], datetime | None]] = {}
+        now_us = utc_timestamp_us(now)
         for task in acquired:
             if getattr(task.trigger, "alias", None) == SHUTDOWN_TRIGGER_ALIAS:
                 continue  # runs at shutdown only; never released, so never deleted here
             try:
-                run_times, next_time = self._compute_runs(task, now)
+                run_times, next_time = self._compute_runs(task, now, now_us)
             except Exception:
                 # The lease runs out and the task is retried: it is never lost.
                 self.logger.exception("Trigger of task %r failed", task.id)

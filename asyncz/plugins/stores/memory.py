@@ -45,9 +45,9 @@ class MemoryStore(BaseStore):
         self._heap: list[list[Any]] = []
         self._entries: dict[str, list[Any]] = {}
         self._dead = 0
-        # id -> (owner, lease expiry in µs, run time in µs when leased); leased tasks are out
-        # of the heap until released.
-        self._leased: dict[str, tuple[str, int, int]] = {}
+        # id -> (owner, lease expiry in µs, run time in µs when leased, that run time); leased
+        # tasks are out of the heap until released.
+        self._leased: dict[str, tuple[str, int, int, datetime | None]] = {}
 
     # -- index maintenance (call with the lock held) ----------------------------------------
 
@@ -76,7 +76,7 @@ class MemoryStore(BaseStore):
         return heap[0] if heap else None
 
     def _reclaim_expired_leases(self, now_us: int) -> None:
-        expired = [task_id for task_id, (_, until, _) in self._leased.items() if until <= now_us]
+        expired = [task_id for task_id, held in self._leased.items() if held[1] <= now_us]
         for task_id in expired:
             del self._leased[task_id]
             task = self._tasks.get(task_id)
@@ -167,7 +167,7 @@ class MemoryStore(BaseStore):
             if self._leased:
                 # A lease nobody releases must come back when it expires.
                 expiry = _EPOCH + timedelta(
-                    microseconds=min(until for _, until, _ in self._leased.values())
+                    microseconds=min(held[1] for held in self._leased.values())
                 )
                 if next_time is None or expiry < next_time:
                     next_time = expiry
@@ -193,8 +193,9 @@ class MemoryStore(BaseStore):
                 task_id = entry[_ID]
                 del self._entries[task_id]
                 # The run time it was handed out with: see release_tasks.
-                self._leased[task_id] = (owner, until, entry[_US])
-                acquired.append(self._tasks[task_id])
+                task = self._tasks[task_id]
+                self._leased[task_id] = (owner, until, entry[_US], task.next_run_time)
+                acquired.append(task)
         return acquired
 
     def release_tasks(self, owner: str, next_run_times: Mapping[str, datetime | None]) -> list[str]:
@@ -207,7 +208,10 @@ class MemoryStore(BaseStore):
                 del self._leased[task_id]
                 task = self._tasks[task_id]
                 current = task.next_run_time
-                if (utc_timestamp_us(current) if current is not None else None) != held[2]:
+                # The same object as when leased (the usual case) needs no conversion.
+                if current is not held[3] and (
+                    current is None or utc_timestamp_us(current) != held[2]
+                ):
                     # The object was changed in place (a pause or a reschedule on its way to
                     # update_task): that change wins over this release.
                     self._index(task)
