@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from asyncz.core.hookspecs import hookimpl
-
 __version__ = "0.1.0"
 
 __all__ = ["AsyncIOScheduler", "Asyncz", "Task", "__version__", "hookimpl"]
 
 if TYPE_CHECKING:
+    from asyncz.core.hookspecs import hookimpl
     from asyncz.core.scheduler import AsyncIOScheduler
     from asyncz.core.task import Task
 
@@ -27,6 +26,12 @@ def __getattr__(name: str) -> Any:
         from asyncz.core.scheduler import AsyncIOScheduler
 
         return AsyncIOScheduler
+    if name == "hookimpl":
+        # Loaded on demand like the rest: a process-pool worker imports asyncz's stdlib-only
+        # modules and must not pay for pluggy.
+        from asyncz.core.hookspecs import hookimpl
+
+        return hookimpl
     if name == "Task":
         from asyncz.core.task import Task
 

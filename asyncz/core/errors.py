@@ -20,10 +20,14 @@ users already catch are kept; messages name the bad value and say what would be 
 
 Validation of user input (a bad task field, a bad trigger argument) raises the built-in
 ``ValueError`` or ``TypeError``, as Python code is expected to.
+
+:func:`strip_traceback` lives here too: it depends on the standard library only, so process-pool
+workers can use it without importing the engine.
 """
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Sequence
 
 __all__ = [
@@ -40,6 +44,7 @@ __all__ = [
     "SerializationError",
     "TaskLookupError",
     "TaskRestoreError",
+    "strip_traceback",
     "UnknownAliasError",
 ]
 
@@ -149,3 +154,23 @@ class SerializationError(AsynczException):
 
 class TaskRestoreError(AsynczException):
     """A stored record cannot be turned back into a task (it is left in the store)."""
+
+
+def strip_traceback(exc: BaseException) -> None:
+    """Drop the frames of ``exc`` and of the exceptions chained to it.
+
+    A traceback keeps every frame's locals alive; an exception kept in an event (or in a
+    listener's history) must not keep the failed run's data with it.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if current.__traceback__ is not None:
+            traceback.clear_frames(current.__traceback__)
+            current.__traceback__ = None
+        todo.append(current.__cause__)
+        todo.append(current.__context__)

@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Final
 
 from asyncz.core import events
-from asyncz.core.errors import MaximumInstancesError
+from asyncz.core.errors import MaximumInstancesError, strip_traceback
 
 if TYPE_CHECKING:
     from asyncz.core.task import Task
@@ -89,26 +89,6 @@ def is_async_callable(fn: Any) -> bool:
         return False  # calling a class makes an instance, whatever its __call__ is
     call = getattr(fn, "__call__", None)  # noqa: B004 - instances with an async __call__
     return call is not None and inspect.iscoroutinefunction(call)
-
-
-def strip_traceback(exc: BaseException) -> None:
-    """Drop the frames of ``exc`` and of the exceptions chained to it.
-
-    A traceback keeps every frame's locals alive; an exception kept in an event (or in a
-    listener's history) must not keep the failed run's data with it.
-    """
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if current.__traceback__ is not None:
-            traceback.clear_frames(current.__traceback__)
-            current.__traceback__ = None
-        todo.append(current.__cause__)
-        todo.append(current.__context__)
 
 
 # -- the watchdog: one thread that calls back at deadlines ------------------------------------
@@ -396,7 +376,7 @@ def run_task_sync(
             )
         try:
             result = fn(*args, **kwargs)
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 if timeout is not None:
                     result = await_with_timeout(
                         result, timeout, timeout_message(task, run_id, "cancelled")
@@ -512,7 +492,7 @@ async def run_task_async(
         start = time.perf_counter()
         try:
             result = fn(*args, **kwargs)
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 if timeout is None:
                     result = await result
                 else:

@@ -18,41 +18,42 @@ supervisor thread in the parent dispatches runs, reads results and watches worke
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import functools
-import inspect
 import itertools
 import logging
 import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
+import selectors
 import signal
 import threading
 import time
-import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from asyncz.core import events
-from asyncz.core.converters import obj_to_ref, ref_to_obj
+from asyncz.core.converters import obj_to_ref
 from asyncz.core.execution import (
     Alarm,
     RunReporter,
     new_run_id,
-    strip_traceback,
     timeout_message,
     watchdog,
 )
 from asyncz.core.hookspecs import hookimpl
 from asyncz.core.task import Task
 from asyncz.plugins.executors._pool import BasePoolExecutor
+from asyncz.plugins.executors._worker import worker_main
 
 __all__ = ["ProcessPoolExecutor", "WorkerProcessDied"]
 
 _PICKLE = pickle.HIGHEST_PROTOCOL
+#: A worker whose last run was shorter than this gets its next run sent before it is done
+#: with the current one, so no round trip through the parent stands between two short runs.
+SEND_AHEAD_BELOW_SECONDS = 0.005
 
 
 class WorkerProcessDied(RuntimeError):
@@ -75,112 +76,6 @@ def _describe_exit(exitcode: int | None) -> str:
         except ValueError:
             return f"signal {-exitcode}"
     return f"exit code {exitcode}"
-
-
-# -- the worker side (runs in the child process) ---------------------------------------------
-
-
-class _PipeLogHandler(logging.Handler):
-    """Sends each record to the parent as plain data (message formatted, no live objects)."""
-
-    def __init__(self, send: Callable[[bytes], None]) -> None:
-        super().__init__()
-        self._send = send
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            state = dict(record.__dict__)
-            state["msg"] = record.getMessage()
-            state["args"] = None
-            if record.exc_info:
-                state["exc_text"] = record.exc_text or logging.Formatter().formatException(
-                    record.exc_info
-                )
-            state["exc_info"] = None
-            state.pop("message", None)
-            try:
-                data = pickle.dumps(("log", state), _PICKLE)
-            except Exception:
-                # Something passed in ``extra`` does not pickle: send the standard fields.
-                plain = logging.makeLogRecord({}).__dict__
-                data = pickle.dumps(
-                    ("log", {k: v for k, v in state.items() if k in plain}), _PICKLE
-                )
-            self._send(data)
-        except Exception:
-            self.handleError(record)
-
-
-def _error_message(job_id: int, exc: BaseException) -> bytes:
-    formatted = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    strip_traceback(exc)
-    try:
-        data = pickle.dumps(("done", job_id, False, exc, formatted), _PICKLE)
-        pickle.loads(data)  # an exception that pickles but cannot be rebuilt would fail later
-        return data
-    except Exception:
-        stand_in = RuntimeError(f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}")
-        return pickle.dumps(("done", job_id, False, stand_in, formatted), _PICKLE)
-
-
-def _worker_main(
-    conn: multiprocessing.connection.Connection,
-    log_level: int,
-    initializer: Callable[..., Any] | None,
-    initargs: Sequence[Any],
-) -> None:
-    """A worker's life: announce readiness, then run one job per message until told to stop."""
-    # Ctrl-C reaches the whole process group; the parent decides when workers stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    send_lock = threading.Lock()
-
-    def send(data: bytes) -> None:
-        with send_lock:  # tasks may log from their own threads
-            conn.send_bytes(data)
-
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    root.addHandler(_PipeLogHandler(send))
-    root.setLevel(log_level)
-    if initializer is not None:
-        initializer(*initargs)
-    send(pickle.dumps(("ready", os.getpid()), _PICKLE))
-    functions: dict[str, Any] = {}
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return  # the parent is gone
-        if message is None:
-            return
-        job_id, ref, args, kwargs = message
-        try:
-            fn = functions.get(ref)
-            if fn is None:
-                fn = functions[ref] = ref_to_obj(ref)
-            result = fn(*args, **kwargs)
-            if inspect.isawaitable(result):
-                result = asyncio.run(_await(result))
-        except BaseException as exc:
-            data = _error_message(job_id, exc)
-        else:
-            try:
-                data = pickle.dumps(("done", job_id, True, result, None), _PICKLE)
-            except Exception as exc:
-                data = _error_message(
-                    job_id,
-                    TypeError(
-                        f"the return value ({type(result).__qualname__}) cannot be sent back "
-                        f"to the scheduler's process: {exc}"
-                    ),
-                )
-            del result
-        send(data)
-
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
 
 
 # -- the parent side -------------------------------------------------------------------------
@@ -233,7 +128,19 @@ class _Submission:
 
 
 class _Worker:
-    __slots__ = ("conn", "done", "job", "job_id", "pid", "process", "ready", "retiring", "sentinel")
+    __slots__ = (
+        "conn",
+        "done",
+        "job",
+        "job_id",
+        "last_duration",
+        "pid",
+        "process",
+        "queued",
+        "ready",
+        "retiring",
+        "sentinel",
+    )
 
     def __init__(self, process: Any, conn: multiprocessing.connection.Connection) -> None:
         self.process = process
@@ -242,9 +149,14 @@ class _Worker:
         self.pid: int | None = process.pid
         self.ready = False
         self.retiring = False
+        #: the run the worker is on, and its job id
         self.job: _Submission | None = None
         self.job_id = 0
+        #: runs sent ahead, which the worker starts when the current one is done
+        self.queued: collections.deque[tuple[int, _Submission]] = collections.deque()
         self.done = 0
+        #: seconds the last finished run took, as the parent saw it
+        self.last_duration = float("inf")
 
 
 class _Supervisor:
@@ -264,7 +176,12 @@ class _Supervisor:
         self.stopping = False
         self.job_ids = itertools.count(1)
         self.refs: dict[int, tuple[Any, tuple[str, tuple[Any, ...], dict[str, Any]]]] = {}
-        self.wake_reader, self.wake_writer = multiprocessing.Pipe(duplex=False)
+        # Touched by the supervisor thread only: it registers and unregisters the workers.
+        self.selector = selectors.DefaultSelector()
+        self.wake_reader, self.wake_writer = os.pipe()
+        os.set_blocking(self.wake_reader, False)
+        os.set_blocking(self.wake_writer, False)
+        self.selector.register(self.wake_reader, selectors.EVENT_READ, None)
         self.wake_sent = False
         self.thread = threading.Thread(
             target=self._main, name=f"asyncz-{executor.alias}-supervisor", daemon=True
@@ -302,9 +219,9 @@ class _Supervisor:
         if not self.wake_sent:
             self.wake_sent = True
             try:
-                self.wake_writer.send_bytes(b"")
+                os.write(self.wake_writer, b"!")
             except OSError:
-                pass  # the supervisor has ended
+                pass  # the supervisor has ended (or the pipe is full: it will wake anyway)
 
     def stop(self, cancel: bool) -> list[_Submission]:
         """Finish once running work is done; with ``cancel``, return the runs not started."""
@@ -336,39 +253,42 @@ class _Supervisor:
                 with self.lock:
                     if self.stopping and not self.pending and not any(w.job for w in self.workers):
                         break
-                    workers = list(self.workers)
-                by_conn = {id(w.conn): w for w in workers}
-                by_sentinel = {w.sentinel: w for w in workers}
-                waitables: list[Any] = [self.wake_reader]
-                waitables += [w.conn for w in workers]
-                waitables += [w.sentinel for w in workers]
-                for ready in multiprocessing.connection.wait(waitables):
-                    if ready is self.wake_reader:
-                        # Drain, then clear: clearing first would let a byte written after
-                        # the clear be drained here, leaving the flag set and no byte to
-                        # wake us for the next submission.
-                        while self.wake_reader.poll():
-                            self.wake_reader.recv_bytes()
-                        self.wake_sent = False
-                    elif isinstance(ready, int):
-                        worker = by_sentinel[ready]
-                        if worker in self.workers:
-                            self._receive(worker)
-                            self._died(worker)
+                for key, _ in self.selector.select():
+                    if key.data is None:
+                        self._drain_wake_pipe()
+                        continue
+                    kind, worker = key.data
+                    if worker not in self.workers:
+                        continue  # gone earlier in this round
+                    if kind == "conn":
+                        self._receive(worker)
                     else:
-                        worker = by_conn[id(ready)]
-                        if worker in self.workers:
-                            self._receive(worker)
+                        # Read what the worker sent before it died: a finished run is not lost.
+                        # Polled: a process the task started may hold the pipe open.
+                        conn = worker.conn
+                        while not conn.closed and conn.poll() and self._receive(worker):
+                            pass
+                        self._died(worker)
         except Exception:
             self.executor.logger.exception("The process pool supervisor failed")
         finally:
             self._close()
 
+    def _drain_wake_pipe(self) -> None:
+        # Clear the flag after draining: clearing first would let a byte written after the
+        # clear be drained here, leaving the flag set and no byte to wake us for the next one.
+        try:
+            while os.read(self.wake_reader, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        self.wake_sent = False
+
     def _spawn(self) -> None:
         parent_conn, child_conn = self.context.Pipe(duplex=True)
         level = logging.getLogger().getEffectiveLevel()
         process = self.context.Process(
-            target=_worker_main,
+            target=worker_main,
             args=(child_conn, level, self.initializer, self.initargs),
             name=f"asyncz-{self.executor.alias}-worker",
             # Daemonic, so an interpreter exit without shutdown() does not wait on workers.
@@ -377,6 +297,8 @@ class _Supervisor:
         process.start()
         child_conn.close()
         worker = _Worker(process, parent_conn)
+        self.selector.register(parent_conn, selectors.EVENT_READ, ("conn", worker))
+        self.selector.register(worker.sentinel, selectors.EVENT_READ, ("sentinel", worker))
         with self.lock:
             self.workers.append(worker)
 
@@ -395,11 +317,15 @@ class _Supervisor:
                     )
                     if worker is None:
                         # Start a worker if the pool has room and the runs waiting outnumber
-                        # the workers already starting; otherwise wait for one to free up.
+                        # the workers already starting; otherwise queue the run behind a
+                        # short one, or wait for a worker to free up.
                         starting = sum(1 for w in self.workers if not w.ready)
-                        if len(self.workers) >= self.max_workers or starting >= len(self.pending):
-                            return
-                        spawn = True
+                        if len(self.workers) < self.max_workers and starting < len(self.pending):
+                            spawn = True
+                        else:
+                            worker = self._send_ahead_to(self.pending[0])
+                            if worker is None:
+                                return
                 job = None if spawn else self.pending.popleft()
             if job is None:
                 # Outside the lock: starting a process takes a while, and send_task (on the
@@ -407,6 +333,29 @@ class _Supervisor:
                 self._spawn()
             else:
                 self._start_run(job, worker)
+
+    def _send_ahead_to(self, job: _Submission) -> _Worker | None:
+        """A busy worker that can take ``job`` next, so it need not wait for a round trip.
+
+        Only behind a run of a worker whose last run was short, and never with a timeout on
+        either run: a run sent ahead cannot move to a worker that frees up sooner, and its
+        timeout must count from when it starts. (Call with the lock held.)
+        """
+        if job.task.timeout is not None:
+            return None
+        per_child = self.max_tasks_per_child
+        for worker in self.workers:
+            current = worker.job
+            if (
+                current is not None
+                and not worker.queued
+                and not worker.retiring
+                and worker.last_duration < SEND_AHEAD_BELOW_SECONDS
+                and current.task.timeout is None
+                and (not per_child or worker.done + 2 <= per_child)
+            ):
+                return worker
+        return None
 
     def _start_run(self, job: _Submission, worker: _Worker | None) -> None:
         reporter = job.reporter
@@ -426,23 +375,39 @@ class _Supervisor:
             reporter.failed(run_time, new_run_id(), None, time.perf_counter(), error)
             return self._advance(job)
         job.run_id = new_run_id()
-        job.started_at = reporter.started_at()
         job.timed_out = False
-        reporter.emit(events.TASK_STARTED, run_time, run_id=job.run_id, started_at=job.started_at)
-        job.start = time.perf_counter()
         with self.lock:
-            worker.job = job
-            worker.job_id = job_id
-        timeout = job.task.timeout
-        if timeout is not None:
-            job.alarm = watchdog().set(
-                timeout, functools.partial(self.on_timeout, worker, job, job.run_id)
-            )
+            ahead = worker.job is not None
+            if ahead:
+                job.start = 0.0  # not started: see _finish_run
+                worker.queued.append((job_id, job))
+            else:
+                worker.job = job
+                worker.job_id = job_id
+        if not ahead:
+            self._began(worker, job)
         try:
             worker.conn.send_bytes(data)
         except OSError:
             pass  # the worker has died: its sentinel reports the run
         return None
+
+    def _began(self, worker: _Worker, job: _Submission) -> None:
+        """``job`` is now the run its worker is on: report the start, arm its timeout."""
+        reporter = job.reporter
+        job.started_at = reporter.started_at()
+        reporter.emit(
+            events.TASK_STARTED,
+            job.run_times[job.index],
+            run_id=job.run_id,
+            started_at=job.started_at,
+        )
+        job.start = time.perf_counter()
+        timeout = job.task.timeout
+        if timeout is not None:
+            job.alarm = watchdog().set(
+                timeout, functools.partial(self.on_timeout, worker, job, job.run_id)
+            )
 
     def _advance(self, job: _Submission) -> None:
         """One run of ``job`` is over: queue its next run, or finish the submission."""
@@ -453,50 +418,52 @@ class _Supervisor:
         else:
             self.executor.run_finished(job.task.id)
 
-    def _receive(self, worker: _Worker) -> None:
-        conn = worker.conn
-        while True:
-            try:
-                if not conn.poll():
-                    return
-                data = conn.recv_bytes()
-            except (EOFError, OSError):
-                return  # the sentinel reports the death
-            try:
-                message = pickle.loads(data)
-            except Exception as exc:
-                job = self._take_job(worker)
-                if job is not None:
-                    error = TypeError(f"the run's outcome could not be read back: {exc!r}")
-                    self._finish_run(job, error=error)
-                continue
-            kind = message[0]
-            if kind == "log":
-                record = logging.makeLogRecord(message[1])
-                logger = logging.getLogger(record.name)
-                if logger.isEnabledFor(record.levelno):
-                    logger.handle(record)
-            elif kind == "done":
-                _, job_id, ok, value, formatted = message
-                if job_id != worker.job_id:
-                    continue
-                job = self._take_job(worker)
-                worker.done += 1
-                if self.max_tasks_per_child and worker.done >= self.max_tasks_per_child:
-                    self._retire(worker)
-                if job is not None:
-                    if ok:
-                        self._finish_run(job, value=value)
-                    else:
-                        formatted = f"{formatted}(raised in worker process {worker.pid})\n"
-                        self._finish_run(job, error=value, formatted=formatted)
-            elif kind == "ready":
-                worker.ready = True
-                worker.pid = message[1]
+    def _receive(self, worker: _Worker) -> bool:
+        """Read and handle one message from ``worker``; False if there was none to read."""
+        try:
+            data = worker.conn.recv_bytes()
+        except (EOFError, OSError):
+            return False  # the sentinel reports the death
+        try:
+            message = pickle.loads(data)
+        except Exception as exc:
+            job = self._take_job(worker)
+            if job is not None:
+                error = TypeError(f"the run's outcome could not be read back: {exc!r}")
+                self._finish_run(worker, job, error=error)
+            return True
+        kind = message[0]
+        if kind == "log":
+            record = logging.makeLogRecord(message[1])
+            logger = logging.getLogger(record.name)
+            if logger.isEnabledFor(record.levelno):
+                logger.handle(record)
+        elif kind == "done":
+            _, job_id, ok, value, formatted = message
+            if job_id != worker.job_id:
+                return True
+            job = self._take_job(worker)
+            worker.done += 1
+            if self.max_tasks_per_child and worker.done >= self.max_tasks_per_child:
+                self._retire(worker)
+            if job is not None:
+                worker.last_duration = time.perf_counter() - job.start
+                if ok:
+                    self._finish_run(worker, job, value=value)
+                else:
+                    formatted = f"{formatted}(raised in worker process {worker.pid})\n"
+                    self._finish_run(worker, job, error=value, formatted=formatted)
+        elif kind == "ready":
+            worker.ready = True
+            worker.pid = message[1]
+        return True
 
     def _take_job(self, worker: _Worker) -> _Submission | None:
+        """Take the run ``worker`` was on; a run sent ahead becomes the one it is on."""
         with self.lock:
             job, worker.job, worker.job_id = worker.job, None, 0
+            if worker.queued:
+                worker.job_id, worker.job = worker.queued.popleft()
         if job is not None and job.alarm is not None:
             job.alarm.cancel()
             job.alarm = None
@@ -504,6 +471,7 @@ class _Supervisor:
 
     def _finish_run(
         self,
+        worker: _Worker,
         job: _Submission,
         *,
         value: Any = None,
@@ -519,6 +487,10 @@ class _Supervisor:
                 reporter.failed(run_time, job.run_id, job.started_at, job.start, error, formatted)
         finally:
             self._advance(job)
+            following = worker.job
+            if following is not None and following.start == 0.0:
+                # The run sent ahead has started in the worker: report it after this one's end.
+                self._began(worker, following)
 
     def _retire(self, worker: _Worker) -> None:
         worker.retiring = True
@@ -532,6 +504,13 @@ class _Supervisor:
         exitcode = worker.process.exitcode
         with self.lock:
             self.workers.remove(worker)
+            # Runs sent ahead never started: they go back to the front of the line, in order.
+            for _, queued in reversed(worker.queued):
+                queued.run_id = ""
+                self.pending.appendleft(queued)
+            worker.queued.clear()
+        self.selector.unregister(worker.conn)
+        self.selector.unregister(worker.sentinel)
         job = self._take_job(worker)
         worker.conn.close()
         if job is not None:
@@ -545,7 +524,7 @@ class _Supervisor:
                     "takes its place",
                     exitcode,
                 )
-            self._finish_run(job, error=exc, formatted=f"{type(exc).__name__}: {exc}\n")
+            self._finish_run(worker, job, error=exc, formatted=f"{type(exc).__name__}: {exc}\n")
         elif not worker.ready and not worker.retiring and not self.stopping:
             self._failed_start(worker, exitcode)
 
@@ -565,7 +544,7 @@ class _Supervisor:
         job.run_id = new_run_id()
         job.started_at = None
         job.start = time.perf_counter()
-        self._finish_run(job, error=error, formatted=f"WorkerProcessDied: {error}\n")
+        self._finish_run(worker, job, error=error, formatted=f"WorkerProcessDied: {error}\n")
 
     def _close(self) -> None:
         with self.lock:
@@ -584,15 +563,18 @@ class _Supervisor:
                 worker.process.kill()
                 worker.process.join(1)
             worker.conn.close()
-            job = self._take_job(worker)
-            if job is not None:  # only when the supervisor itself failed
-                leftover.append(job)
+            # Only when the supervisor itself failed: the run it was on and those sent ahead.
+            while worker.job is not None:
+                job = self._take_job(worker)
+                if job is not None:
+                    leftover.append(job)
         for job in leftover:
             self.executor.not_run(
                 [(job.task, job.run_times[job.index :])], "the process pool stopped"
             )
-        self.wake_reader.close()
-        self.wake_writer.close()
+        self.selector.close()
+        os.close(self.wake_reader)
+        os.close(self.wake_writer)
 
 
 class ProcessPoolExecutor(BasePoolExecutor):

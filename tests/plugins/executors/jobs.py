@@ -77,6 +77,11 @@ def kills_itself() -> None:
     time.sleep(10)
 
 
+def sleeps_then_kills_itself(seconds: float) -> None:
+    time.sleep(seconds)
+    kills_itself()
+
+
 def segfaults() -> None:
     import faulthandler
 

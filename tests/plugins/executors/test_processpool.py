@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from asyncz.events import TASK_ERROR, TASK_EXECUTED
+from asyncz.events import TASK_ERROR, TASK_EXECUTED, TASK_STARTED
 from asyncz.executors import ProcessPoolExecutor, WorkerProcessDied
+from asyncz.plugins.executors import processpool
 from tests.plugins.executors import jobs
 from tests.plugins.executors.harness import Harness
 
@@ -160,3 +161,85 @@ def test_many_submissions_one_by_one_never_stall() -> None:
                 assert (await h.outcome(task, timeout=20)).return_value == 2
 
     run(main())
+
+
+@pytest.fixture
+def sent_ahead(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The tasks of the runs the supervisor sent to a busy worker, in order.
+
+    Every run counts as short here, however slow the machine: these tests are about what
+    happens to runs sent ahead, not about which runs are short enough."""
+    monkeypatch.setattr(processpool, "SEND_AHEAD_BELOW_SECONDS", 1.0)
+    tasks: list[Any] = []
+    choose = processpool._Supervisor._send_ahead_to
+
+    def spy(self: Any, job: Any) -> Any:
+        worker = choose(self, job)
+        if worker is not None:
+            tasks.append(job.task)
+        return worker
+
+    monkeypatch.setattr(processpool._Supervisor, "_send_ahead_to", spy)
+    return tasks
+
+
+def test_short_runs_are_sent_ahead_and_still_reported_one_at_a_time(sent_ahead: list[Any]) -> None:
+    async def main() -> list[Any]:
+        async with Harness(ProcessPoolExecutor(max_workers=1)) as h:
+            await h.outcome(h.run(jobs.pid))  # the first run imports the task's module
+            plain = [h.run(jobs.add, i, 1) for i in range(30)]
+            timed = [h.run(jobs.add, i, 2, timeout=5) for i in range(5)]
+            for i, task in enumerate(plain):
+                assert (await h.outcome(task)).return_value == i + 1
+            for i, task in enumerate(timed):
+                assert (await h.outcome(task)).return_value == i + 2
+            return list(h.rec.events)
+
+    events = run(main())
+    assert sent_ahead, "no run was sent ahead to the busy worker"
+    # A run with a timeout is never sent ahead: its time must count from its start.
+    assert all(task.timeout is None for task in sent_ahead)
+    # One worker: the events show one run at a time, each started after the last one ended.
+    running: set[str] = set()
+    for event in events:
+        if event.code == TASK_STARTED:
+            assert not running, f"{event.task_id} started while {running} ran"
+            running.add(event.task_id)
+        elif event.code & (TASK_EXECUTED | TASK_ERROR):
+            running.discard(event.task_id)
+
+
+def test_a_run_sent_ahead_of_a_dying_run_goes_to_the_next_worker(sent_ahead: list[Any]) -> None:
+    async def main() -> None:
+        async with Harness(ProcessPoolExecutor(max_workers=1)) as h:
+            # The first run imports the task's module; the second is a short one.
+            first = (await h.outcome(h.run(jobs.pid))).return_value
+            await h.outcome(h.run(jobs.pid))
+            dying = h.run(jobs.sleeps_then_kills_itself, 0.3)
+            behind = h.run(jobs.pid)
+            died = await h.outcome(dying)
+            ran = await h.outcome(behind)
+            assert [task.id for task in sent_ahead] == [behind.id]
+            assert isinstance(died.exception, WorkerProcessDied)
+            # It never started on the dead worker: it ran once, on its replacement.
+            assert ran.code == TASK_EXECUTED and ran.return_value != first
+            assert len(h.started(behind)) == 1
+
+    run(main())
+
+
+def test_nothing_is_sent_ahead_of_a_worker_whose_last_run_was_long(
+    sent_ahead: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(processpool, "SEND_AHEAD_BELOW_SECONDS", 0.01)
+
+    async def main() -> None:
+        async with Harness(ProcessPoolExecutor(max_workers=1)) as h:
+            await h.outcome(h.run(jobs.sleeps, 0.05))
+            slow = h.run(jobs.sleeps, 0.2)
+            waiting = h.run(jobs.pid)
+            await h.outcome(slow)
+            assert (await h.outcome(waiting)).code == TASK_EXECUTED
+
+    run(main())
+    assert sent_ahead == []
