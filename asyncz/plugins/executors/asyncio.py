@@ -50,8 +50,8 @@ class AsyncIOExecutor(BaseExecutor):
         super().__init__()
         self.max_workers = max_workers
         self._pool: WorkerThreads | None = None
-        # Running coroutine tasks (asyncio keeps only weak references) -> their task ids.
-        self._tasks: dict[asyncio.Future[Any], str] = {}
+        # Running coroutine tasks: asyncio keeps only weak references.
+        self._tasks: set[asyncio.Future[Any]] = set()
         # fn -> whether it is async; a task's callable rarely changes, the check is not free.
         self._kinds: dict[Any, bool] = {}
 
@@ -82,9 +82,7 @@ class AsyncIOExecutor(BaseExecutor):
         if self._is_async(task.fn):
             loop = self._loop
             assert loop is not None
-            future = loop.create_task(run_task_async(self.scheduler, task, run_times, self.logger))
-            self._tasks[future] = task.id
-            future.add_done_callback(self._task_done)
+            self._tasks.add(loop.create_task(self._run_on_loop(task, run_times)))
             return
         pool = self._pool
         if pool is None:
@@ -105,11 +103,16 @@ class AsyncIOExecutor(BaseExecutor):
         kind = self._kinds[fn] = is_async_callable(fn)
         return kind
 
-    def _task_done(self, future: asyncio.Future[Any]) -> None:
-        task_id = self._tasks.pop(future)
-        self.run_finished(task_id)
-        if not future.cancelled() and future.exception() is not None:
-            self.logger.error("Run of task %r ended abnormally: %r", task_id, future.exception())
+    async def _run_on_loop(self, task: Task, run_times: Sequence[datetime]) -> None:
+        # The bookkeeping is done here rather than in a done callback: a callback costs every
+        # run one more trip through the loop's ready queue (a tenth of a no-op run's cost).
+        try:
+            await run_task_async(self.scheduler, task, run_times, self.logger)
+        except Exception as exc:
+            self.logger.error("Run of task %r ended abnormally: %r", task.id, exc)
+        finally:
+            self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self.run_finished(task.id)
 
     def _run_in_thread(self, item: tuple[Task, Sequence[datetime], Once | None]) -> None:
         task, run_times, release = item
