@@ -111,7 +111,7 @@ class AsyncIOExecutor(BaseExecutor):
         except Exception as exc:
             self.logger.error("Run of task %r ended abnormally: %r", task.id, exc)
         finally:
-            self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._tasks.discard(asyncio.current_task())
             self.run_finished(task.id)
 
     def _run_in_thread(self, item: tuple[Task, Sequence[datetime], Once | None]) -> None:
