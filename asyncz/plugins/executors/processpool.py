@@ -179,6 +179,8 @@ class _Supervisor:
         # Touched by the supervisor thread only: it registers and unregisters the workers.
         self.selector = selectors.DefaultSelector()
         self.wake_reader, self.wake_writer = os.pipe()
+        # Guards the write end: once closed, its number may belong to another file.
+        self.wake_lock = threading.Lock()
         os.set_blocking(self.wake_reader, False)
         os.set_blocking(self.wake_writer, False)
         self.selector.register(self.wake_reader, selectors.EVENT_READ, None)
@@ -218,10 +220,13 @@ class _Supervisor:
         # One byte is enough to wake the supervisor; skip the write while one is unread.
         if not self.wake_sent:
             self.wake_sent = True
-            try:
-                os.write(self.wake_writer, b"!")
-            except OSError:
-                pass  # the supervisor has ended (or the pipe is full: it will wake anyway)
+            with self.wake_lock:
+                if self.wake_writer < 0:
+                    return  # the supervisor has ended
+                try:
+                    os.write(self.wake_writer, b"!")
+                except OSError:
+                    pass  # the pipe is full: the supervisor wakes anyway
 
     def stop(self, cancel: bool) -> list[_Submission]:
         """Finish once running work is done; with ``cancel``, return the runs not started."""
@@ -574,7 +579,9 @@ class _Supervisor:
             )
         self.selector.close()
         os.close(self.wake_reader)
-        os.close(self.wake_writer)
+        with self.wake_lock:
+            os.close(self.wake_writer)
+            self.wake_writer = -1
 
 
 class ProcessPoolExecutor(BasePoolExecutor):
