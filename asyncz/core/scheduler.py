@@ -181,6 +181,9 @@ class BaseScheduler:
 
     def __init__(self, global_config: Mapping[str, Any] | None = None, **options: Any) -> None:
         self._lock = threading.RLock()
+        # Held by a pass while it hands out and takes back due tasks, and by run_task while
+        # it runs due times by hand: both must not take the same due time.
+        self._due_lock = threading.RLock()
         self._listeners: list[tuple[Callable[[Any], Any], int]] = []
         self._listener_mask = 0
         # Tasks added before start, by id (in the order they were added).
@@ -882,6 +885,14 @@ class BaseScheduler:
         Raises :class:`MaximumInstancesError` when it already runs ``max_instances`` times.
         """
         self._require_running()
+        # Not while a pass holds due tasks: it could take the due times this call computes
+        # and run them too. After the pass, the task read here has moved past them.
+        with self._due_lock:
+            return self._run_task(task_id, store, force, remove_finished)
+
+    def _run_task(
+        self, task_id: Any, store: str | None, force: bool, remove_finished: bool
+    ) -> Task | None:
         task, alias = self._find(task_id, store)
         if alias is None:
             raise TaskLookupError(task.id, store)
@@ -1196,7 +1207,10 @@ class BaseScheduler:
                     if not obtained:  # another process works on this store now
                         next_time: datetime | None = retry_at
                     else:
-                        next_time, has_more = self._process_store(alias, store, now, submissions)
+                        with self._due_lock:
+                            next_time, has_more = self._process_store(
+                                alias, store, now, submissions
+                            )
                         more = more or has_more
             except Exception:
                 self.logger.exception("Error processing store %r", alias)

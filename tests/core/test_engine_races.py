@@ -15,6 +15,7 @@ import pytest
 
 import asyncz.core.scheduler as engine
 from asyncz.events import TASK_EXECUTED, TASK_REMOVED
+from asyncz.executors import DebugExecutor
 from asyncz.schedulers import AsyncIOScheduler
 from asyncz.stores import MemoryStore
 from asyncz.tasks import Task
@@ -259,3 +260,53 @@ def test_due_queries_compare_instants_across_a_repeated_hour() -> None:
     assert store.get_due_tasks(first_pass) == []
     assert task.get_run_times(first_pass, BERLIN) == []
     assert store.acquire_due_tasks(first_pass, "me", 10, 60) == []
+
+
+class GatedExecutor(DebugExecutor):
+    """Holds a run sent from ``manual_thread`` until the loop has submitted a run, which is
+    the worst moment for ``run_task`` racing a pass over the same due time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.manual_thread: int | None = None
+        self.scheduled_submitted = threading.Event()
+
+    def send_task(self, task: Task, run_times: Any) -> None:
+        if threading.get_ident() == self.manual_thread:
+            self.scheduled_submitted.wait(1.0)
+            super().send_task(task, run_times)
+        else:
+            super().send_task(task, run_times)
+            self.scheduled_submitted.set()
+
+
+def test_run_task_during_a_pass_does_not_run_a_due_time_twice() -> None:
+    store = MeddlingStore()
+    executor = GatedExecutor()
+    manual: list[Any] = []
+
+    def body(scheduler: AsyncIOScheduler, seen: list[Any]) -> None:
+        def run_by_hand() -> None:
+            executor.manual_thread = threading.get_ident()
+            manual.append(scheduler.run_task("r", force=False))
+
+        def meddle() -> None:
+            # The pass holds "r"; a user runs it by hand from another thread meanwhile.
+            thread = threading.Thread(target=run_by_hand)
+            thread.start()
+            thread.join(0.5)
+
+        store.meddle = meddle
+        due = datetime.now(UTC)
+        scheduler.add_task(noop, "interval", hours=1, id="r", next_run_time=due)
+        assert wait_until(lambda: bool(manual))
+        assert not wait_until(lambda: len(executed(seen)) > 1, timeout=0.5)
+
+    def executed(seen: list[Any]) -> list[Any]:
+        return [e for e in seen if e.code == TASK_EXECUTED and e.task_id == "r"]
+
+    seen = run_scheduler(store, body, executors={"default": executor})
+    assert len(executed(seen)) == 1
+    # The hand-made call found the due time taken and the task moved past it.
+    (task,) = manual
+    assert task is not None and task.next_run_time > datetime.now(UTC)
