@@ -355,6 +355,11 @@ def run_task_sync(
     assert fn is not None
     args, kwargs, timeout = task.args, task.kwargs, task.timeout
     runner = await_result or run_awaitable
+    if timeout is not None and release is not None:
+        # Given up at its timeout, this thread is replaced in its pool (if it is in one).
+        pool = WorkerThreads.current()
+        if pool is not None:
+            release = functools.partial(_abandon_thread, pool, threading.current_thread(), release)
     # Nobody listens for run events: skip the clock, the run id and the event objects.
     quiet = not reporter.wants(_OUTCOMES)
     for index, run_time in enumerate(run_times):
@@ -420,6 +425,13 @@ def _abandon(
         reporter.not_run(run_times[1:], f"run {run_id} before them timed out")
     finally:
         release()
+
+
+def _abandon_thread(
+    pool: WorkerThreads, thread: threading.Thread, release: Callable[[], None]
+) -> None:
+    pool.abandon(thread)
+    release()
 
 
 def _late(reporter: RunReporter, run_id: str, exc: BaseException | None) -> None:
@@ -549,6 +561,8 @@ class WorkerThreads:
     :param initializer: called (with ``initargs``) in each new thread before its first item
     """
 
+    _local = threading.local()
+
     def __init__(
         self,
         run: Callable[[Any], None],
@@ -565,8 +579,18 @@ class WorkerThreads:
         self._cond = threading.Condition(threading.Lock())
         self._work: collections.deque[Any] = collections.deque()
         self._threads: list[threading.Thread] = []
+        # Threads whose run was given up at its timeout: they leave when it returns, and do
+        # not count against max_workers meanwhile.
+        self._abandoned: set[threading.Thread] = set()
+        self._names = itertools.count()
         self._idle = 0
         self._closed = False
+
+    @classmethod
+    def current(cls) -> WorkerThreads | None:
+        """The pool the calling thread works for, if it is one of a pool's threads."""
+        pool: WorkerThreads | None = getattr(cls._local, "pool", None)
+        return pool
 
     def submit(self, item: Any) -> None:
         with self._cond:
@@ -575,14 +599,29 @@ class WorkerThreads:
             self._work.append(item)
             if self._idle:
                 self._cond.notify()
-            elif len(self._threads) < self._max_workers:
-                thread = threading.Thread(
-                    target=self._worker,
-                    name=f"{self._name_prefix}_{len(self._threads)}",
-                    daemon=True,
-                )
-                self._threads.append(thread)
-                thread.start()
+            else:
+                self._grow()
+
+    def abandon(self, thread: threading.Thread) -> None:
+        """The run in ``thread`` was given up: another thread may take its place now, and
+        ``thread`` leaves the pool when that run returns."""
+        with self._cond:
+            if thread not in self._threads or thread in self._abandoned:
+                return
+            self._abandoned.add(thread)
+            if self._work and not self._idle and not self._closed:
+                self._grow()
+
+    def _grow(self) -> None:
+        """Start a thread if the pool has room (call with the lock held)."""
+        if len(self._threads) - len(self._abandoned) < self._max_workers:
+            thread = threading.Thread(
+                target=self._worker,
+                name=f"{self._name_prefix}_{next(self._names)}",
+                daemon=True,
+            )
+            self._threads.append(thread)
+            thread.start()
 
     def take_pending(self) -> list[Any]:
         """Remove and return the items no thread has picked up yet."""
@@ -602,6 +641,8 @@ class WorkerThreads:
         return len(self._threads)
 
     def _worker(self) -> None:
+        self._local.pool = self
+        me = threading.current_thread()
         if self._initializer is not None:
             try:
                 self._initializer(*self._initargs)
@@ -622,6 +663,11 @@ class WorkerThreads:
             except BaseException:
                 logging.getLogger("asyncz.executors").exception("A run ended abnormally")
             del item
+            if me in self._abandoned:
+                with cond:
+                    self._abandoned.discard(me)
+                    self._threads.remove(me)
+                return
 
 
 # -- the base class --------------------------------------------------------------------------

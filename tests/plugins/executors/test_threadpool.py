@@ -148,3 +148,26 @@ def test_instances_are_counted_per_task_not_per_executor() -> None:
             await h.outcome(b)
 
     asyncio.run(main())
+
+
+def test_a_thread_given_up_at_its_timeout_is_replaced_and_then_leaves() -> None:
+    gate = threading.Event()
+
+    def hangs() -> None:
+        gate.wait(10)
+
+    async def main() -> None:
+        executor = ThreadPoolExecutor(max_workers=1)
+        async with Harness(executor) as h:
+            hung = await h.outcome(h.run(hangs, timeout=0.05))
+            assert isinstance(hung.exception, TimeoutError)
+            # The only thread is stuck, yet the next run does not wait for it.
+            after = await h.outcome(h.run(jobs.add, 1, 1), timeout=5)
+            assert after.code == TASK_EXECUTED and after.return_value == 2
+            pool = executor._threads
+            assert pool is not None and pool.threads == 2
+            gate.set()
+            # Once the hung run returns, its thread leaves: the pool is back to max_workers.
+            await h.rec.wait_for(lambda: pool.threads == 1)
+
+    asyncio.run(main())
