@@ -683,13 +683,10 @@ class BaseScheduler:
         return alias
 
     def _stored(self, task: Task, alias: str) -> None:
-        self.logger.info("Added task %r to store %r", task.name, alias)
-        self._task_event(events.TASK_ADDED, task.id, alias)
-        if task.next_run_time is not None:
-            self.wakeup(task.next_run_time)
+        self._stored_many([task], alias)
 
     def _stored_many(self, tasks: list[Task], alias: str) -> None:
-        """:meth:`_stored` for a batch: one wake-up, and the log level looked up once."""
+        """Log and report tasks just stored, and wake the loop up once for the soonest."""
         if self.logger.isEnabledFor(logging.INFO):
             for task in tasks:
                 self.logger.info("Added task %r to store %r", task.name, alias)
