@@ -82,8 +82,9 @@ class Adapter:
     def make_scheduler(self, *, store: StoreSpec | None = None, executor: str = "asyncio") -> Any:
         raise NotSupported(f"{self.label} is not a scheduler")
 
-    def start(self, scheduler: Any) -> None:
-        scheduler.start()
+    def start(self, scheduler: Any, *, paused: bool = False) -> None:
+        """Start; `paused` starts the stores (bound, connected) but runs nothing."""
+        scheduler.start(paused=paused)
 
     def shutdown(self, scheduler: Any) -> None:
         scheduler.shutdown(wait=False)
@@ -112,7 +113,8 @@ class Adapter:
         raise NotImplementedError
 
     def load_due(self, scheduler: Any, now: datetime) -> int:
-        """Load every task due at `now` from the default store; returns how many."""
+        """Load every task due at `now` from the default store (its public due-task query, as
+        the scheduler would call it); returns how many."""
         raise NotImplementedError
 
     # --- cron ------------------------------------------------------------------------------------
