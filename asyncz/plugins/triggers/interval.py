@@ -25,9 +25,14 @@ __all__ = ["IntervalTrigger"]
 
 UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
 STATE_VERSION = 1
 _UNITS = ("weeks", "days", "hours", "minutes", "seconds")
 _VALID = (*_UNITS, "interval", "start_at", "end_at", "timezone", "jitter")
+# Restoring many stored triggers: zones by stored name and intervals by length, looked up once
+# (both immutable; bounded, as a store holds few distinct values).
+_ZONES: dict[str, tzinfo] = {}
+_INTERVALS: dict[int, timedelta] = {}
 
 
 def _number(name: str, value: Any) -> float:
@@ -147,7 +152,10 @@ class IntervalTrigger(BaseTrigger):
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        if state.get("version") == STATE_VERSION and self._restore(state):
+            return
         self.check_state_version(state, STATE_VERSION)
+        # Not in the form __getstate__ writes: the constructor's checks decide, and say why.
         self.__init__(  # type: ignore[misc]
             timedelta(microseconds=state["interval_us"]),
             start_at=state["start_at"],
@@ -155,6 +163,52 @@ class IntervalTrigger(BaseTrigger):
             timezone=state["timezone"],
             jitter=state["jitter"],
         )
+
+    def _restore(self, state: dict[str, Any]) -> bool:
+        """Set the fields from state in exactly the form :meth:`__getstate__` writes (the
+        common case when loading many tasks), checked as strictly as the constructor would;
+        False, with nothing set, for anything else."""
+        interval_us, start_text, end_text = state["interval_us"], state["start_at"], state["end_at"]
+        zone_name, jitter = state["timezone"], state["jitter"]
+        if (
+            type(interval_us) is not int
+            or interval_us <= 0
+            or jitter is not None
+            or type(start_text) is not str
+            or (end_text is not None and type(end_text) is not str)
+            or type(zone_name) is not str
+        ):
+            return False
+        zone = _ZONES.get(zone_name)
+        if zone is None:
+            zone = to_timezone(zone_name)  # raises for an unknown zone
+            if len(_ZONES) < 256:
+                _ZONES[zone_name] = zone
+        try:
+            start = datetime.fromisoformat(start_text)
+            end = None if end_text is None else datetime.fromisoformat(end_text)
+        except ValueError:
+            return False
+        # Naive times are placed by the DST rule, and an end before the start is refused: both
+        # are the constructor's business.
+        if start.utcoffset() is None or (end is not None and end.utcoffset() is None):
+            return False
+        start_us = (start - _EPOCH) // _ONE_US
+        if end is not None and (end - _EPOCH) // _ONE_US < start_us:
+            return False
+        interval = _INTERVALS.get(interval_us)
+        if interval is None:
+            interval = timedelta(microseconds=interval_us)
+            if len(_INTERVALS) < 256:
+                _INTERVALS[interval_us] = interval
+        self._interval_us = interval_us
+        self.interval = interval
+        self.timezone = zone
+        self.jitter = None
+        self.start_at = start if start.tzinfo is zone else start.astimezone(zone)
+        self._start_us = start_us
+        self.end_at = None if end is None else end.astimezone(zone)
+        return True
 
     def __repr__(self) -> str:
         parts = [f"interval={self.interval!r}", f"start_at={self.start_at.isoformat()!r}"]
