@@ -18,6 +18,7 @@ instead. :func:`record_to_task` raises :class:`TaskRestoreError` with the reason
 
 from __future__ import annotations
 
+import operator
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,7 @@ RECORD_VERSION = 1
 
 UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
 
 
 def to_timestamp_us(value: datetime | None) -> int | None:
@@ -176,14 +178,13 @@ def _copy_trigger(prototype: Any) -> Any:
     return clone
 
 
-#: Task fields a record does not hold, with their defaults: (name, default, is_factory).
-_RECORD_FIELDS = frozenset(
-    {
-        "id", "name", "fn", "args", "kwargs", "trigger", "executor", "coalesce",
-        "max_instances", "mistrigger_grace_time", "timeout", "next_run_time",
-        "scheduler", "store_alias", "pending", "submitted",
-    }
+#: The Task fields a record gives values for (with the bookkeeping of a stored task).
+_RECORD_FIELDS = (
+    "id", "name", "fn", "args", "kwargs", "trigger", "executor", "coalesce",
+    "max_instances", "mistrigger_grace_time", "timeout", "next_run_time",
+    "scheduler", "store_alias", "pending", "submitted",
 )  # fmt: skip
+#: The other Task fields, with their defaults: (name, default, is_factory).
 _OTHER_FIELDS: list[tuple[str, Any, bool]] = []
 for _field in attrs.fields(Task):
     if _field.name in _RECORD_FIELDS:
@@ -192,10 +193,112 @@ for _field in attrs.fields(Task):
         _OTHER_FIELDS.append((_field.name, _field.default.factory, True))  # type: ignore[union-attr]
     else:
         _OTHER_FIELDS.append((_field.name, _field.default, False))
-#: A Task field without a default (added in a later version) forces the general constructor.
-_FAST_TASKS = {f.name for f in attrs.fields(Task)} >= _RECORD_FIELDS and all(
-    default is not attrs.NOTHING for _, default, _ in _OTHER_FIELDS
+_FIELDS_A = operator.itemgetter(
+    "format", "version", "fn", "trigger", "id", "name", "args", "kwargs"
 )
+_FIELDS_B = operator.itemgetter(
+    "executor", "coalesce", "max_instances", "mistrigger_grace_time", "timeout"
+)
+
+
+class _Unhooked(Task):
+    """Task's exact layout without attrs' ``__setattr__`` hooks (converters, validators,
+    frozen id). A restored task, whose values the reader has checked, is filled in as one of
+    these with plain slot stores and then becomes a :class:`Task`: filling the 17 slots of a
+    Task through its hooks, or through ``object.__setattr__``, costs about three times as much,
+    and loading thousands of due tasks is a hot path."""
+
+    __slots__ = ()
+    __setattr__ = object.__setattr__
+
+
+def _restored_task(
+    task_id: str,
+    name: str,
+    fn: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    trigger: Any,
+    executor: str,
+    coalesce: bool,
+    max_instances: int,
+    grace: float | None,
+    timeout: float | None,
+    next_time: datetime | None,
+    scheduler: Any,
+    store_alias: str | None,
+) -> Task:
+    """A stored task with these (already checked) values, bound to its scheduler and store;
+    without attrs' hooks, and without ``__attrs_post_init__`` (which would schedule a task
+    that names a scheduler)."""
+    task = object.__new__(_Unhooked)
+    task.id = task_id
+    task.name = name
+    task.fn = fn
+    task.args = args
+    task.kwargs = kwargs
+    task.trigger = trigger
+    task.executor = executor
+    task.coalesce = coalesce
+    task.max_instances = max_instances
+    task.mistrigger_grace_time = grace
+    task.timeout = timeout
+    task.next_run_time = next_time
+    task.scheduler = scheduler
+    task.store_alias = store_alias
+    task.pending = False
+    task.submitted = True
+    for field_name, default, factory in _OTHER_FIELDS:
+        object.__setattr__(task, field_name, default() if factory else default)
+    task.__class__ = Task  # type: ignore[assignment]
+    return task
+
+
+def _general_task(*values: Any) -> Task:
+    """:func:`_restored_task` through Task's constructor (for a layout it cannot fill)."""
+    task = Task(**dict(zip(_RECORD_FIELDS[:12], values[:12], strict=True)))
+    task.scheduler, task.store_alias = values[12:]
+    task.pending, task.submitted = False, True
+    return task
+
+
+def _check_unhooked() -> bool:
+    """Whether :func:`_restored_task` can fill every Task field (a Task field without a
+    default, added in a later version, or a layout that is not slots, rules it out)."""
+    if not all(default is not attrs.NOTHING for _, default, _ in _OTHER_FIELDS):
+        return False
+    if {f.name for f in attrs.fields(Task)} != {*_RECORD_FIELDS, *(f[0] for f in _OTHER_FIELDS)}:
+        return False
+    try:
+        probe = _restored_task("x", "x", len, (), {}, None, "d", True, 1, None, None, None, 0, "s")
+        return type(probe) is Task and all(hasattr(probe, f.name) for f in attrs.fields(Task))
+    except (TypeError, AttributeError):
+        return False
+
+
+_new_task = _restored_task if _check_unhooked() else _general_task
+
+
+#: Records of one trigger alias looked at before a reader stops trying to share trigger
+#: objects between them, when no two had the same state (interval triggers added at
+#: different times all differ; a cron expression used by many tasks repeats).
+_SHARE_PROBE = 32
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable key, equal only for equal plain data of the same types (TypeError if none).
+
+    Order-sensitive for dicts: two equal states written in another key order merely miss
+    being shared."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is dict:
+        return (dict, *((_freeze(key), _freeze(item)) for key, item in value.items()))
+    if kind is list or kind is tuple:
+        return (kind, *(_freeze(item) for item in value))
+    hash(value)
+    return (kind, value)  # 1, 1.0 and True are equal and hash alike: keep them apart
 
 
 class RecordReader:
@@ -222,6 +325,10 @@ class RecordReader:
         self._callables: dict[str, Any] = {}
         self._trigger_classes: dict[str, type] = {}
         self._triggers: dict[tuple[str, Any], Any] = {}
+        # Per trigger alias: states seen while none repeated, whether one did, or given up.
+        self._share_tries: dict[str, int] = {}
+        self._repeating: set[str] = set()
+        self._no_sharing: set[str] = set()
 
     def callable(self, ref: Any) -> Any:
         fn = self._callables.get(ref) if isinstance(ref, str) else None
@@ -265,14 +372,28 @@ class RecordReader:
         ):
             raise TaskRestoreError(f"the record's trigger {data!r} is not (alias, state)")
         alias, state = data
-        try:
-            key: tuple[str, Any] | None = (alias, tuple(sorted(state.items())))
-            prototype = self._triggers.get(key)  # type: ignore[arg-type]
-        except TypeError:  # nested (unhashable) state: no sharing
-            key = prototype = None
-        if prototype is not None:
-            return _copy_trigger(prototype)
-        cls = self.trigger_class(alias)
+        cls = self._trigger_classes.get(alias)
+        if cls is None:
+            cls = self.trigger_class(alias)
+        key: tuple[str, Any] | None = None
+        if alias not in self._no_sharing:
+            try:
+                key = (alias, _freeze(state))
+            except Exception:  # something unhashable (or pathological) in the state: no sharing
+                key = None
+            else:
+                prototype = self._triggers.get(key)
+                if prototype is not None:
+                    self._repeating.add(alias)
+                    return _copy_trigger(prototype)
+                if alias not in self._repeating:
+                    tries = self._share_tries[alias] = self._share_tries.get(alias, 0) + 1
+                    if tries > _SHARE_PROBE:
+                        # No state of this alias repeated: stop paying for keys and copies.
+                        self._no_sharing.add(alias)
+                        for stale in [k for k in self._triggers if k[0] == alias]:
+                            del self._triggers[stale]
+                        key = None
         try:
             trigger: Any = object.__new__(cls)
             trigger.__setstate__(state)
@@ -281,6 +402,7 @@ class RecordReader:
                 f"its {alias!r} trigger cannot be rebuilt from the stored state: {exc}"
             ) from None
         if key is not None:
+            # The first one is kept private: every task gets an object of its own.
             self._triggers[key] = trigger
             return _copy_trigger(trigger)
         return trigger
@@ -292,77 +414,113 @@ class RecordReader:
         keep the run time in an indexed column and do not rewrite the record after every
         run); the default ``False`` uses the record's.
         """
+        # The common case first: a record exactly as task_to_record writes it, every field
+        # checked in one expression (a subset of what the thorough path below accepts, giving
+        # the same task). Anything else takes the thorough path, which says what is wrong.
+        if type(record) is dict:
+            try:
+                fmt, version, ref, trigger_data, task_id, name, args, kwargs = _FIELDS_A(record)
+                executor, coalesce, limit, grace, timeout = _FIELDS_B(record)
+            except KeyError:
+                fmt = None
+            run_us = record.get("next_run_time") if next_run_us is False else next_run_us
+            if (
+                fmt == RECORD_FORMAT
+                and type(version) is int
+                and version <= RECORD_VERSION
+                and type(ref) is str
+                and type(task_id) is str
+                and task_id
+                and not task_id.isspace()
+                and (name is None or type(name) is str)
+                and type(args) is list
+                and type(kwargs) is dict
+                and (not kwargs or all(type(key) is str for key in kwargs))
+                and type(executor) is str
+                and executor
+                and not executor.isspace()
+                and (coalesce is True or coalesce is False)
+                and type(limit) is int
+                and limit >= 1
+                and (grace is None or (type(grace) is float and grace > 0))
+                and (timeout is None or (type(timeout) is float and timeout > 0))
+                and (run_us is None or type(run_us) is int)
+            ):
+                fn = self._callables.get(ref)
+                if fn is None:
+                    fn = self.callable(ref)
+                trigger = self._trigger(trigger_data)
+                next_time: datetime | None = None
+                if run_us is not None:
+                    # In the trigger's zone (UTC if it has none), as from_timestamp_us gives it.
+                    next_time = _EPOCH + _ONE_US * run_us
+                    zone = getattr(trigger, "timezone", None)
+                    if zone is not UTC and isinstance(zone, tzinfo):
+                        next_time = next_time.astimezone(zone)
+                if name is None:
+                    name = callable_name(fn)
+                return _new_task(
+                    task_id, name, fn, tuple(args), kwargs, trigger, executor, coalesce, limit,
+                    grace, timeout, next_time, self.scheduler, self.store_alias,
+                )  # fmt: skip
+        return self._checked_task(record, next_run_us)
+
+    def _checked_task(self, record: Any, next_run_us: int | bool | None) -> Task:
+        """:meth:`task` for any record: every field checked one by one, saying what is wrong."""
         if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
             raise TaskRestoreError(
                 "the stored data is not an asyncz task record (written by another program, or "
                 "by a serializer other than the one configured?)"
             )
-        version = record.get("version")
+        get = record.get
+        version = get("version")
         if not isinstance(version, int) or version > RECORD_VERSION:
             raise TaskRestoreError(
                 f"the record has format version {version!r}, newer than this asyncz reads "
                 f"({RECORD_VERSION}); upgrade asyncz to load it"
             )
-        fn = self.callable(record.get("fn"))
-        trigger = self._trigger(record.get("trigger"))
-        run_us = record.get("next_run_time") if next_run_us is False else next_run_us
+        ref = get("fn")
+        fn = self._callables.get(ref) if type(ref) is str else None
+        if fn is None:
+            fn = self.callable(ref)
+        trigger = self._trigger(get("trigger"))
+        run_us = get("next_run_time") if next_run_us is False else next_run_us
         if run_us is not None and (isinstance(run_us, bool) or not isinstance(run_us, int)):
             raise TaskRestoreError(f"the record's next run time {run_us!r} is not an integer")
-        trigger_tz = getattr(trigger, "timezone", None)
-        zone = trigger_tz if isinstance(trigger_tz, tzinfo) else UTC
-        get = record.get
         task_id, name, args, kwargs = get("id"), get("name"), get("args"), get("kwargs")
         executor, coalesce, limit = get("executor"), get("coalesce"), get("max_instances")
+        grace, timeout = get("mistrigger_grace_time"), get("timeout")
         if not isinstance(task_id, str) or not task_id.strip():
             raise _bad_field("id", task_id)
-        if name is not None and not isinstance(name, str):
+        if name is None:
+            name = callable_name(fn)
+        elif not isinstance(name, str):
             raise _bad_field("name", name)
         if not isinstance(args, list):
             raise _bad_field("args", args)
-        if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        if not isinstance(kwargs, dict) or (kwargs and not all(isinstance(k, str) for k in kwargs)):
             raise _bad_field("kwargs", kwargs)
         if not isinstance(executor, str) or not executor.strip():
             raise _bad_field("executor", executor)
-        if not isinstance(coalesce, bool):
+        if coalesce is not True and coalesce is not False:
             raise _bad_field("coalesce", coalesce)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise _bad_field("max_instances", limit)
-        grace, timeout = _seconds(record, "mistrigger_grace_time"), _seconds(record, "timeout")
-        next_time = from_timestamp_us(run_us, zone)
-        if name is None:
-            name = callable_name(fn)
-        if not _FAST_TASKS:
-            task = Task(
-                id=task_id, name=name, fn=fn, args=args, kwargs=kwargs, trigger=trigger,
-                executor=executor, coalesce=coalesce, max_instances=limit,
-                mistrigger_grace_time=grace, timeout=timeout, next_run_time=next_time,
-            )  # fmt: skip
-            task.scheduler, task.store_alias = self.scheduler, self.store_alias
-            task.pending, task.submitted = False, True
-            return task
-        # Every value is checked above; skip attrs' per-field converters and validators, and
-        # __attrs_post_init__ (which would schedule a task that names a scheduler).
-        task = object.__new__(Task)
-        setter = object.__setattr__
-        setter(task, "id", task_id)
-        setter(task, "name", name)
-        setter(task, "fn", fn)
-        setter(task, "args", tuple(args))
-        setter(task, "kwargs", kwargs)
-        setter(task, "trigger", trigger)
-        setter(task, "executor", executor)
-        setter(task, "coalesce", coalesce)
-        setter(task, "max_instances", limit)
-        setter(task, "mistrigger_grace_time", grace)
-        setter(task, "timeout", timeout)
-        setter(task, "next_run_time", next_time)
-        setter(task, "scheduler", self.scheduler)
-        setter(task, "store_alias", self.store_alias)
-        setter(task, "pending", False)
-        setter(task, "submitted", True)
-        for field_name, default, factory in _OTHER_FIELDS:
-            setter(task, field_name, default() if factory else default)
-        return task
+        if grace is not None:
+            grace = _seconds(record, "mistrigger_grace_time")
+        if timeout is not None:
+            timeout = _seconds(record, "timeout")
+        next_time: datetime | None = None
+        if run_us is not None:
+            # In the trigger's zone (UTC if it has none), as from_timestamp_us would give it.
+            next_time = _EPOCH + timedelta(microseconds=run_us)
+            zone = getattr(trigger, "timezone", None)
+            if zone is not UTC and isinstance(zone, tzinfo):
+                next_time = next_time.astimezone(zone)
+        return _new_task(
+            task_id, name, fn, tuple(args), kwargs, trigger, executor, coalesce, limit, grace,
+            timeout, next_time, self.scheduler, self.store_alias,
+        )  # fmt: skip
 
 
 def record_to_task(

@@ -161,7 +161,9 @@ class PersistentStore(BaseStore):
                 del cache[next(iter(cache))]  # the oldest entry
             except (StopIteration, KeyError, RuntimeError):
                 pass
-        cache[task.id] = (bytes(data), fn_ref, alias, next_us, task)
+        if type(data) is not bytes:
+            data = bytes(data)
+        cache[task.id] = (data, fn_ref, alias, next_us, task)
 
     def forget(self, task_ids: Iterable[str] | None = None) -> None:
         """Drop cached tasks (all of them with ``None``)."""
@@ -206,12 +208,28 @@ class PersistentStore(BaseStore):
 
         ``next_run_us`` is the store's own index of the run time, which overrides the record's.
         """
-        reader = reader or self.reader()
-        data = bytes(data)
-        cached = self._cached(task_id, data, next_run_us, reader)
-        if cached is not None:
-            return cached
         serializer, protection = self._codec()
+        return self._decode(
+            task_id, data, next_run_us, reader or self.reader(), serializer, protection
+        )
+
+    def _decode(
+        self,
+        task_id: str,
+        data: bytes,
+        next_run_us: int | bool | None,
+        reader: RecordReader,
+        serializer: Serializer,
+        protection: Protection,
+    ) -> Task:
+        """:meth:`decode_task` with the batch's reader and codec (one row of many)."""
+        if type(data) is not bytes:
+            data = bytes(data)
+        entry = self._cache.get(task_id)
+        if entry is not None and entry[0] == data:
+            cached = self._cached(task_id, data, next_run_us, reader)
+            if cached is not None:
+                return cached
         try:
             payload = protection.open(data)
         except ProtectionError as exc:
@@ -228,8 +246,20 @@ class PersistentStore(BaseStore):
             raise TaskRestoreError(
                 f"the record stored under this id belongs to task {task.id!r} (copied by hand?)"
             )
-        record_us = record.get("next_run_time")
-        self._remember(task, data, record["fn"], record["trigger"][0], record_us)
+        cache = self._cache
+        if len(cache) < self.cache_size:
+            # _remember's common case, inline (nothing to evict; data is bytes)
+            cache[task_id] = (
+                data,
+                record["fn"],
+                record["trigger"][0],
+                record.get("next_run_time"),
+                task,
+            )
+        elif self.cache_size:
+            self._remember(
+                task, data, record["fn"], record["trigger"][0], record.get("next_run_time")
+            )
         return task  # the reader bound it to this store and scheduler
 
     # -- quarantine ------------------------------------------------------------------------
@@ -250,11 +280,14 @@ class PersistentStore(BaseStore):
             reports.append((task_id, str(exc)))
             return None
         if self._quarantined:
-            with self._quarantine_lock:
-                reason = self._quarantined.pop(task_id, None)
-            if reason is not None:
-                self.logger.info("Task %r can be restored again and is back in service", task_id)
+            self._back_in_service(task_id)
         return task
+
+    def _back_in_service(self, task_id: str) -> None:
+        with self._quarantine_lock:
+            reason = self._quarantined.pop(task_id, None)
+        if reason is not None:
+            self.logger.info("Task %r can be restored again and is back in service", task_id)
 
     def report(self, reports: Iterable[tuple[str, str]]) -> None:
         """Log and announce newly quarantined tasks; each (task, reason) only once.
@@ -290,8 +323,19 @@ class PersistentStore(BaseStore):
         """Restore ``(id, data, next_run_us)`` rows, quarantining (and reporting) failures."""
         reports: list[tuple[str, str]] = []
         reader = self.reader()
-        restored = (self.restore(i, d, n, reports, reader) for i, d, n in rows)
-        tasks = [t for t in restored if t is not None]
+        serializer, protection = self._codec()
+        decode = self._decode
+        tasks: list[Task] = []
+        append = tasks.append
+        # The loop of restore(), unrolled: loading thousands of due tasks is a hot path.
+        for task_id, data, next_run_us in rows:
+            try:
+                append(decode(task_id, data, next_run_us, reader, serializer, protection))
+            except TaskRestoreError as exc:
+                reports.append((task_id, str(exc)))
+        if self._quarantined:
+            for task in tasks:
+                self._back_in_service(task.id)
         self.report(reports)
         return tasks
 

@@ -411,7 +411,7 @@ class SQLAlchemyStore(PersistentStore):
                 .where(t.next_run_time <= utc_timestamp_us(now))
                 .order_by(t.next_run_time, t.id)
             ).all()
-        return self.restore_all((r[0], r[1], r[2]) for r in rows)
+        return self.restore_all(rows)  # rows unpack as (id, data, next_run_us)
 
     def get_next_run_time(self) -> datetime | None:
         t = self.table.c
