@@ -107,6 +107,37 @@ end
 return out
 """
 
+# KEYS: tasks, run_times, leases, lease_info. ARGV: now. Read-only, one round trip.
+# Returns two flat lists of (id, run time, record) due at now: the scheduled tasks, in run-time
+# order (ties by id), then the leased ones (their run time is in lease_info).
+_DUE = """
+local scheduled, leased = {}, {}
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'WITHSCORES')
+for i = 1, #due, 2 do
+  local data = redis.call('HGET', KEYS[1], due[i])
+  if data then
+    table.insert(scheduled, due[i])
+    table.insert(scheduled, due[i + 1])
+    table.insert(scheduled, data)
+  end
+end
+local infos = redis.call('HGETALL', KEYS[4])
+for i = 1, #infos, 2 do
+  local id, info = infos[i], infos[i + 1]
+  local sep = string.find(info, '|', 1, true)
+  local at = string.sub(info, 1, sep - 1)
+  if tonumber(at) <= tonumber(ARGV[1]) and not redis.call('ZSCORE', KEYS[2], id) then
+    local data = redis.call('HGET', KEYS[1], id)
+    if data then
+      table.insert(leased, id)
+      table.insert(leased, at)
+      table.insert(leased, data)
+    end
+  end
+end
+return {scheduled, leased}
+"""
+
 # KEYS: tasks, run_times, leases, lease_info. ARGV: owner, n, then n x (id, run time or "").
 _RELEASE = """
 local n = tonumber(ARGV[2])
@@ -211,6 +242,7 @@ class RedisStore(PersistentStore):
         self._delete = self.client.register_script(_DELETE)
         self._acquire = self.client.register_script(_ACQUIRE)
         self._release = self.client.register_script(_RELEASE)
+        self._due = self.client.register_script(_DUE)
 
     def start(self, scheduler: Any, alias: str) -> None:
         super().start(scheduler, alias)
@@ -336,13 +368,18 @@ class RedisStore(PersistentStore):
         return sorted(self.restore_all(self.iter_records()), key=order_key)
 
     def get_due_tasks(self, now: datetime) -> list[Task]:
-        now_us = utc_timestamp_us(now)
+        # Only the due tasks, through the run-time index (not every record), in one round trip.
+        scheduled, leased = self._due(keys=self._keys, args=[utc_timestamp_us(now)])
         rows = [
-            row
-            for row in self.iter_records()
-            if isinstance(row[2], int) and not isinstance(row[2], bool) and row[2] <= now_us
+            (scheduled[i].decode(), scheduled[i + 2], _int(scheduled[i + 1]))
+            for i in range(0, len(scheduled), 3)
         ]
-        rows.sort(key=lambda row: (row[2], row[0]))
+        if leased:
+            rows += [
+                (leased[i].decode(), leased[i + 2], _int(leased[i + 1]))
+                for i in range(0, len(leased), 3)
+            ]
+            rows.sort(key=lambda row: (row[2], row[0]))
         return self.restore_all(rows)
 
     def get_next_run_time(self) -> datetime | None:

@@ -111,3 +111,27 @@ def test_asyncz_style_arguments(backend: Backend) -> None:
     by_url.add_task(make("a", 0))
     assert [t.id for t in by_url.get_all_tasks()] == ["a"]
     by_url.shutdown()
+
+
+def test_due_tasks_come_from_the_index_leased_ones_included(backend: Backend) -> None:
+    store = backend.make()
+    store.start(None, "default")
+    for task_id, offset in [("c", 10), ("a", 0), ("b", 5), ("b2", 5), ("late", 99), ("p", None)]:
+        store.add_task(make(task_id, offset))
+    # "a" and "b" are handed out: their run times now live in lease_info, not in run_times.
+    assert [t.id for t in store.acquire_due_tasks(T0 + timedelta(seconds=5), "me", 2, 30)] == [
+        "a",
+        "b",
+    ]
+    due = store.get_due_tasks(T0 + timedelta(seconds=10))
+    assert [(t.id, t.next_run_time) for t in due] == [
+        ("a", T0),
+        ("b", T0 + timedelta(seconds=5)),
+        ("b2", T0 + timedelta(seconds=5)),
+        ("c", T0 + timedelta(seconds=10)),
+    ]
+    assert [t.id for t in store.get_due_tasks(T0 + timedelta(seconds=4))] == ["a"]
+    # A record that is gone (removed behind the store's back) is skipped, not an error.
+    store.client.hdel(store.tasks_key, "c")
+    assert [t.id for t in store.get_due_tasks(T0 + timedelta(seconds=10))] == ["a", "b", "b2"]
+    store.shutdown()
