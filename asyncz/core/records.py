@@ -263,8 +263,8 @@ def _general_task(*values: Any) -> Task:
 
 
 def _check_unhooked() -> bool:
-    """Whether :func:`_restored_task` can fill every Task field (a Task field without a
-    default, added in a later version, or a layout that is not slots, rules it out)."""
+    """Whether :func:`_restored_task` gives a complete Task (a Task field without a default,
+    added in a later version, or a layout whose class cannot be switched, rules it out)."""
     if not all(default is not attrs.NOTHING for _, default, _ in _OTHER_FIELDS):
         return False
     if {f.name for f in attrs.fields(Task)} != {*_RECORD_FIELDS, *(f[0] for f in _OTHER_FIELDS)}:
