@@ -27,7 +27,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 VENVS = BENCH_DIR / ".venvs"
 
-DRIVERS = ("sqlalchemy", "psycopg[binary]", "pymysql", "redis")
+DRIVERS = ("sqlalchemy", "psycopg[binary]", "pymysql", "redis", "hiredis")
 
 
 @dataclass(frozen=True)
