@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 __all__ = [
     "callable_name",
     "check_callable_args",
+    "datetime_from_us",
     "get_localzone",
     "obj_to_ref",
     "ref_to_obj",
@@ -152,6 +153,46 @@ def utc_timestamp_us(value: datetime) -> int:
     """Microseconds since the Unix epoch: an exact, cheap sort key for aware datetimes."""
     # A module constant: building the timedelta on every call doubled the cost of this hot path.
     return (value - _EPOCH) // _ONE_US
+
+
+#: Zone names that mean UTC in the tz database (zones with no transition, ever).
+_UTC_KEYS = frozenset(
+    {
+        "UTC", "UCT", "Universal", "Zulu", "GMT", "GMT0", "GMT+0", "GMT-0", "Greenwich",
+        "Etc/UTC", "Etc/UCT", "Etc/Universal", "Etc/Zulu", "Etc/GMT", "Etc/GMT0", "Etc/GMT+0",
+        "Etc/GMT-0", "Etc/Greenwich",
+    }
+)  # fmt: skip
+#: Per zone with one fixed offset: the epoch as a datetime in that zone (None: not fixed).
+_FIXED_EPOCHS: dict[tzinfo, datetime | None] = {UTC: _EPOCH}
+
+
+def _fixed_epoch(tz: tzinfo) -> datetime | None:
+    if isinstance(tz, timezone) or (isinstance(tz, ZoneInfo) and tz.key in _UTC_KEYS):
+        epoch: datetime | None = _EPOCH.astimezone(tz)
+    else:
+        epoch = None
+    if len(_FIXED_EPOCHS) < 256:
+        _FIXED_EPOCHS[tz] = epoch
+    return epoch
+
+
+def datetime_from_us(value: int, tz: tzinfo = UTC) -> datetime:
+    """The aware datetime ``value`` microseconds after the Unix epoch, in ``tz`` (exact).
+
+    In a zone with one fixed offset (UTC under any of its names, ``+02:00``) this is a single
+    addition to the epoch in that zone, which gives the same datetime as a conversion at half
+    the cost: turning stored timestamps into datetimes is a hot path of loading tasks.
+    """
+    try:
+        epoch = _FIXED_EPOCHS[tz]
+    except KeyError:
+        epoch = _fixed_epoch(tz)
+    except TypeError:  # an unhashable tzinfo
+        epoch = None
+    if epoch is not None:
+        return epoch + _ONE_US * value
+    return (_EPOCH + _ONE_US * value).astimezone(tz)
 
 
 def to_seconds(

@@ -146,11 +146,15 @@ class Executor(Protocol):
 
 @runtime_checkable
 class Serializer(Protocol):
-    """**Protocol**: turns a task record (plain data) into bytes and back."""
+    """**Protocol**: turns a task record (plain data) into bytes and back.
+
+    ``loads`` returns the record as ``dumps`` got it, or in the packed form of
+    :func:`asyncz.core.records.pack_record` (which decodes faster); readers take both.
+    """
 
     def dumps(self, state: dict[str, Any]) -> bytes: ...
 
-    def loads(self, data: bytes) -> dict[str, Any]: ...
+    def loads(self, data: bytes) -> dict[str, Any] | tuple[Any, ...]: ...
 
 
 class BaseTrigger:

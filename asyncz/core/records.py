@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from asyncz.core.converters import callable_name, obj_to_ref, ref_to_obj, utc_timestamp_us
+from asyncz.core.converters import (
+    callable_name,
+    datetime_from_us,
+    obj_to_ref,
+    ref_to_obj,
+    utc_timestamp_us,
+)
 from asyncz.core.errors import SerializationError, TaskRestoreError
 from asyncz.core.task import Task
 
@@ -36,9 +42,11 @@ __all__ = [
     "RECORD_VERSION",
     "RecordReader",
     "from_timestamp_us",
+    "pack_record",
     "record_to_task",
     "task_to_record",
     "to_timestamp_us",
+    "unpack_record",
 ]
 
 #: Marks a dict as an asyncz task record (so a foreign blob is recognised as such).
@@ -60,8 +68,7 @@ def from_timestamp_us(value: int | None, tz: tzinfo | None = None) -> datetime |
     """The aware datetime of :func:`to_timestamp_us`, in ``tz`` (UTC by default)."""
     if value is None:
         return None
-    moment = _EPOCH + timedelta(microseconds=int(value))
-    return moment if tz is None else moment.astimezone(tz)
+    return datetime_from_us(int(value), UTC if tz is None else tz)
 
 
 def _registry(registry: PluginRegistry | None) -> PluginRegistry:
@@ -138,6 +145,82 @@ def task_to_record(task: Task, registry: PluginRegistry | None = None) -> dict[s
     }
 
 
+#: The length of a packed record (:func:`pack_record`) of :data:`RECORD_VERSION`.
+PACKED_LENGTH = 15
+
+
+def pack_record(record: dict[str, Any]) -> tuple[Any, ...]:
+    """The same record as a tuple: format, version, id, name, fn, args, kwargs, trigger alias,
+    trigger state, executor, coalesce, max_instances, mistrigger_grace_time, timeout,
+    next_run_time.
+
+    A serializer may keep this form instead of the dict (``pickle`` does): decoding it does not
+    rebuild fourteen key strings and a dict per record, which made up a fifth of loading
+    a stored task. :meth:`RecordReader.task` reads both forms; :func:`unpack_record` turns this
+    one back into the dict.
+    """
+    alias, state = record["trigger"]
+    return (
+        record["format"], record["version"], record["id"], record["name"], record["fn"],
+        tuple(record["args"]), record["kwargs"], alias, state, record["executor"],
+        record["coalesce"], record["max_instances"], record["mistrigger_grace_time"],
+        record["timeout"], record["next_run_time"],
+    )  # fmt: skip
+
+
+def unpack_record(packed: Any) -> dict[str, Any]:
+    """The dict form of a packed record; ``ValueError`` for a tuple that is not one.
+
+    A record packed by a newer version (another length) gives only its format and version,
+    which is enough for :meth:`RecordReader.task` to say that asyncz must be upgraded.
+    """
+    if type(packed) is not tuple or len(packed) < 2 or packed[0] != RECORD_FORMAT:
+        raise ValueError(f"{type(packed).__name__} is not a packed asyncz task record")
+    version = packed[1]
+    if len(packed) != PACKED_LENGTH:
+        if type(version) is int and version > RECORD_VERSION:
+            return {"format": RECORD_FORMAT, "version": version}
+        raise ValueError(
+            f"a packed task record of version {version!r} has {len(packed)} fields, not "
+            f"{PACKED_LENGTH}"
+        )
+    (
+        fmt, version, task_id, name, fn, args, kwargs, alias, state, executor, coalesce,
+        max_instances, grace, timeout, next_run_time,
+    ) = packed  # fmt: skip
+    return {
+        "format": fmt,
+        "version": version,
+        "id": task_id,
+        "name": name,
+        "fn": fn,
+        "args": list(args) if isinstance(args, (tuple, list)) else args,
+        "kwargs": kwargs,
+        "trigger": [alias, state],
+        "executor": executor,
+        "coalesce": coalesce,
+        "max_instances": max_instances,
+        "mistrigger_grace_time": grace,
+        "timeout": timeout,
+        "next_run_time": next_run_time,
+    }
+
+
+def record_summary(record: Any) -> tuple[str, str, int | None]:
+    """``(callable reference, trigger alias, next_run_time)`` of a record, in either form,
+    that :meth:`RecordReader.task` accepted."""
+    if type(record) is tuple:
+        return record[4], record[7], record[14]
+    return record["fn"], record["trigger"][0], record.get("next_run_time")
+
+
+def record_run_time(record: Any) -> Any:
+    """The ``next_run_time`` a record (either form, unchecked) holds; None if it has none."""
+    if type(record) is tuple:
+        return record[14] if len(record) == PACKED_LENGTH else None
+    return record.get("next_run_time") if isinstance(record, dict) else None
+
+
 def _bad_field(key: str, value: Any) -> TaskRestoreError:
     return TaskRestoreError(f"its fields are not valid: the record's {key!r} is {value!r}")
 
@@ -212,46 +295,39 @@ class _Unhooked(Task):
     __setattr__ = object.__setattr__
 
 
-def _restored_task(
-    task_id: str,
-    name: str,
-    fn: Any,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    trigger: Any,
-    executor: str,
-    coalesce: bool,
-    max_instances: int,
-    grace: float | None,
-    timeout: float | None,
-    next_time: datetime | None,
-    scheduler: Any,
-    store_alias: str | None,
-) -> Task:
-    """A stored task with these (already checked) values, bound to its scheduler and store;
-    without attrs' hooks, and without ``__attrs_post_init__`` (which would schedule a task
-    that names a scheduler)."""
-    task = object.__new__(_Unhooked)
-    task.id = task_id
-    task.name = name
-    task.fn = fn
-    task.args = args
-    task.kwargs = kwargs
-    task.trigger = trigger
-    task.executor = executor
-    task.coalesce = coalesce
-    task.max_instances = max_instances
-    task.mistrigger_grace_time = grace
-    task.timeout = timeout
-    task.next_run_time = next_time
-    task.scheduler = scheduler
-    task.store_alias = store_alias
-    task.pending = False
-    task.submitted = True
-    for field_name, default, factory in _OTHER_FIELDS:
-        object.__setattr__(task, field_name, default() if factory else default)
-    task.__class__ = Task  # type: ignore[assignment]
-    return task
+def _compile_restored_task() -> Any:
+    """``_restored_task(task_id, name, fn, args, kwargs, trigger, executor, coalesce,
+    max_instances, grace, timeout, next_time, scheduler, store_alias) -> Task``: a stored task
+    with these (already checked) values, bound to its scheduler and store, its other fields at
+    their defaults; without attrs' hooks, and without ``__attrs_post_init__`` (which would
+    schedule a task that names a scheduler).
+
+    Generated, as attrs generates ``__init__``, so that every field is one plain slot store
+    whatever fields Task gains (a loop over the defaults cost a third of the function)."""
+    params = (
+        "task_id", "name", "fn", "args", "kwargs", "trigger", "executor", "coalesce",
+        "max_instances", "grace", "timeout", "next_time", "scheduler", "store_alias",
+    )  # fmt: skip
+    given = zip(_RECORD_FIELDS[: len(params)], params, strict=True)
+    lines = [
+        f"def _restored_task({', '.join(params)}):",
+        "    task = _new(_Unhooked)",
+        *(f"    task.{field} = {param}" for field, param in given),
+        "    task.pending = False",
+        "    task.submitted = True",
+    ]
+    namespace: dict[str, Any] = {"_new": object.__new__, "_Unhooked": _Unhooked}
+    for number, (field_name, default, factory) in enumerate(_OTHER_FIELDS):
+        namespace[f"_default_{number}"] = default
+        call = "()" if factory else ""
+        lines.append(f"    task.{field_name} = _default_{number}{call}")
+    lines += ["    task.__class__ = _Task", "    return task"]
+    namespace["_Task"] = Task
+    exec("\n".join(lines), namespace)  # field names come from attrs.fields(Task), nothing else
+    return namespace["_restored_task"]
+
+
+_restored_task = _compile_restored_task()
 
 
 def _general_task(*values: Any) -> Task:
@@ -363,15 +439,7 @@ class RecordReader:
         self._trigger_classes[alias] = cls
         return cls
 
-    def _trigger(self, data: Any) -> Any:
-        if (
-            not isinstance(data, list)
-            or len(data) != 2
-            or not isinstance(data[0], str)
-            or not isinstance(data[1], dict)
-        ):
-            raise TaskRestoreError(f"the record's trigger {data!r} is not (alias, state)")
-        alias, state = data
+    def _trigger(self, alias: str, state: dict[str, Any]) -> Any:
         cls = self._trigger_classes.get(alias)
         if cls is None:
             cls = self.trigger_class(alias)
@@ -408,24 +476,47 @@ class RecordReader:
         return trigger
 
     def task(self, record: Any, next_run_us: int | bool | None = False) -> Task:
-        """Rebuild a task from its record; :class:`TaskRestoreError` saying why it cannot be.
+        """Rebuild a task from its record (either form, see :func:`pack_record`);
+        :class:`TaskRestoreError` saying why it cannot be.
 
         ``next_run_us`` overrides the record's run time with the store's own index (stores
         keep the run time in an indexed column and do not rewrite the record after every
         run); the default ``False`` uses the record's.
         """
-        # The common case first: a record exactly as task_to_record writes it, every field
-        # checked in one expression (a subset of what the thorough path below accepts, giving
-        # the same task). Anything else takes the thorough path, which says what is wrong.
-        if type(record) is dict:
+        # The common case first: a record exactly as task_to_record (or pack_record) writes
+        # it, every field checked in one expression (a subset of what the thorough path below
+        # accepts, giving the same task). Anything else takes the thorough path, which says
+        # what is wrong.
+        kind = type(record)
+        fmt: Any = None
+        if kind is tuple and len(record) == PACKED_LENGTH:
+            (
+                fmt, version, task_id, name, ref, args, kwargs, alias, state, executor,
+                coalesce, limit, grace, timeout, run_us,
+            ) = record  # fmt: skip
+            shaped = type(args) is tuple and type(alias) is str and type(state) is dict
+        elif kind is dict:
             try:
                 fmt, version, ref, trigger_data, task_id, name, args, kwargs = _FIELDS_A(record)
                 executor, coalesce, limit, grace, timeout = _FIELDS_B(record)
             except KeyError:
                 fmt = None
-            run_us = record.get("next_run_time") if next_run_us is False else next_run_us
+            else:
+                run_us = record.get("next_run_time")
+                shaped = (
+                    type(args) is list
+                    and type(trigger_data) is list
+                    and len(trigger_data) == 2
+                    and type(trigger_data[0]) is str
+                    and type(trigger_data[1]) is dict
+                )
+                if shaped:
+                    alias, state = trigger_data
+        if fmt == RECORD_FORMAT:
+            if next_run_us is not False:
+                run_us = next_run_us
             if (
-                fmt == RECORD_FORMAT
+                shaped
                 and type(version) is int
                 and version <= RECORD_VERSION
                 and type(ref) is str
@@ -433,7 +524,6 @@ class RecordReader:
                 and task_id
                 and not task_id.isspace()
                 and (name is None or type(name) is str)
-                and type(args) is list
                 and type(kwargs) is dict
                 and (not kwargs or all(type(key) is str for key in kwargs))
                 and type(executor) is str
@@ -449,20 +539,23 @@ class RecordReader:
                 fn = self._callables.get(ref)
                 if fn is None:
                     fn = self.callable(ref)
-                trigger = self._trigger(trigger_data)
+                trigger = self._trigger(alias, state)
                 next_time: datetime | None = None
                 if run_us is not None:
                     # In the trigger's zone (UTC if it has none), as from_timestamp_us gives it.
-                    next_time = _EPOCH + _ONE_US * run_us
-                    zone = getattr(trigger, "timezone", None)
-                    if zone is not UTC and isinstance(zone, tzinfo):
-                        next_time = next_time.astimezone(zone)
+                    zone = getattr(trigger, "timezone", UTC)
+                    next_time = datetime_from_us(run_us, zone if isinstance(zone, tzinfo) else UTC)
                 if name is None:
                     name = callable_name(fn)
                 return _new_task(
                     task_id, name, fn, tuple(args), kwargs, trigger, executor, coalesce, limit,
                     grace, timeout, next_time, self.scheduler, self.store_alias,
                 )  # fmt: skip
+        if kind is tuple:
+            try:
+                record = unpack_record(record)
+            except ValueError:
+                pass  # the thorough path says it is not a record
         return self._checked_task(record, next_run_us)
 
     def _checked_task(self, record: Any, next_run_us: int | bool | None) -> Task:
@@ -483,7 +576,15 @@ class RecordReader:
         fn = self._callables.get(ref) if type(ref) is str else None
         if fn is None:
             fn = self.callable(ref)
-        trigger = self._trigger(get("trigger"))
+        data = get("trigger")
+        if (
+            not isinstance(data, list)
+            or len(data) != 2
+            or not isinstance(data[0], str)
+            or not isinstance(data[1], dict)
+        ):
+            raise TaskRestoreError(f"the record's trigger {data!r} is not (alias, state)")
+        trigger = self._trigger(data[0], data[1])
         run_us = get("next_run_time") if next_run_us is False else next_run_us
         if run_us is not None and (isinstance(run_us, bool) or not isinstance(run_us, int)):
             raise TaskRestoreError(f"the record's next run time {run_us!r} is not an integer")
@@ -513,10 +614,8 @@ class RecordReader:
         next_time: datetime | None = None
         if run_us is not None:
             # In the trigger's zone (UTC if it has none), as from_timestamp_us would give it.
-            next_time = _EPOCH + timedelta(microseconds=run_us)
-            zone = getattr(trigger, "timezone", None)
-            if zone is not UTC and isinstance(zone, tzinfo):
-                next_time = next_time.astimezone(zone)
+            zone = getattr(trigger, "timezone", UTC)
+            next_time = datetime_from_us(run_us, zone if isinstance(zone, tzinfo) else UTC)
         return _new_task(
             task_id, name, fn, tuple(args), kwargs, trigger, executor, coalesce, limit, grace,
             timeout, next_time, self.scheduler, self.store_alias,

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import functools
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from asyncz.core.converters import (
+    datetime_from_us,
     localize,
     obj_to_ref,
     ref_to_obj,
@@ -123,3 +126,57 @@ def test_to_seconds_and_unknown_options() -> None:
     with pytest.raises(TypeError, match=r"'hours' \(did you mean 'hour'\?\); valid arguments"):
         reject_unknown_options("CronTrigger", {"hours": 1}, ["hour", "minute"])
     reject_unknown_options("X", {}, ["a"])
+
+
+#: Zones with one fixed offset (the fast path) and zones with transitions (the conversion).
+ZONES = [
+    UTC,
+    ZoneInfo("UTC"),
+    ZoneInfo("Etc/UTC"),
+    ZoneInfo("Etc/GMT"),
+    timezone(timedelta(hours=5, minutes=30)),
+    timezone(-timedelta(hours=3)),
+    BERLIN,
+    ZoneInfo("America/New_York"),
+    ZoneInfo("Australia/Lord_Howe"),
+]
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MIN_US = utc_timestamp_us(datetime(1, 1, 2, tzinfo=UTC))
+MAX_US = utc_timestamp_us(datetime(9999, 12, 30, tzinfo=UTC))
+
+
+@given(st.integers(MIN_US, MAX_US), st.sampled_from(ZONES))
+def test_datetime_from_us_is_the_conversion_of_the_timestamp(value: int, zone: object) -> None:
+    # Oracle: the plain conversion of the UTC instant, field for field (fold included).
+    expected = (EPOCH + timedelta(microseconds=value)).astimezone(zone)  # type: ignore[arg-type]
+    got = datetime_from_us(value, zone)  # type: ignore[arg-type]
+    assert got.tzinfo is expected.tzinfo
+    assert (got.timetuple()[:6], got.microsecond, got.fold) == (
+        expected.timetuple()[:6],
+        expected.microsecond,
+        expected.fold,
+    )
+    assert got.utcoffset() == expected.utcoffset()
+    assert utc_timestamp_us(got) == value
+
+
+def test_datetime_from_us_in_a_fold_and_for_odd_zones() -> None:
+    # 02:30 happens twice in Berlin on 2026-10-25; the second is fold=1.
+    second = utc_timestamp_us(datetime(2026, 10, 25, 1, 30, tzinfo=UTC))
+    assert datetime_from_us(second, BERLIN).fold == 1
+    assert datetime_from_us(0) == EPOCH and datetime_from_us(0).tzinfo is UTC
+
+    class Unhashable(tzinfo):
+        __hash__ = None  # type: ignore[assignment]
+
+        def utcoffset(self, dt: datetime | None) -> timedelta:
+            return timedelta(hours=1)
+
+        def dst(self, dt: datetime | None) -> timedelta:
+            return timedelta(0)
+
+        def fromutc(self, dt: datetime) -> datetime:
+            return dt + timedelta(hours=1)
+
+    odd = Unhashable()
+    assert datetime_from_us(0, odd).hour == 1

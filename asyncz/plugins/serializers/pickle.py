@@ -1,7 +1,9 @@
 """The ``pickle`` serializer: the default, as in Asyncz; any picklable argument can be stored.
 
 Only the task's arguments can carry Python objects: the rest of a record is plain data, so a
-record does not break when a class of asyncz itself changes. Unpickling runs code chosen by whoever
+record does not break when a class of asyncz itself changes. Records are written in their packed
+form (:func:`asyncz.core.records.pack_record`, a tuple), which unpickles in a third of the time
+of the dict; records written as dicts are still read. Unpickling runs code chosen by whoever
 wrote the bytes: give stores that other parties can write to a ``signing_key`` (or use ``json``).
 """
 
@@ -12,6 +14,7 @@ from typing import Any
 
 from asyncz.core.errors import SerializationError
 from asyncz.core.hookspecs import hookimpl
+from asyncz.core.records import RECORD_FORMAT, pack_record
 
 __all__ = ["PickleSerializer"]
 
@@ -28,16 +31,18 @@ class PickleSerializer:
         self.protocol = protocol
 
     def dumps(self, state: dict[str, Any]) -> bytes:
+        # Anything but a record (a third party's use of this class) is pickled as it is.
+        packed = pack_record(state) if state.get("format") == RECORD_FORMAT else state
         try:
-            return pickle.dumps(state, self.protocol)
+            return pickle.dumps(packed, self.protocol)
         except Exception as exc:
             raise SerializationError(
                 f"the task cannot be pickled: {exc}; its arguments must be picklable"
             ) from exc
 
-    def loads(self, data: bytes) -> dict[str, Any]:
+    def loads(self, data: bytes) -> dict[str, Any] | tuple[Any, ...]:
         state = pickle.loads(data)
-        if not isinstance(state, dict):
+        if type(state) is not tuple and not isinstance(state, dict):
             raise ValueError(f"pickled data is a {type(state).__name__}, not a task record")
         return state
 

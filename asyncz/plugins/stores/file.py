@@ -37,7 +37,7 @@ from typing import Any
 from asyncz.core.converters import utc_timestamp_us
 from asyncz.core.errors import ConflictIdError, TaskLookupError
 from asyncz.core.hookspecs import hookimpl
-from asyncz.core.records import from_timestamp_us
+from asyncz.core.records import from_timestamp_us, record_run_time
 from asyncz.core.task import Task
 from asyncz.plugins.stores.persistent import PersistentStore, order_key
 
@@ -293,7 +293,7 @@ class FileStore(PersistentStore):
         """The run time written in a task file, for rebuilding the journal without one."""
         try:
             serializer, protection = self._codec()
-            value = serializer.loads(protection.open(data)).get("next_run_time")
+            value = record_run_time(serializer.loads(protection.open(data)))
         except Exception:
             return 0  # unreadable: make it due so that it is tried, and reported, at once
         return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, ClassVar
 
 from asyncz.core.converters import (
+    datetime_from_us,
     reject_unknown_options,
     timezone_name,
     to_timezone,
@@ -26,13 +27,26 @@ __all__ = ["IntervalTrigger"]
 UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
-STATE_VERSION = 1
+#: Version 2 keeps times as integer microseconds (version 1, ISO strings, is still read).
+STATE_VERSION = 2
+# The range of datetime, in microseconds since the epoch.
+_MIN_US = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _ONE_US + 86_400_000_000
+_MAX_US = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _ONE_US - 86_400_000_000
 _UNITS = ("weeks", "days", "hours", "minutes", "seconds")
 _VALID = (*_UNITS, "interval", "start_at", "end_at", "timezone", "jitter")
 # Restoring many stored triggers: zones by stored name and intervals by length, looked up once
 # (both immutable; bounded, as a store holds few distinct values).
 _ZONES: dict[str, tzinfo] = {}
 _INTERVALS: dict[int, timedelta] = {}
+
+
+def _stored_time(name: str, value: Any, zone: tzinfo) -> datetime:
+    if type(value) is not int or not _MIN_US <= value <= _MAX_US:
+        raise ValueError(
+            f"the interval trigger's stored {name} must be whole microseconds since the Unix "
+            f"epoch between {_MIN_US} and {_MAX_US}, got {value!r}"
+        )
+    return datetime_from_us(value, zone)
 
 
 def _number(name: str, value: Any) -> float:
@@ -57,11 +71,11 @@ class IntervalTrigger(BaseTrigger):
     alias: ClassVar[str] = "interval"
     __slots__ = (
         "_interval_us",
+        "_start_at",
         "_start_us",
         "end_at",
         "interval",
         "jitter",
-        "start_at",
         "timezone",
     )
 
@@ -115,14 +129,21 @@ class IntervalTrigger(BaseTrigger):
         start = to_aware(start_at, self.timezone, "start_at")
         if start is None:
             start = datetime.now(UTC) + self.interval
-        self.start_at = start.astimezone(self.timezone)
-        self._start_us = utc_timestamp_us(self.start_at)
+        self._start_at: datetime | None = start.astimezone(self.timezone)
+        self._start_us = utc_timestamp_us(start)
         end = to_aware(end_at, self.timezone, "end_at")
         if end is not None and utc_timestamp_us(end) < self._start_us:
-            raise ValueError(
-                f"end_at ({end.isoformat()}) is before start_at ({self.start_at.isoformat()})"
-            )
+            raise ValueError(f"end_at ({end.isoformat()}) is before start_at ({start.isoformat()})")
         self.end_at = end.astimezone(self.timezone) if end is not None else None
+
+    @property
+    def start_at(self) -> datetime:
+        """The first fire time, in ``timezone`` (built when first asked for: a trigger
+        restored from a store needs only its timestamp to compute fire times)."""
+        start = self._start_at
+        if start is None:
+            start = self._start_at = datetime_from_us(self._start_us, self.timezone)
+        return start
 
     def get_next_trigger_time(
         self, timezone: tzinfo, previous_time: datetime | None, now: datetime | None = None
@@ -135,48 +156,105 @@ class IntervalTrigger(BaseTrigger):
         else:
             # first grid point strictly after previous (a jittered previous included)
             k = max(0, (utc_timestamp_us(previous_time) - start_us) // step + 1)
-        next_time = (_EPOCH + timedelta(microseconds=start_us + k * step)).astimezone(self.timezone)
+        next_time = datetime_from_us(start_us + k * step, self.timezone)
         # in UTC: datetimes sharing a zone compare by wall time, ignoring fold
         if self.end_at is not None and utc_timestamp_us(next_time) > utc_timestamp_us(self.end_at):
             return None
         return jittered(next_time, self.jitter, self.end_at)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {
+        # end_us and jitter only when set: fewer keys to store and to read back.
+        state: dict[str, Any] = {
             "version": STATE_VERSION,
             "interval_us": self._interval_us,
-            "start_at": self.start_at.isoformat(),
-            "end_at": self.end_at.isoformat() if self.end_at else None,
+            "start_us": self._start_us,
             "timezone": timezone_name(self.timezone),
-            "jitter": self.jitter,
         }
+        if self.end_at is not None:
+            state["end_us"] = utc_timestamp_us(self.end_at)
+        if self.jitter:
+            state["jitter"] = self.jitter
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        if state.get("version") == STATE_VERSION and self._restore(state):
+        version = state.get("version")
+        if version == STATE_VERSION:
+            interval_us, start_us, zone_name = (
+                state["interval_us"],
+                state["start_us"],
+                state["timezone"],
+            )
+            end_us, jitter = state.get("end_us"), state.get("jitter")
+            if self._restore(interval_us, start_us, end_us, zone_name, jitter):
+                return
+            # Not in the form __getstate__ writes: the constructor's checks decide, and say why.
+            zone = to_timezone(zone_name)
+            self.__init__(  # type: ignore[misc]
+                timedelta(microseconds=interval_us),
+                start_at=_stored_time("start_us", start_us, zone),
+                end_at=None if end_us is None else _stored_time("end_us", end_us, zone),
+                timezone=zone,
+                jitter=jitter,
+            )
+            return
+        if version == 1:
+            self._restore_version_1(state)
             return
         self.check_state_version(state, STATE_VERSION)
-        # Not in the form __getstate__ writes: the constructor's checks decide, and say why.
-        self.__init__(  # type: ignore[misc]
-            timedelta(microseconds=state["interval_us"]),
-            start_at=state["start_at"],
-            end_at=state["end_at"],
-            timezone=state["timezone"],
-            jitter=state["jitter"],
-        )
 
-    def _restore(self, state: dict[str, Any]) -> bool:
-        """Set the fields from state in exactly the form :meth:`__getstate__` writes (the
-        common case when loading many tasks), checked as strictly as the constructor would;
-        False, with nothing set, for anything else."""
+    def _restore_version_1(self, state: dict[str, Any]) -> None:
+        """State as asyncz wrote it before version 2: times as ISO 8601 strings."""
         interval_us, start_text, end_text = state["interval_us"], state["start_at"], state["end_at"]
         zone_name, jitter = state["timezone"], state["jitter"]
+        start = end = None
+        if type(start_text) is str and (end_text is None or type(end_text) is str):
+            try:
+                start = datetime.fromisoformat(start_text)
+                end = None if end_text is None else datetime.fromisoformat(end_text)
+            except ValueError:
+                start = None
+        # Naive times are placed by the DST rule: the constructor's business.
+        if (
+            start is not None
+            and start.tzinfo is not None
+            and (end is None or end.tzinfo is not None)
+            and self._restore(
+                interval_us,
+                utc_timestamp_us(start),
+                None if end is None else utc_timestamp_us(end),
+                zone_name,
+                jitter,
+            )
+        ):
+            return
+        self.__init__(  # type: ignore[misc]
+            timedelta(microseconds=interval_us),
+            start_at=start_text,
+            end_at=end_text,
+            timezone=zone_name,
+            jitter=jitter,
+        )
+
+    def _restore(
+        self, interval_us: Any, start_us: Any, end_us: Any, zone_name: Any, jitter: Any
+    ) -> bool:
+        """Set the fields from stored values in exactly the form :meth:`__getstate__` writes
+        (the common case when loading many tasks), checked as strictly as the constructor
+        would; False, with nothing set, for anything else."""
         if (
             type(interval_us) is not int
             or interval_us <= 0
-            or jitter is not None
-            or type(start_text) is not str
-            or (end_text is not None and type(end_text) is not str)
+            or type(start_us) is not int
+            or not _MIN_US <= start_us <= _MAX_US
             or type(zone_name) is not str
+            or (
+                end_us is not None
+                and (type(end_us) is not int or not start_us <= end_us <= _MAX_US)
+            )
+            or (
+                jitter is not None
+                and (type(jitter) is not float or not 0 < jitter * 1_000_000 < interval_us)
+            )
         ):
             return False
         zone = _ZONES.get(zone_name)
@@ -184,18 +262,6 @@ class IntervalTrigger(BaseTrigger):
             zone = to_timezone(zone_name)  # raises for an unknown zone
             if len(_ZONES) < 256:
                 _ZONES[zone_name] = zone
-        try:
-            start = datetime.fromisoformat(start_text)
-            end = None if end_text is None else datetime.fromisoformat(end_text)
-        except ValueError:
-            return False
-        # Naive times are placed by the DST rule, and an end before the start is refused: both
-        # are the constructor's business.
-        if start.utcoffset() is None or (end is not None and end.utcoffset() is None):
-            return False
-        start_us = (start - _EPOCH) // _ONE_US
-        if end is not None and (end - _EPOCH) // _ONE_US < start_us:
-            return False
         interval = _INTERVALS.get(interval_us)
         if interval is None:
             interval = timedelta(microseconds=interval_us)
@@ -204,10 +270,10 @@ class IntervalTrigger(BaseTrigger):
         self._interval_us = interval_us
         self.interval = interval
         self.timezone = zone
-        self.jitter = None
-        self.start_at = start if start.tzinfo is zone else start.astimezone(zone)
+        self.jitter = jitter
+        self._start_at = None  # see start_at
         self._start_us = start_us
-        self.end_at = None if end is None else end.astimezone(zone)
+        self.end_at = None if end_us is None else datetime_from_us(end_us, zone)
         return True
 
     def __repr__(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -122,24 +123,54 @@ def test_interval_restore_matches_the_constructor() -> None:
     assert restored(jittered.__getstate__()) == jittered
 
 
+def version_1_state(**changes: Any) -> dict[str, Any]:
+    """An interval trigger's state as asyncz wrote it before state version 2."""
+    state = {
+        "version": 1,
+        "interval_us": 90_000_000,
+        "start_at": T0.astimezone(ZoneInfo("Europe/Berlin")).isoformat(),
+        "end_at": None,
+        "timezone": "Europe/Berlin",
+        "jitter": None,
+    }
+    state.update(changes)
+    return state
+
+
 def test_interval_restore_leaves_odd_state_to_the_constructor() -> None:
-    # A naive start (written by hand, or an older writer) is placed by the DST rule.
-    naive = restored(interval_state(start_at="2026-03-29T02:30:00"))
-    assert naive.start_at.isoformat() == "2026-03-29T03:00:00+02:00"
     with pytest.raises(ValueError, match="before start_at"):
-        restored(interval_state(end_at=(T0 - timedelta(seconds=1)).isoformat()))
+        restored(interval_state(end_us=interval_state()["start_us"] - 1))
     with pytest.raises(ValueError, match="positive"):
         restored(interval_state(interval_us=0))
     with pytest.raises(ValueError, match="not a known time zone"):
         restored(interval_state(timezone="Mars/Olympus"))
-    with pytest.raises(ValueError, match="ISO 8601"):
-        restored(interval_state(start_at="yesterday"))
+    for bad in ("2026-03-29", 1.5, True, 10**30):
+        with pytest.raises(ValueError, match=r"start_us must be whole microseconds.*got"):
+            restored(interval_state(start_us=bad))
+    with pytest.raises(ValueError, match="jitter"):
+        restored(interval_state(jitter=90.0))  # not smaller than the interval
     with pytest.raises(KeyError):
         state = interval_state()
-        del state["start_at"]
+        del state["start_us"]
         restored(state)
     with pytest.raises(ValueError, match="state version"):
-        restored(interval_state(version=2))
+        restored(interval_state(version=3))
+
+
+def test_interval_state_of_version_1_is_still_read() -> None:
+    made = IntervalTrigger(seconds=90, start_at=T0, timezone="Europe/Berlin")
+    back = restored(version_1_state())
+    assert back == made and repr(back) == repr(made)
+    assert back.__getstate__()["version"] == 2
+    ended = restored(version_1_state(end_at=(T0 + timedelta(days=1)).isoformat(), jitter=2.0))
+    assert ended.end_at == T0 + timedelta(days=1) and ended.jitter == 2.0
+    # A naive start (written by hand) is placed by the DST rule, as by the constructor.
+    naive = restored(version_1_state(start_at="2026-03-29T02:30:00"))
+    assert naive.start_at.isoformat() == "2026-03-29T03:00:00+02:00"
+    with pytest.raises(ValueError, match="ISO 8601"):
+        restored(version_1_state(start_at="yesterday"))
+    with pytest.raises(ValueError, match="before start_at"):
+        restored(version_1_state(end_at=(T0 - timedelta(seconds=1)).isoformat()))
 
 
 def test_a_bad_trigger_state_is_a_restore_error() -> None:

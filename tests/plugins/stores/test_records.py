@@ -9,7 +9,13 @@ from datetime import datetime, timezone
 import pytest
 
 from asyncz.core.errors import SerializationError, TaskRestoreError
-from asyncz.core.records import RECORD_VERSION, record_to_task, task_to_record
+from asyncz.core.records import (
+    RECORD_VERSION,
+    pack_record,
+    record_to_task,
+    task_to_record,
+    unpack_record,
+)
 from asyncz.plugins.serializers.json import JSONSerializer
 from asyncz.plugins.serializers.pickle import PickleSerializer
 from asyncz.plugins.serializers.protection import Protection, ProtectionError
@@ -125,6 +131,48 @@ def test_restore_failures_say_why(change: dict[str, object], reason: str) -> Non
     record.update(change)
     with pytest.raises(TaskRestoreError, match=reason):
         record_to_task(record)
+
+
+#: Where pack_record puts a record's fields.
+PACKED_AT = {"format": 0, "version": 1, "fn": 4, "args": 5, "max_instances": 11}
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"fn": "tests.nowhere:job"}, "cannot be imported"),
+        ({"version": RECORD_VERSION + 1}, "newer than this asyncz reads"),
+        ({"format": "other"}, "not an asyncz task record"),
+        ({"max_instances": 0}, "not valid"),
+        ({"args": "x"}, "'args'"),
+    ],
+)
+def test_packed_restore_failures_say_why(change: dict[str, object], reason: str) -> None:
+    packed = list(pack_record(task_to_record(make())))
+    for key, value in change.items():
+        packed[PACKED_AT[key]] = value
+    with pytest.raises(TaskRestoreError, match=reason):
+        record_to_task(tuple(packed))
+
+
+def test_pickle_writes_packed_records_and_still_reads_dicts() -> None:
+    task = make(args=(1, "x"), kwargs={"k": [1]}, timeout=3)
+    record = task_to_record(task)
+    packed = pack_record(record)
+    assert unpack_record(packed) == record
+    serializer = PickleSerializer()
+    assert pickle.loads(serializer.dumps(record)) == packed
+    earlier = pickle.dumps(record)  # how records were pickled before the packed form
+    for data in (serializer.dumps(record), earlier):
+        back = record_to_task(serializer.loads(data))
+        assert task_to_record(back) == record
+    # A packed record of a newer layout is recognised as newer, not as foreign data.
+    newer = (*packed[:1], RECORD_VERSION + 1, *packed[2:], "a field of the future")
+    with pytest.raises(TaskRestoreError, match="newer than this asyncz reads"):
+        record_to_task(newer)
+    for foreign in ((), ("other", 1), packed[:-1]):
+        with pytest.raises(TaskRestoreError, match="not an asyncz task record"):
+            record_to_task(foreign)
 
 
 def test_json_refuses_what_it_cannot_keep_at_add_time() -> None:

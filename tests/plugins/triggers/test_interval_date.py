@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from asyncz.core.converters import utc_timestamp_us
 from asyncz.triggers import DateTrigger, IntervalTrigger
 
 from .helpers import UTC, assert_strictly_increasing, fires, iso
@@ -121,7 +122,18 @@ def test_interval_state_round_trips() -> None:
         minutes=90, start_at="2026-01-01 10:00:00", end_at="2026-02-01", timezone=BERLIN, jitter=3
     )
     state = trigger.__getstate__()
-    assert state["version"] == 1 and state["interval_us"] == 90 * 60 * 1_000_000
+    assert state == {
+        "version": 2,
+        "interval_us": 90 * 60 * 1_000_000,
+        "start_us": utc_timestamp_us(datetime(2026, 1, 1, 9, tzinfo=UTC)),
+        "end_us": utc_timestamp_us(datetime(2026, 1, 31, 23, tzinfo=UTC)),
+        "timezone": "Europe/Berlin",
+        "jitter": 3.0,
+    }
+    # Unset parts are left out rather than stored as None.
+    assert set(IntervalTrigger(seconds=1, timezone="UTC").__getstate__()) == {
+        "version", "interval_us", "start_us", "timezone",
+    }  # fmt: skip
     rebuilt = IntervalTrigger.__new__(IntervalTrigger)
     rebuilt.__setstate__(state)
     assert rebuilt == trigger and repr(rebuilt) == repr(trigger)
