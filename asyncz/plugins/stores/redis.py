@@ -108,19 +108,20 @@ return out
 """
 
 # KEYS: tasks, run_times, leases, lease_info. ARGV: now. Read-only, one round trip.
-# Returns two flat lists of (id, run time, record) due at now: the scheduled tasks, in run-time
-# order (ties by id), then the leased ones (their run time is in lease_info).
+# Returns {due, records, leased}: the flat (id, run time) list of the scheduled tasks due at now,
+# in run-time order (ties by id); their records in the same order (false for one that vanished);
+# and a flat (id, run time, record) list of the leased ones due (their run time is in
+# lease_info). The records are read with HMGET in slices, which is several times faster than one
+# HGET per task (unpack() is bounded by Lua's stack, hence the slices).
 _DUE = """
-local scheduled, leased = {}, {}
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'WITHSCORES')
-for i = 1, #due, 2 do
-  local data = redis.call('HGET', KEYS[1], due[i])
-  if data then
-    table.insert(scheduled, due[i])
-    table.insert(scheduled, due[i + 1])
-    table.insert(scheduled, data)
-  end
+local ids, records = {}, {}
+for i = 1, #due, 2 do ids[#ids + 1] = due[i] end
+for first = 1, #ids, 1000 do
+  local got = redis.call('HMGET', KEYS[1], unpack(ids, first, math.min(first + 999, #ids)))
+  for j = 1, #got do records[#records + 1] = got[j] end
 end
+local leased = {}
 local infos = redis.call('HGETALL', KEYS[4])
 for i = 1, #infos, 2 do
   local id, info = infos[i], infos[i + 1]
@@ -135,7 +136,7 @@ for i = 1, #infos, 2 do
     end
   end
 end
-return {scheduled, leased}
+return {due, records, leased}
 """
 
 # KEYS: tasks, run_times, leases, lease_info. ARGV: owner, n, then n x (id, run time or "").
@@ -164,11 +165,12 @@ return released
 
 
 def _int(value: Any) -> int:
-    text = value.decode() if isinstance(value, bytes) else str(value)
+    """A score or stored number (bytes or str) as an int; Redis writes large scores with an
+    exponent."""
     try:
-        return int(text)
+        return int(value)
     except ValueError:
-        return int(float(text))
+        return int(float(value))
 
 
 class RedisStore(PersistentStore):
@@ -369,10 +371,11 @@ class RedisStore(PersistentStore):
 
     def get_due_tasks(self, now: datetime) -> list[Task]:
         # Only the due tasks, through the run-time index (not every record), in one round trip.
-        scheduled, leased = self._due(keys=self._keys, args=[utc_timestamp_us(now)])
+        due, records, leased = self._due(keys=self._keys, args=[utc_timestamp_us(now)])
         rows = [
-            (scheduled[i].decode(), scheduled[i + 2], _int(scheduled[i + 1]))
-            for i in range(0, len(scheduled), 3)
+            (task_id.decode(), data, _int(score))
+            for task_id, score, data in zip(due[::2], due[1::2], records, strict=True)
+            if data is not None  # deleted while the script ran
         ]
         if leased:
             rows += [

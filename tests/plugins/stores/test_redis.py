@@ -135,3 +135,16 @@ def test_due_tasks_come_from_the_index_leased_ones_included(backend: Backend) ->
     store.client.hdel(store.tasks_key, "c")
     assert [t.id for t in store.get_due_tasks(T0 + timedelta(seconds=10))] == ["a", "b", "b2"]
     store.shutdown()
+
+
+def test_many_due_tasks_are_read_in_slices_in_order(backend: Backend) -> None:
+    # More due tasks than one HMGET slice of the script reads (1,000), with ties and a hole.
+    store = backend.make()
+    store.start(None, "default")
+    store.add_tasks([make(f"t{i:04d}", i // 3) for i in range(2_500)])
+    store.client.hdel(store.tasks_key, "t1000")
+    due = store.get_due_tasks(T0 + timedelta(seconds=900))
+    expected = [f"t{i:04d}" for i in range(2_500) if i // 3 <= 900 and i != 1000]
+    assert [t.id for t in due] == expected
+    assert all(t.next_run_time == T0 + timedelta(seconds=int(t.id[1:]) // 3) for t in due)
+    store.shutdown()
