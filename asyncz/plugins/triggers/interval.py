@@ -177,33 +177,62 @@ class IntervalTrigger(BaseTrigger):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        version = state.get("version")
-        if version == STATE_VERSION:
-            interval_us, start_us, zone_name = (
-                state["interval_us"],
-                state["start_us"],
-                state["timezone"],
-            )
-            end_us, jitter = state.get("end_us"), state.get("jitter")
-            if self._restore(interval_us, start_us, end_us, zone_name, jitter):
-                return
-            # Not in the form __getstate__ writes: the constructor's checks decide, and say why.
-            zone = to_timezone(zone_name)
-            self.__init__(  # type: ignore[misc]
-                timedelta(microseconds=interval_us),
-                start_at=_stored_time("start_us", start_us, zone),
-                end_at=None if end_us is None else _stored_time("end_us", end_us, zone),
-                timezone=zone,
-                jitter=jitter,
-            )
+        if state.get("version") != STATE_VERSION:
+            self._restore_older(state)
             return
-        if version == 1:
-            self._restore_version_1(state)
+        interval_us, start_us, zone_name = (
+            state["interval_us"],
+            state["start_us"],
+            state["timezone"],
+        )
+        end_us, jitter = state.get("end_us"), state.get("jitter")
+        # The form __getstate__ writes (the common case when loading many tasks), checked as
+        # strictly as the constructor would, set directly; anything else goes to the
+        # constructor, whose checks decide and say why.
+        if (
+            type(interval_us) is int
+            and interval_us > 0
+            and type(start_us) is int
+            and _MIN_US <= start_us <= _MAX_US
+            and type(zone_name) is str
+            and (end_us is None or (type(end_us) is int and start_us <= end_us <= _MAX_US))
+            and (jitter is None or (type(jitter) is float and 0 < jitter * 1_000_000 < interval_us))
+        ):
+            zone = _ZONES.get(zone_name)
+            if zone is None:
+                zone = to_timezone(zone_name)  # raises for an unknown zone
+                if len(_ZONES) < 256:
+                    _ZONES[zone_name] = zone
+            interval = _INTERVALS.get(interval_us)
+            if interval is None:
+                interval = timedelta(microseconds=interval_us)
+                if len(_INTERVALS) < 256:
+                    _INTERVALS[interval_us] = interval
+            self._interval_us = interval_us
+            self.interval = interval
+            self.timezone = zone
+            self.jitter = jitter
+            self._start_at = None  # see start_at
+            self._start_us = start_us
+            self.end_at = None if end_us is None else datetime_from_us(end_us, zone)
             return
-        self.check_state_version(state, STATE_VERSION)
+        zone = to_timezone(zone_name)
+        self.__init__(  # type: ignore[misc]
+            timedelta(microseconds=interval_us),
+            start_at=_stored_time("start_us", start_us, zone),
+            end_at=None if end_us is None else _stored_time("end_us", end_us, zone),
+            timezone=zone,
+            jitter=jitter,
+        )
 
-    def _restore_version_1(self, state: dict[str, Any]) -> None:
-        """State as asyncz wrote it before version 2: times as ISO 8601 strings."""
+    def _restore_older(self, state: dict[str, Any]) -> None:
+        """State version 1, as asyncz wrote it before version 2: times as ISO 8601 strings."""
+        version = state.get("version")
+        if version != 1:
+            raise ValueError(
+                f"interval trigger state version {version!r} is not supported (this asyncz "
+                f"reads versions 1 and {STATE_VERSION})"
+            )
         interval_us, start_text, end_text = state["interval_us"], state["start_at"], state["end_at"]
         zone_name, jitter = state["timezone"], state["jitter"]
         start = end = None
@@ -218,14 +247,18 @@ class IntervalTrigger(BaseTrigger):
             start is not None
             and start.tzinfo is not None
             and (end is None or end.tzinfo is not None)
-            and self._restore(
-                interval_us,
-                utc_timestamp_us(start),
-                None if end is None else utc_timestamp_us(end),
-                zone_name,
-                jitter,
-            )
         ):
+            current = {
+                "version": STATE_VERSION,
+                "interval_us": interval_us,
+                "start_us": utc_timestamp_us(start),
+                "timezone": zone_name,
+            }
+            if end is not None:
+                current["end_us"] = utc_timestamp_us(end)
+            if jitter is not None:
+                current["jitter"] = jitter
+            self.__setstate__(current)
             return
         self.__init__(  # type: ignore[misc]
             timedelta(microseconds=interval_us),
@@ -234,47 +267,6 @@ class IntervalTrigger(BaseTrigger):
             timezone=zone_name,
             jitter=jitter,
         )
-
-    def _restore(
-        self, interval_us: Any, start_us: Any, end_us: Any, zone_name: Any, jitter: Any
-    ) -> bool:
-        """Set the fields from stored values in exactly the form :meth:`__getstate__` writes
-        (the common case when loading many tasks), checked as strictly as the constructor
-        would; False, with nothing set, for anything else."""
-        if (
-            type(interval_us) is not int
-            or interval_us <= 0
-            or type(start_us) is not int
-            or not _MIN_US <= start_us <= _MAX_US
-            or type(zone_name) is not str
-            or (
-                end_us is not None
-                and (type(end_us) is not int or not start_us <= end_us <= _MAX_US)
-            )
-            or (
-                jitter is not None
-                and (type(jitter) is not float or not 0 < jitter * 1_000_000 < interval_us)
-            )
-        ):
-            return False
-        zone = _ZONES.get(zone_name)
-        if zone is None:
-            zone = to_timezone(zone_name)  # raises for an unknown zone
-            if len(_ZONES) < 256:
-                _ZONES[zone_name] = zone
-        interval = _INTERVALS.get(interval_us)
-        if interval is None:
-            interval = timedelta(microseconds=interval_us)
-            if len(_INTERVALS) < 256:
-                _INTERVALS[interval_us] = interval
-        self._interval_us = interval_us
-        self.interval = interval
-        self.timezone = zone
-        self.jitter = jitter
-        self._start_at = None  # see start_at
-        self._start_us = start_us
-        self.end_at = None if end_us is None else datetime_from_us(end_us, zone)
-        return True
 
     def __repr__(self) -> str:
         parts = [f"interval={self.interval!r}", f"start_at={self.start_at.isoformat()!r}"]
