@@ -20,6 +20,7 @@ __all__ = [
     "callable_name",
     "check_callable_args",
     "datetime_from_us",
+    "fixed_epoch",
     "get_localzone",
     "obj_to_ref",
     "ref_to_obj",
@@ -165,13 +166,28 @@ _UTC_KEYS = frozenset(
 )  # fmt: skip
 #: Per zone with one fixed offset: the epoch as a datetime in that zone (None: not fixed).
 _FIXED_EPOCHS: dict[tzinfo, datetime | None] = {UTC: _EPOCH}
+#: Instants at which a zone named like UTC must have offset zero to be taken for UTC (a zone
+#: built with ZoneInfo.from_file can carry any name).
+_UTC_PROBES = tuple(datetime(year, 1, 1, tzinfo=UTC) for year in (1850, 1970, 2000, 2038, 2200))
 
 
-def _fixed_epoch(tz: tzinfo) -> datetime | None:
-    if isinstance(tz, timezone) or (isinstance(tz, ZoneInfo) and tz.key in _UTC_KEYS):
-        epoch: datetime | None = _EPOCH.astimezone(tz)
-    else:
-        epoch = None
+def fixed_epoch(tz: tzinfo) -> datetime | None:
+    """The Unix epoch as a datetime in ``tz`` if ``tz`` has one fixed offset (UTC under any of
+    its names, ``+02:00``), else None. Adding microseconds to it gives the same datetime as
+    converting to ``tz``, at half the cost."""
+    try:
+        return _FIXED_EPOCHS[tz]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable tzinfo
+        return None
+    epoch: datetime | None = None
+    if isinstance(tz, timezone) or (
+        isinstance(tz, ZoneInfo)
+        and tz.key in _UTC_KEYS
+        and all(not moment.astimezone(tz).utcoffset() for moment in _UTC_PROBES)
+    ):
+        epoch = _EPOCH.astimezone(tz)
     if len(_FIXED_EPOCHS) < 256:
         _FIXED_EPOCHS[tz] = epoch
     return epoch
@@ -180,16 +196,10 @@ def _fixed_epoch(tz: tzinfo) -> datetime | None:
 def datetime_from_us(value: int, tz: tzinfo = UTC) -> datetime:
     """The aware datetime ``value`` microseconds after the Unix epoch, in ``tz`` (exact).
 
-    In a zone with one fixed offset (UTC under any of its names, ``+02:00``) this is a single
-    addition to the epoch in that zone, which gives the same datetime as a conversion at half
-    the cost: turning stored timestamps into datetimes is a hot path of loading tasks.
+    In a zone with one fixed offset this is a single addition (see :func:`fixed_epoch`):
+    turning stored timestamps into datetimes is a hot path of loading tasks.
     """
-    try:
-        epoch = _FIXED_EPOCHS[tz]
-    except KeyError:
-        epoch = _fixed_epoch(tz)
-    except TypeError:  # an unhashable tzinfo
-        epoch = None
+    epoch = fixed_epoch(tz)
     if epoch is not None:
         return epoch + _ONE_US * value
     return (_EPOCH + _ONE_US * value).astimezone(tz)

@@ -27,6 +27,7 @@ import attrs
 from asyncz.core.converters import (
     callable_name,
     datetime_from_us,
+    fixed_epoch,
     obj_to_ref,
     ref_to_obj,
     utc_timestamp_us,
@@ -221,6 +222,10 @@ def record_run_time(record: Any) -> Any:
     return record.get("next_run_time") if isinstance(record, dict) else None
 
 
+def _rebuild_error(alias: str, exc: Exception) -> TaskRestoreError:
+    return TaskRestoreError(f"its {alias!r} trigger cannot be rebuilt from the stored state: {exc}")
+
+
 def _bad_field(key: str, value: Any) -> TaskRestoreError:
     return TaskRestoreError(f"its fields are not valid: the record's {key!r} is {value!r}")
 
@@ -404,7 +409,11 @@ class RecordReader:
         # Per trigger alias: states seen while none repeated, whether one did, or given up.
         self._share_tries: dict[str, int] = {}
         self._repeating: set[str] = set()
-        self._no_sharing: set[str] = set()
+        # Aliases whose states did not repeat, with their trigger class: rebuilt directly.
+        self._no_sharing: dict[str, type] = {}
+        # The zone of the last task's run time and its fixed_epoch (tasks mostly share one).
+        self._zone: Any = UTC
+        self._zone_epoch: datetime | None = _EPOCH
 
     def callable(self, ref: Any) -> Any:
         fn = self._callables.get(ref) if isinstance(ref, str) else None
@@ -458,7 +467,7 @@ class RecordReader:
                     tries = self._share_tries[alias] = self._share_tries.get(alias, 0) + 1
                     if tries > _SHARE_PROBE:
                         # No state of this alias repeated: stop paying for keys and copies.
-                        self._no_sharing.add(alias)
+                        self._no_sharing[alias] = cls
                         for stale in [k for k in self._triggers if k[0] == alias]:
                             del self._triggers[stale]
                         key = None
@@ -466,9 +475,7 @@ class RecordReader:
             trigger: Any = object.__new__(cls)
             trigger.__setstate__(state)
         except Exception as exc:
-            raise TaskRestoreError(
-                f"its {alias!r} trigger cannot be rebuilt from the stored state: {exc}"
-            ) from None
+            raise _rebuild_error(alias, exc) from None
         if key is not None:
             # The first one is kept private: every task gets an object of its own.
             self._triggers[key] = trigger
@@ -539,12 +546,28 @@ class RecordReader:
                 fn = self._callables.get(ref)
                 if fn is None:
                     fn = self.callable(ref)
-                trigger = self._trigger(alias, state)
+                cls = self._no_sharing.get(alias)
+                if cls is None:
+                    trigger = self._trigger(alias, state)
+                else:  # _trigger's path for states that do not repeat, inline
+                    trigger = object.__new__(cls)
+                    try:
+                        trigger.__setstate__(state)
+                    except Exception as exc:
+                        raise _rebuild_error(alias, exc) from None
                 next_time: datetime | None = None
                 if run_us is not None:
                     # In the trigger's zone (UTC if it has none), as from_timestamp_us gives it.
                     zone = getattr(trigger, "timezone", UTC)
-                    next_time = datetime_from_us(run_us, zone if isinstance(zone, tzinfo) else UTC)
+                    if zone is not self._zone:
+                        if not isinstance(zone, tzinfo):
+                            zone = UTC
+                        self._zone, self._zone_epoch = zone, fixed_epoch(zone)
+                    epoch = self._zone_epoch
+                    if epoch is not None:
+                        next_time = epoch + _ONE_US * run_us
+                    else:
+                        next_time = datetime_from_us(run_us, zone)
                 if name is None:
                     name = callable_name(fn)
                 return _new_task(

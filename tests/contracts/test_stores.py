@@ -354,6 +354,13 @@ def test_a_wrong_key_quarantines_and_the_right_key_restores(persistent: Backend)
         assert [e.task_id for e in scheduler.events] == ["signed"]
     finally:
         wrong.shutdown()
+    unkeyed = started(persistent)  # a store without keys never reads a sealed record
+    try:
+        assert unkeyed.get_all_tasks() == []
+        assert unkeyed.get_due_tasks(T0 + timedelta(seconds=1)) == []
+        assert "no signing key" in unkeyed.get_quarantined()["signed"]
+    finally:
+        unkeyed.shutdown()
     rotated = started(persistent, signing_key=["key-two", "key-one"])
     try:
         assert ids(rotated.get_all_tasks()) == ["signed"]

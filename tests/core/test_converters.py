@@ -180,3 +180,17 @@ def test_datetime_from_us_in_a_fold_and_for_odd_zones() -> None:
 
     odd = Unhashable()
     assert datetime_from_us(0, odd).hour == 1
+
+
+def test_a_zone_only_named_utc_is_converted_not_taken_for_utc() -> None:
+    import zoneinfo
+    from pathlib import Path
+
+    files = [Path(root, "Europe", "Berlin") for root in zoneinfo.TZPATH]
+    found = [path for path in files if path.is_file()]
+    if not found:
+        pytest.skip(f"no tz database file for Europe/Berlin in {zoneinfo.TZPATH}")
+    with found[0].open("rb") as file:
+        disguised = ZoneInfo.from_file(file, key="UTC")
+    summer = utc_timestamp_us(datetime(2026, 7, 1, 12, tzinfo=UTC))
+    assert datetime_from_us(summer, disguised).utcoffset() == timedelta(hours=2)

@@ -32,7 +32,8 @@ class PickleSerializer:
 
     def dumps(self, state: dict[str, Any]) -> bytes:
         # Anything but a record (a third party's use of this class) is pickled as it is.
-        packed = pack_record(state) if state.get("format") == RECORD_FORMAT else state
+        is_record = isinstance(state, dict) and state.get("format") == RECORD_FORMAT
+        packed = pack_record(state) if is_record else state
         try:
             return pickle.dumps(packed, self.protocol)
         except Exception as exc:

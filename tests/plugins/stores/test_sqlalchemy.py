@@ -135,6 +135,20 @@ def test_schema_and_version_row(backend: Backend) -> None:
         started(backend)
 
 
+def test_a_record_copied_under_another_id_is_quarantined(backend: Backend) -> None:
+    store = started(backend)
+    store.add_tasks([make("a", 0), make("b", 1)])
+    table = store.table
+    assert store.engine is not None
+    with store.engine.begin() as conn:  # by hand: a's record written into b's row
+        data = conn.execute(sa.select(table.c.state).where(table.c.id == "a")).scalar_one()
+        conn.execute(sa.update(table).where(table.c.id == "b").values(state=data))
+    store.forget()  # as if read by another process
+    assert [t.id for t in store.get_due_tasks(T0 + timedelta(seconds=5))] == ["a"]
+    assert "belongs to task 'a'" in store.get_quarantined()["b"]
+    store.shutdown()
+
+
 def test_add_tasks_is_all_or_nothing(backend: Backend) -> None:
     store = started(backend)
     store.add_task(make("taken", 0))
