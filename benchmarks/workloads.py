@@ -237,21 +237,22 @@ async def dispatch(adapter: Adapter, case: str, scale: float) -> Result:
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     ran = 0
+    lock = threading.Lock()
+
+    def count_run() -> None:
+        """One run done, from any thread."""
+        nonlocal ran
+        with lock:
+            ran += 1
+            last = ran == n
+        if last:
+            loop.call_soon_threadsafe(done.set)
+
     job: Callable[[], Any]
     if executor == "processpool":
         # Runs in another process: the job is a picklable no-op every library can reference,
         # and runs are counted from the parent's execution events.
         job = os.getpid
-        lock = threading.Lock()
-
-        def executed() -> None:
-            nonlocal ran
-            with lock:
-                ran += 1
-                last = ran == n
-            if last:
-                loop.call_soon_threadsafe(done.set)
-
     elif kind == "async":
 
         async def job() -> None:
@@ -261,19 +262,11 @@ async def dispatch(adapter: Adapter, case: str, scale: float) -> Result:
                 done.set()
 
     else:
-        lock = threading.Lock()
-
-        def job() -> None:
-            nonlocal ran
-            with lock:
-                ran += 1
-                last = ran == n
-            if last:
-                loop.call_soon_threadsafe(done.set)
+        job = count_run
 
     scheduler = adapter.make_scheduler(executor=executor)
     if executor == "processpool":
-        adapter.on_executed(scheduler, executed)
+        adapter.on_executed(scheduler, count_run)
     due = datetime.now(UTC) - timedelta(seconds=1)
     for _ in range(n):
         adapter.add_date(scheduler, job, due)

@@ -32,8 +32,7 @@ SIGNING_KEY_ENV = "ASYNCZ_STORE_SIGNING_KEY"
 ENCRYPTION_KEY_ENV = "ASYNCZ_STORE_ENCRYPTION_KEY"
 _SIGNED = b"AZS1"
 _ENCRYPTED = b"AZE1"
-#: The tags a sealed record starts with.
-SEALED = frozenset({_SIGNED, _ENCRYPTED})
+_SEALED = frozenset({_SIGNED, _ENCRYPTED})  # the tags a sealed record starts with
 _MAC_SIZE = 32
 _NONCE_SIZE = 12
 _AAD = b"asyncz task record"
@@ -105,7 +104,7 @@ class Protection:
 
     def open(self, data: bytes) -> bytes:
         tag = data[:4]
-        if tag != _ENCRYPTED and tag != _SIGNED and not (self.signing_keys or self._aead):
+        if tag not in _SEALED and not (self.signing_keys or self._aead):
             return data  # no keys and nothing sealed: the common case, decided first
         if tag == _ENCRYPTED:
             if not self._aead:

@@ -31,7 +31,7 @@ from asyncz.core.records import (
     task_to_record,
 )
 from asyncz.core.task import Task
-from asyncz.plugins.serializers.protection import SEALED, Protection, ProtectionError
+from asyncz.plugins.serializers.protection import Protection, ProtectionError
 
 __all__ = ["PersistentStore", "order_key"]
 
@@ -251,15 +251,7 @@ class PersistentStore(BaseStore):
             raise TaskRestoreError(
                 f"the record stored under this id belongs to task {task.id!r} (copied by hand?)"
             )
-        cache = self._cache
-        if len(cache) < self.cache_size:
-            # _remember's common case, inline (nothing to evict; data is bytes)
-            if type(record) is tuple:  # packed: what record_summary gives, without the call
-                cache[task_id] = (data, record[4], record[7], record[14], task)
-            else:
-                cache[task_id] = (data, *record_summary(record), task)
-        elif self.cache_size:
-            self._remember(task, data, *record_summary(record))
+        self._remember(task, data, *record_summary(record))
         return task  # the reader bound it to this store and scheduler
 
     # -- quarantine ------------------------------------------------------------------------
@@ -326,7 +318,6 @@ class PersistentStore(BaseStore):
         serializer, protection = self._codec()
         decode = self._decode
         task_of, loads, unseal = reader.task, serializer.loads, protection.open
-        plain = not protection.enabled  # no keys: records are read as stored
         cache, cache_size = self._cache, self.cache_size
         tasks: list[Task] = []
         append = tasks.append
@@ -337,7 +328,7 @@ class PersistentStore(BaseStore):
             # through _decode.
             if type(data) is bytes and task_id not in cache and len(cache) < cache_size:
                 try:
-                    record = loads(data if plain and data[:4] not in SEALED else unseal(data))
+                    record = loads(unseal(data))
                     task = task_of(record, next_run_us)
                 except Exception:
                     task = None
