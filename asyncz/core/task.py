@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -27,7 +28,21 @@ from asyncz.core.errors import SchedulerLookupError
 if TYPE_CHECKING:
     from asyncz.core.protocols import Trigger
 
-__all__ = ["Task", "TaskInfo", "TaskRunPreview"]
+__all__ = ["Task", "TaskInfo", "TaskRunPreview", "TaskScheduleState"]
+
+
+class TaskScheduleState(str, Enum):
+    """Where a task stands: not yet stored, stored without a next run, or scheduled.
+
+    A ``str`` enum, so ``task.schedule_state == "paused"`` holds as well.
+    """
+
+    PENDING = "pending"
+    PAUSED = "paused"
+    SCHEDULED = "scheduled"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 #: Fields that record where a task lives, not what it is: never changed by update().
@@ -332,11 +347,13 @@ class Task:
         return not self.pending and self.next_run_time is None
 
     @property
-    def schedule_state(self) -> str:
-        """``"pending"`` (not yet stored), ``"paused"`` or ``"scheduled"``."""
+    def schedule_state(self) -> TaskScheduleState:
+        """Pending (not yet stored), paused or scheduled."""
         if self.pending:
-            return "pending"
-        return "paused" if self.next_run_time is None else "scheduled"
+            return TaskScheduleState.PENDING
+        if self.next_run_time is None:
+            return TaskScheduleState.PAUSED
+        return TaskScheduleState.SCHEDULED
 
     def get_run_times(self, now: datetime, timezone: tzinfo | None = None) -> list[datetime]:
         """Every run time from ``next_run_time`` up to and including ``now``."""
@@ -455,7 +472,7 @@ class TaskInfo:
     executor: str
     store: str | None
     next_run_time: datetime | None
-    schedule_state: str
+    schedule_state: TaskScheduleState
     coalesce: bool
     max_instances: int
     mistrigger_grace_time: float | None
