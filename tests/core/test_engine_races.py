@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-import asyncz.core.scheduler as engine
+import asyncz.core.engine as engine
 from asyncz.events import TASK_EXECUTED, TASK_REMOVED
 from asyncz.executors import DebugExecutor
 from asyncz.schedulers import AsyncIOScheduler

@@ -1,0 +1,89 @@
+"""``BaseScheduler``: the scheduler every other one extends, composed of its parts.
+
+Here: the class itself, its options, ``__init__`` (the state all parts share) and the refusal
+to be pickled. Its behaviour lives in the mixins it composes: configuration in
+:mod:`asyncz.core.scheduler_config`, the task API in :mod:`asyncz.core.task_api`, the lifecycle
+and the due-task pass in :mod:`asyncz.core.engine`. The asyncio schedulers that drive it are in
+:mod:`asyncz.core.asyncio_scheduler`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, ClassVar
+
+from asyncz.core.engine import _LifecycleMixin
+from asyncz.core.locks import LockProtectedProtocol
+from asyncz.core.protocols import Executor, Store
+from asyncz.core.scheduler_common import SchedulerState, _PendingTask
+from asyncz.core.scheduler_config import _ConfigurationMixin
+from asyncz.core.task_api import _TaskAPIMixin
+
+__all__ = ["BaseScheduler"]
+
+
+class BaseScheduler(_ConfigurationMixin, _TaskAPIMixin, _LifecycleMixin):
+    """Configuration, the task API and the store pass shared by every scheduler.
+
+    Options (keyword arguments, or ``global_config`` entries under ``"asyncz."``):
+
+    :param timezone: zone for naive datetimes and triggers (default: the local zone)
+    :param identity: this scheduler's name as the owner of store leases and in events
+    :param stores: instance alias -> store instance, plugin alias, or config dict with
+        ``"type"`` (plugin alias) or ``"class"`` (``"module:Class"``) plus constructor options
+    :param executors: the same for executors
+    :param task_defaults: defaults for tasks added without them: ``mistrigger_grace_time``
+        (``None``: never too late to run), ``coalesce`` (True), ``max_instances`` (1),
+        ``timeout`` (None)
+    :param logger_name: the scheduler logs to ``asyncz.schedulers.<logger_name>``
+    :param lock_path: a file-lock path template (``{store}``, ``{pgrp}``, ``{ppid}``); each
+        store is then processed only by the process holding its lock
+    :param startup_delay: seconds after start before the first run of tasks stored at start
+        (default 0, or 1 with ``lock_path``), so that restarting workers do not stampede
+    :param store_retry_interval: seconds before a store is tried again after an error or a
+        lock held elsewhere (default 10)
+    :param plugin_registry: where plugin aliases are looked up (default: the process-wide one)
+    """
+
+    default_executor_alias: ClassVar[str] = "asyncio"
+    default_store_alias: ClassVar[str] = "memory"
+    option_names: ClassVar[frozenset[str]] = frozenset(
+        {
+            "timezone",
+            "identity",
+            "stores",
+            "executors",
+            "task_defaults",
+            "logger_name",
+            "lock_path",
+            "startup_delay",
+            "store_retry_interval",
+            "plugin_registry",
+        }
+    )
+
+    def __init__(self, global_config: Mapping[str, Any] | None = None, **options: Any) -> None:
+        self._lock = threading.RLock()
+        # Held by a pass while it hands out and takes back due tasks, and by run_task while
+        # it runs due times by hand: both must not take the same due time.
+        self._due_lock = threading.RLock()
+        self._listeners: list[tuple[Callable[[Any], Any], int]] = []
+        self._listener_mask = 0
+        # Tasks added before start, by id (in the order they were added).
+        self._pending: dict[str, _PendingTask] = {}
+        self._stores: dict[str, Store] = {}
+        self._executors: dict[str, Executor] = {}
+        self._store_locks: dict[str, LockProtectedProtocol] = {}
+        self._start_count = 0
+        self._submitted_count = 0
+        self.started_at: datetime | None = None
+        self.state = SchedulerState.STOPPED
+        self.setup(global_config, **options)
+
+    def __getstate__(self) -> dict[str, Any]:
+        raise TypeError(
+            "Schedulers cannot be serialized; give tasks references to module-level functions "
+            "instead of objects that hold a scheduler"
+        )

@@ -1,0 +1,324 @@
+"""The scheduler's lifecycle and the due-task pass.
+
+Here: ``_LifecycleMixin`` with the state (``running``, ``pause``, ``resume``), starting the
+components (executors, stores, then the tasks added before start; all or nothing), the pieces of
+the shutdown sequence (shutdown tasks, executors with a timeout, stores), and the pass over the
+stores: ``process_due`` takes each store's due tasks through the lease path
+(``acquire_due_tasks`` then ``release_tasks``), ``_compute_runs`` gives their run times, and
+``submit`` hands them to executors. The pass is tuned for speed: keep indirection out of it.
+
+Not here: the event loop that calls the pass and the order of a shutdown
+(:mod:`asyncz.core.asyncio_scheduler`), configuration (:mod:`asyncz.core.scheduler_config`),
+the task API (:mod:`asyncz.core.task_api`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta
+
+from asyncz.core import events
+from asyncz.core.converters import utc_timestamp_us
+from asyncz.core.errors import MaximumInstancesError, SchedulerNotRunningError, TaskLookupError
+from asyncz.core.locks import NullLockProtected
+from asyncz.core.protocols import Executor, Store
+from asyncz.core.scheduler_common import (
+    ACQUIRE_BATCH,
+    LEASE_SECONDS,
+    SHUTDOWN_TRIGGER_ALIAS,
+    UTC,
+    SchedulerState,
+    _SchedulerCore,
+)
+from asyncz.core.task import Task
+
+
+class _LifecycleMixin(_SchedulerCore):
+    """State, start, the shutdown steps and the due-task pass (part of :class:`BaseScheduler`)."""
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.state != SchedulerState.STOPPED
+
+    def _require_running(self) -> None:
+        if self.state == SchedulerState.STOPPED:
+            raise SchedulerNotRunningError
+
+    def pause(self) -> None:
+        """Stop processing tasks until :meth:`resume` (running work carries on)."""
+        self._require_running()
+        self.state = SchedulerState.PAUSED
+        self._dispatch(events.SchedulerEvent(code=events.SCHEDULER_PAUSED))
+
+    def resume(self) -> None:
+        """Process tasks again after :meth:`pause`."""
+        self._require_running()
+        self.state = SchedulerState.RUNNING
+        self._dispatch(events.SchedulerEvent(code=events.SCHEDULER_RESUMED))
+        self.wakeup()
+
+    def wakeup(self, when: datetime | None = None) -> None:
+        """Make the loop look at the stores again (if ``when`` is sooner than it would)."""
+
+    # -- starting and stopping -------------------------------------------------------------
+
+    def _start_components(self) -> None:
+        """Start executors and stores and store the pending tasks; all or nothing started.
+
+        If anything fails (a database that is down, a pending task naming a missing store),
+        what was started is shut down again, the scheduler stays stopped and the tasks not yet
+        stored stay pending, so that a later ``start()`` can try again.
+        """
+        started: list[Executor | Store] = []
+        with self._lock:
+            try:
+                if "default" not in self._executors:
+                    self.add_executor(self.default_executor_alias, "default")
+                if "default" not in self._stores:
+                    self.add_store(self.default_store_alias, "default")
+                for alias, executor in self._executors.items():
+                    executor.start(self, alias)
+                    started.append(executor)
+                for alias, store in self._stores.items():
+                    store.start(self, alias)
+                    started.append(store)
+                    self._store_locks[alias] = self._make_store_lock(alias)
+                self.state = SchedulerState.RUNNING
+                self.started_at = datetime.now(UTC)
+                self._store_pending(self.started_at + timedelta(seconds=self.startup_delay))
+            except BaseException:
+                self.state = SchedulerState.STOPPED
+                self.started_at = None
+                for component in reversed(started):
+                    try:
+                        component.shutdown()
+                    except Exception:
+                        self.logger.exception("Error undoing the start of %r", component)
+                raise
+        self.logger.info("Scheduler started")
+        self._dispatch(events.SchedulerEvent(code=events.SCHEDULER_START))
+
+    def _shutdown_tasks(self) -> list[tuple[Task, str]]:
+        """Tasks that run once at shutdown (shutdown trigger), with their store aliases."""
+        found: list[tuple[Task, str]] = []
+        with self._lock:
+            stores = list(self._stores.items())
+        for alias, store in stores:
+            try:
+                tasks = store.get_all_tasks()
+            except Exception:
+                self.logger.exception("Cannot read store %r for shutdown tasks", alias)
+                continue
+            found.extend(
+                (task, alias)
+                for task in tasks
+                if getattr(task.trigger, "alias", None) == SHUTDOWN_TRIGGER_ALIAS
+            )
+        return found
+
+    def _finish_shutdown_task(self, task: Task, alias: str) -> None:
+        try:
+            self.lookup_store(alias).delete_task(task.id)
+        except (TaskLookupError, KeyError):
+            return
+        self._task_event(events.TASK_REMOVED, task.id, alias)
+
+    def _shutdown_executors(self, wait: bool, timeout: float | None) -> None:
+        """Shut every executor down; with a timeout, stop waiting for them after it."""
+        with self._lock:
+            executors = list(self._executors.items())
+        if timeout is None:
+            for _, executor in executors:
+                executor.shutdown(wait)
+            return
+        deadline = time.monotonic() + timeout
+        threads = []
+        for alias, executor in executors:
+            thread = threading.Thread(
+                target=self._shutdown_one_executor,
+                args=(alias, executor, wait),
+                name=f"asyncz-shutdown-{alias}",
+                daemon=True,
+            )
+            thread.start()
+            threads.append((alias, thread))
+        for alias, thread in threads:
+            thread.join(max(deadline - time.monotonic(), 0))
+            if thread.is_alive():
+                self.logger.warning(
+                    "Executor %r still has running work after the %.1f s shutdown timeout; "
+                    "not waiting for it",
+                    alias,
+                    timeout,
+                )
+
+    def _shutdown_one_executor(self, alias: str, executor: Executor, wait: bool) -> None:
+        try:
+            executor.shutdown(wait)
+        except BaseException:  # e.g. cancelled because the loop stopped after the timeout
+            self.logger.debug("Executor %r did not shut down cleanly", alias, exc_info=True)
+
+    def _shutdown_stores(self) -> None:
+        with self._lock:
+            stores = list(self._stores.items())
+        for alias, store in stores:
+            try:
+                store.shutdown()
+            except Exception:
+                self.logger.exception("Error shutting down store %r", alias)
+
+    def _mark_stopped(self) -> bool:
+        """Count one shutdown; True when it is the one that stops the scheduler."""
+        with self._lock:
+            if not self._start_count:
+                raise SchedulerNotRunningError
+            if getattr(self, "_starting", False):  # (only the asyncio schedulers start slowly)
+                raise SchedulerNotRunningError(
+                    "The scheduler is still starting; shut it down once start() has returned."
+                )
+            self._start_count -= 1
+            if self._start_count:
+                return False
+            self.state = SchedulerState.STOPPED
+        return True
+
+    def _shutdown_finished(self) -> None:
+        self.logger.info("Scheduler has been shut down")
+        self._dispatch(events.SchedulerEvent(code=events.SCHEDULER_SHUTDOWN))
+
+    # -- the store pass --------------------------------------------------------------------
+
+    def _compute_runs(
+        self, task: Task, now: datetime, now_us: int | None = None
+    ) -> tuple[list[datetime], datetime | None]:
+        """The due run times of a task and its next run time after ``now`` (``now_us``: the
+        same instant as :func:`utc_timestamp_us` gives it, when the caller has it already)."""
+        trigger = task.trigger
+        assert trigger is not None
+        run_times: list[datetime] = []
+        next_time = task.next_run_time
+        if now_us is None:
+            now_us = utc_timestamp_us(now)  # datetimes of one zone would compare ignoring fold
+        while next_time is not None and utc_timestamp_us(next_time) <= now_us:
+            run_times.append(next_time)
+            next_time = trigger.get_next_trigger_time(self.timezone, next_time, now)
+        return run_times, next_time
+
+    def process_due(
+        self, now: datetime
+    ) -> tuple[list[tuple[Task, str, list[datetime], int]], datetime | None, bool]:
+        """Acquire and release every store's due tasks; blocking store I/O happens here.
+
+        Returns the submissions to make (task, store alias, run times, coalesced count), the
+        earliest time any store needs attention again, and whether a store has more due tasks.
+        A store that fails, or whose lock another process holds, is looked at again after
+        ``store_retry_interval``.
+        """
+        submissions: list[tuple[Task, str, list[datetime], int]] = []
+        earliest: datetime | None = None
+        more = False
+        retry_at = (now + timedelta(seconds=self.store_retry_interval)).astimezone(UTC)
+        with self._lock:
+            stores = [
+                (alias, store, self._store_locks.get(alias) or NullLockProtected())
+                for alias, store in self._stores.items()
+            ]
+        for alias, store, lock in stores:
+            try:
+                with lock.protected(blocking=False) as obtained:
+                    if not obtained:  # another process works on this store now
+                        next_time: datetime | None = retry_at
+                    else:
+                        with self._due_lock:
+                            next_time, has_more = self._process_store(
+                                alias, store, now, submissions
+                            )
+                        more = more or has_more
+            except Exception:
+                self.logger.exception("Error processing store %r", alias)
+                next_time = retry_at
+            if next_time is not None:
+                # In UTC: datetimes sharing a zone compare by wall time, ignoring DST's fold.
+                next_time = next_time.astimezone(UTC)
+                if earliest is None or next_time < earliest:
+                    earliest = next_time
+        return submissions, earliest, more
+
+    def _process_store(
+        self,
+        alias: str,
+        store: Store,
+        now: datetime,
+        submissions: list[tuple[Task, str, list[datetime], int]],
+    ) -> tuple[datetime | None, bool]:
+        """One store's part of a pass; raises if the store fails (the caller retries later)."""
+        acquired = store.acquire_due_tasks(now, self.identity, ACQUIRE_BATCH, LEASE_SECONDS)
+        computed: dict[str, tuple[Task, list[datetime], datetime | None]] = {}
+        now_us = utc_timestamp_us(now)
+        for task in acquired:
+            if getattr(task.trigger, "alias", None) == SHUTDOWN_TRIGGER_ALIAS:
+                continue  # runs at shutdown only; never released, so never deleted here
+            try:
+                run_times, next_time = self._compute_runs(task, now, now_us)
+            except Exception:
+                # The lease runs out and the task is retried: it is never lost.
+                self.logger.exception("Trigger of task %r failed", task.id)
+                continue
+            computed[task.id] = (task, run_times, next_time)
+        # Released before the runs start, so that a crash in between loses a run rather than
+        # running it twice. A failed release runs nothing: the leases run out and the tasks
+        # are handed out again, once.
+        released = store.release_tasks(
+            self.identity, {task_id: entry[2] for task_id, entry in computed.items()}
+        )
+        # Only what was released runs: a task changed or deleted during the pass keeps the
+        # user's change, and a run after delete_task() returned would be a surprise.
+        for task_id in computed if released is None else released:
+            task, run_times, next_time = computed[task_id]
+            if next_time is None:
+                self._task_event(events.TASK_REMOVED, task_id, alias)
+            if run_times:
+                coalesced = 0
+                if task.coalesce and len(run_times) > 1:
+                    coalesced = len(run_times) - 1
+                    run_times = run_times[-1:]
+                submissions.append((task, alias, run_times, coalesced))
+        next_run = store.get_next_run_time()
+        if next_run is not None and not acquired and next_run <= now:
+            # Due, yet nothing was handed out (a task leased elsewhere, or a store without
+            # lease expiry in its next run time): do not spin on it.
+            next_run = now + timedelta(seconds=self.store_retry_interval)
+        return next_run, len(acquired) >= ACQUIRE_BATCH
+
+    def submit(self, task: Task, store: str, run_times: list[datetime], coalesced: int) -> None:
+        """Hand one task's due run times to its executor and report the outcome."""
+        try:
+            executor = self._executors[task.executor]
+        except KeyError:
+            self.logger.error(
+                "Task %r names the executor %r, which does not exist; run skipped",
+                task.id,
+                task.executor,
+            )
+            return
+        try:
+            executor.send_task(task, run_times)
+        except MaximumInstancesError:
+            self.logger.warning(
+                "Execution of task %r skipped: maximum number of running instances reached (%d)",
+                task.name,
+                task.max_instances,
+            )
+            code = events.TASK_MAX_INSTANCES
+        except Exception:
+            self.logger.exception(
+                "Error submitting task %r to executor %r", task.name, task.executor
+            )
+            return
+        else:
+            code = events.TASK_SUBMITTED
+            self._submitted_count += 1
+        self._submission_event(code, task, store, run_times, coalesced, "scheduled")

@@ -1,0 +1,180 @@
+"""What the scheduler modules share: constants, small types and the attributes they declare.
+
+Here: the pass's tuning constants (``ACQUIRE_BATCH``, ``LEASE_SECONDS``, the loop's sleep
+constants), ``SchedulerState``, the ``undefined`` marker, ``SchedulerInfo``, the record of a task
+added before start, the alias check, and ``_SchedulerCore``: the base of the scheduler mixins,
+which declares (for type checkers only) the attributes and methods one part of the scheduler uses
+from another.
+
+Not here: any behaviour. Configuration is in :mod:`asyncz.core.scheduler_config`, the task API in
+:mod:`asyncz.core.task_api`, starting, stopping and the due-task pass in
+:mod:`asyncz.core.engine`, ``BaseScheduler`` in :mod:`asyncz.core.base_scheduler` and the asyncio
+schedulers in :mod:`asyncz.core.asyncio_scheduler`. A constant is read by the module that uses
+it (``from ... import``), so a test that changes one patches that module, not this one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone, tzinfo
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+
+from asyncz.core import events
+from asyncz.core.locks import LockProtectedProtocol
+from asyncz.core.plugins import PluginRegistry
+from asyncz.core.protocols import Executor, Store, Trigger
+from asyncz.core.task import Task
+
+if TYPE_CHECKING:
+    import logging
+
+__all__ = [
+    "ACQUIRE_BATCH",
+    "LEASE_SECONDS",
+    "MAX_IO_LEAD_SECONDS",
+    "MAX_SLEEP_SECONDS",
+    "SHUTDOWN_TRIGGER_ALIAS",
+    "SPIN_SECONDS",
+    "UTC",
+    "SchedulerInfo",
+    "SchedulerState",
+    "undefined",
+]
+
+UTC = timezone.utc
+
+#: Most tasks one store hands over in one pass; the loop comes straight back for more.
+ACQUIRE_BATCH = 1000
+#: Seconds a store keeps acquired tasks from other schedulers before handing them out again.
+LEASE_SECONDS = 60.0
+#: The loop re-reads the wall clock at least this often, so a clock step (NTP, a suspended VM)
+#: cannot make it oversleep by more than this.
+MAX_SLEEP_SECONDS = 900.0
+#: A timer of the event loop fires only as precisely as its selector sleeps: to the millisecond,
+#: rounded up, and on a busy or virtual machine often a millisecond more. So the loop wakes this
+#: long before a run is due and yields to other tasks in a tight loop for the rest: punctual to
+#: well under a millisecond (measured: p99 lateness 0.3-0.5 ms, against 1.0-1.5 ms with half of
+#: it), at the cost of this much busy time per due moment — never while idle.
+SPIN_SECONDS = 0.003
+#: A pass over blocking stores (a database) starts early by about twice its usual duration,
+#: acquiring the tasks due at the coming moment, so that their runs still start on time; never
+#: earlier than this, so a slow database cannot make runs be leased long before they are due.
+MAX_IO_LEAD_SECONDS = 0.05
+#: Tasks with this trigger alias never run on a schedule; they run once when the scheduler stops.
+SHUTDOWN_TRIGGER_ALIAS = "shutdown"
+
+
+class SchedulerState(IntEnum):
+    STOPPED = 0
+    RUNNING = 1
+    PAUSED = 2
+
+
+class _Undefined:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "undefined"
+
+
+#: Marks an argument the caller did not give (``None`` is a meaningful value for several).
+undefined: Any = _Undefined()
+
+
+@attrs.define
+class _PendingTask:
+    task: Task
+    replace_existing: bool
+    compute_next_run_time: bool
+
+
+@attrs.frozen(kw_only=True)
+class SchedulerInfo:
+    """A snapshot of a scheduler's state (``get_scheduler_info()``)."""
+
+    identity: str
+    state: SchedulerState
+    state_label: str
+    running: bool
+    started_at: datetime | None
+    uptime_seconds: float | None
+    timezone: str
+    executors: tuple[str, ...]
+    stores: tuple[str, ...]
+    task_counts: Mapping[str, int]
+    submitted_count: int
+    store_retry_interval: float
+    startup_delay: float
+
+
+def _check_alias(kind: str, alias: Any) -> None:
+    if not isinstance(alias, str) or not alias:
+        raise TypeError(f"a {kind} instance alias must be a non-empty string, got {alias!r}")
+
+
+class _SchedulerCore:
+    """The base of the scheduler mixins: what they use from one another, declared for type
+    checkers only (at run time this class is empty; ``BaseScheduler`` composes the mixins)."""
+
+    if TYPE_CHECKING:
+        # Set by BaseScheduler (class attributes and __init__).
+        default_executor_alias: ClassVar[str]
+        default_store_alias: ClassVar[str]
+        option_names: ClassVar[frozenset[str]]
+        _lock: threading.RLock
+        _due_lock: threading.RLock
+        _listeners: list[tuple[Callable[[Any], Any], int]]
+        _listener_mask: int
+        _pending: dict[str, _PendingTask]
+        _stores: dict[str, Store]
+        _executors: dict[str, Executor]
+        _store_locks: dict[str, LockProtectedProtocol]
+        _start_count: int
+        _submitted_count: int
+        started_at: datetime | None
+        state: SchedulerState
+        # Set by _ConfigurationMixin._configure.
+        plugins: PluginRegistry
+        timezone: tzinfo
+        identity: str
+        logger: logging.Logger
+        lock_path: str
+        startup_delay: float
+        store_retry_interval: float
+        task_defaults: dict[str, Any]
+
+        # _ConfigurationMixin
+        def add_store(self, store: Any, alias: str = "default", **options: Any) -> None: ...
+        def add_executor(self, executor: Any, alias: str = "default", **options: Any) -> None: ...
+        def _make_store_lock(self, alias: str) -> LockProtectedProtocol: ...
+        def lookup_store(self, alias: str) -> Store: ...
+        def lookup_executor(self, alias: str) -> Executor: ...
+        def create_trigger(self, trigger: Any, trigger_args: Mapping[str, Any]) -> Trigger: ...
+        def dispatch_event(self, event: events.SchedulerEvent) -> None: ...
+        def _dispatch(self, event: events.SchedulerEvent) -> None: ...
+        def _task_event(self, code: int, task_id: str, store: str | None) -> None: ...
+        def _submission_event(
+            self,
+            code: int,
+            task: Task,
+            store: str,
+            run_times: list[datetime],
+            coalesced: int,
+            source: str,
+        ) -> None: ...
+
+        # _TaskAPIMixin
+        def _store_pending(self, first_run: datetime) -> None: ...
+
+        # _LifecycleMixin
+        @property
+        def running(self) -> bool: ...
+        def _require_running(self) -> None: ...
+        def wakeup(self, when: datetime | None = None) -> None: ...
+        def _compute_runs(
+            self, task: Task, now: datetime, now_us: int | None = None
+        ) -> tuple[list[datetime], datetime | None]: ...

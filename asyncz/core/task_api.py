@@ -1,0 +1,582 @@
+"""The scheduler's task API: adding, finding, changing, running and inspecting tasks.
+
+Here: ``_TaskAPIMixin`` with ``add_task`` (and its decorator form), storing tasks (one at a time,
+or the tasks added before start in bulk), ``lookup_task``/``get_task(s)``, ``update_task``,
+``reschedule_task``, ``pause_task``/``resume_task``, ``delete_task``, ``remove_all_tasks``,
+``run_task``, and the snapshots: ``get_task_info(s)``, ``preview_task_runs``,
+``get_scheduler_info``.
+
+Not here: configuration, stores and executors (:mod:`asyncz.core.scheduler_config`), the
+due-task pass (:mod:`asyncz.core.engine`), the event loop (:mod:`asyncz.core.asyncio_scheduler`).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Mapping
+from datetime import datetime, tzinfo
+from typing import Any
+
+from asyncz.core import events
+from asyncz.core.converters import (
+    check_callable_args,
+    timezone_name,
+    to_datetime,
+    utc_timestamp_us,
+)
+from asyncz.core.errors import ConflictIdError, MaximumInstancesError, TaskLookupError
+from asyncz.core.scheduler_common import (
+    SHUTDOWN_TRIGGER_ALIAS,
+    UTC,
+    SchedulerInfo,
+    _check_alias,
+    _PendingTask,
+    _SchedulerCore,
+    undefined,
+)
+from asyncz.core.task import Task, TaskInfo, TaskRunPreview
+
+_SORT_KEYS = ("id", "name", "next_run_time", "schedule_state", "executor", "store", "trigger")
+_STATE_ORDER = {"pending": 0, "scheduled": 1, "paused": 2}
+
+
+class _TaskAPIMixin(_SchedulerCore):
+    """The task API of a scheduler (part of :class:`BaseScheduler`)."""
+
+    # -- the task API ----------------------------------------------------------------------
+
+    def add_task(
+        self,
+        fn_or_task: Any = None,
+        trigger: Any = None,
+        args: Any = None,
+        kwargs: Any = None,
+        id: str | None = None,
+        name: str | None = None,
+        mistrigger_grace_time: Any = undefined,
+        coalesce: Any = undefined,
+        max_instances: Any = undefined,
+        next_run_time: Any = undefined,
+        store: str | None = None,
+        executor: str | None = None,
+        replace_existing: bool = False,
+        timeout: Any = undefined,
+        **trigger_args: Any,
+    ) -> Task:
+        """Schedule ``fn_or_task``: a callable, a ``"module:qualname"`` or a :class:`Task`.
+
+        ``trigger`` is a trigger instance or a plugin alias whose keyword arguments are the
+        remaining keyword arguments (``add_task(fn, "interval", seconds=5)``); no trigger means
+        "run once, now". ``next_run_time=None`` adds the task paused. Before :meth:`start` the
+        task is kept and stored when the scheduler starts.
+
+        Without a callable (``@scheduler.add_task("interval", seconds=5)`` or
+        ``@scheduler.add_task(trigger="cron", hour=1)``) it returns a decorator.
+        """
+        if not isinstance(replace_existing, bool):
+            raise TypeError(f"replace_existing must be True or False, got {replace_existing!r}")
+        if "fn" in trigger_args:  # Asyncz's deprecated keyword for the callable
+            if fn_or_task is not None:
+                raise TypeError("add_task() got the callable twice: positionally and as fn=")
+            warnings.warn(
+                "add_task(fn=...) is deprecated; pass the callable as the first argument",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            fn_or_task = trigger_args.pop("fn")
+        if store is not None:
+            _check_alias("store", store)
+        given = {
+            "args": args,
+            "kwargs": kwargs,
+            "id": id,
+            "name": name,
+            "mistrigger_grace_time": mistrigger_grace_time,
+            "coalesce": coalesce,
+            "max_instances": max_instances,
+            "executor": executor,
+            "timeout": timeout,
+        }
+        changes = {
+            key: value
+            for key, value in given.items()
+            if value is not undefined and value is not None
+        }
+        for nullable in ("mistrigger_grace_time", "timeout"):
+            if given[nullable] is None:
+                changes[nullable] = None
+        if isinstance(fn_or_task, str) and ":" not in fn_or_task and trigger is None:
+            # @scheduler.add_task("interval", seconds=5): the string is a trigger alias, since a
+            # callable reference always has a colon ("module:qualname").
+            fn_or_task, trigger = None, fn_or_task
+        if fn_or_task is None:
+            return self._decorator(
+                changes,
+                trigger,
+                trigger_args,
+                next_run_time,
+                store,
+                replace_existing,
+                explicit_id=id is not None,
+            )
+        if isinstance(fn_or_task, Task):
+            task = fn_or_task
+            queued = self._pending.get(task.id)
+            if task.submitted or (queued is not None and queued.task is task):
+                raise ValueError(f"task {task.id!r} has already been added to a scheduler")
+            if task.fn is None:
+                raise TypeError(f"task {task.id!r} has no fn to run")
+            if trigger is not None or trigger_args or task.trigger is None:
+                changes["trigger"] = self.create_trigger(trigger, trigger_args)
+            task.update_task(**changes)
+        else:
+            new_trigger = self.create_trigger(trigger, trigger_args)
+            fields = {**self.task_defaults, **changes}
+            if (
+                getattr(new_trigger, "allow_mistrigger_by_default", False)
+                and mistrigger_grace_time is undefined
+            ):
+                fields["mistrigger_grace_time"] = None
+            task = Task(fn=fn_or_task, trigger=new_trigger, **fields)
+
+        compute = next_run_time is undefined
+        if not compute:
+            # A naive time means wall time in the scheduler's zone (the task is not bound yet).
+            task.update_task(
+                next_run_time=to_datetime(next_run_time, self.timezone, "next_run_time")
+            )
+        if task.fn is not None:
+            check_callable_args(task.fn, task.args, task.kwargs)
+        task.store_alias = store or task.store_alias or "default"
+        with self._lock:
+            if self.running:
+                self._check_aliases(task)
+                self._store_task(task, replace_existing, compute, datetime.now(UTC))
+            else:
+                task.scheduler = self
+                task.pending = True
+                if task.id in self._pending and not replace_existing:
+                    raise ConflictIdError(task.id)
+                check = getattr(self._stores.get(task.store_alias or ""), "check_task", None)
+                if check is not None:
+                    check(task)  # refuse now what the store would refuse at start
+                self._pending[task.id] = _PendingTask(task, replace_existing, compute)
+                self.logger.info(
+                    "Adding task %r tentatively; it will be stored when the scheduler starts",
+                    task.name,
+                )
+        return task
+
+    def _decorator(
+        self,
+        changes: dict[str, Any],
+        trigger: Any,
+        trigger_args: Mapping[str, Any],
+        next_run_time: Any,
+        store: str | None,
+        replace_existing: bool,
+        explicit_id: bool,
+    ) -> Task:
+        fields = {**self.task_defaults, **changes}
+        template = Task(trigger=self.create_trigger(trigger, trigger_args), **fields)
+        template.scheduler = self
+        template.store_alias = store
+        template.decorator_options = {
+            "store": store,
+            "replace_existing": replace_existing,
+            "explicit_id": explicit_id,
+            "next_run_time": None if next_run_time is undefined else (next_run_time,),
+        }
+        return template
+
+    def _check_aliases(self, task: Task) -> None:
+        self.lookup_store(task.store_alias or "default")
+        self.lookup_executor(task.executor)
+
+    def _store_task(
+        self, task: Task, replace_existing: bool, compute_next: bool, now: datetime
+    ) -> None:
+        """Store ``task`` (running scheduler); ``now`` is when its first run may be."""
+        alias = self._prepare_to_store(task, compute_next, now)
+        store = self.lookup_store(alias)
+        try:
+            store.add_task(task)
+        except ConflictIdError:
+            task.pending, task.submitted = True, False
+            if not replace_existing:
+                raise
+            store.update_task(task)
+            task.bind(self, alias)
+        self._stored(task, alias)
+
+    def _prepare_to_store(self, task: Task, compute_next: bool, now: datetime) -> str:
+        assert task.trigger is not None
+        if getattr(task.trigger, "alias", None) == SHUTDOWN_TRIGGER_ALIAS:
+            object.__setattr__(task, "next_run_time", None)  # it runs at shutdown, not before
+        elif compute_next:
+            next_time = task.trigger.get_next_trigger_time(self.timezone, None, now)
+            object.__setattr__(task, "next_run_time", next_time)
+        alias = task.store_alias or "default"
+        task.bind(self, alias)
+        return alias
+
+    def _stored(self, task: Task, alias: str) -> None:
+        self._stored_many([task], alias)
+
+    def _stored_many(self, tasks: list[Task], alias: str) -> None:
+        """Log and report tasks just stored, and wake the loop up once for the soonest."""
+        if self.logger.isEnabledFor(logging.INFO):
+            for task in tasks:
+                self.logger.info("Added task %r to store %r", task.name, alias)
+        if self._listener_mask & events.TASK_ADDED:
+            for task in tasks:
+                self._task_event(events.TASK_ADDED, task.id, alias)
+        times = [t.next_run_time for t in tasks if t.next_run_time is not None]
+        if times:
+            self.wakeup(min(times, key=utc_timestamp_us))
+
+    def _store_pending(self, first_run: datetime) -> None:
+        """Store the tasks added before start: in one bulk call per store that has
+        ``add_tasks`` (one transaction in a database), else one by one."""
+        batches: dict[str, list[_PendingTask]] = {}
+        checked: set[tuple[str, str]] = set()
+        for item in self._pending.values():
+            aliases = (item.task.store_alias or "default", item.task.executor)
+            if aliases not in checked:
+                self._check_aliases(item.task)
+                checked.add(aliases)
+            batches.setdefault(aliases[0], []).append(item)
+        for alias, items in batches.items():
+            add_tasks = getattr(self._stores[alias], "add_tasks", None)
+            if add_tasks is not None and len(items) > 1:
+                for item in items:
+                    self._prepare_to_store(item.task, item.compute_next_run_time, first_run)
+                try:
+                    add_tasks([item.task for item in items])
+                except BaseException as exc:
+                    for item in items:  # not stored: still pending
+                        item.task.pending, item.task.submitted = True, False
+                    if not isinstance(exc, ConflictIdError):
+                        raise
+                    # All or nothing: some are stored already (an earlier run); go one by one.
+                else:
+                    self._stored_many([item.task for item in items], alias)
+                    for item in items:
+                        del self._pending[item.task.id]
+                    continue
+            for item in items:
+                try:
+                    self._store_task(
+                        item.task, item.replace_existing, item.compute_next_run_time, first_run
+                    )
+                except ConflictIdError:
+                    # A persistent store has it from an earlier run: keep that one.
+                    self.logger.info("Task %r is already stored; keeping it", item.task.id)
+                del self._pending[item.task.id]
+
+    def _find(self, task_id: Any, store: str | None) -> tuple[Task, str | None]:
+        """The task and the alias of the store holding it (``None`` while pending)."""
+        if isinstance(task_id, Task):
+            task_id = task_id.id
+        if not isinstance(task_id, str) or not task_id:
+            raise TypeError(f"a task id must be a non-empty string, got {task_id!r}")
+        with self._lock:
+            pending = self._pending.get(task_id)
+            if pending is not None and store in (None, pending.task.store_alias):
+                return pending.task, None
+            if store is not None:
+                found = self.lookup_store(store).lookup_task(task_id)
+                if found is not None:
+                    return found, store
+            else:
+                for alias, candidate in self._stores.items():
+                    found = candidate.lookup_task(task_id)
+                    if found is not None:
+                        return found, alias
+        raise TaskLookupError(task_id, store)
+
+    def lookup_task(self, task_id: str, store: str | None = None) -> tuple[Task, str | None]:
+        """The task and the alias of its store (``None`` while pending), or
+        :class:`TaskLookupError`."""
+        return self._find(task_id, store)
+
+    def get_task(self, task_id: str, store: str | None = None) -> Task | None:
+        """The task with ``task_id``, or ``None``."""
+        try:
+            return self._find(task_id, store)[0]
+        except TaskLookupError:
+            return None
+
+    def get_tasks(self, store: str | None = None) -> list[Task]:
+        """Pending tasks, then every stored task (by next run time, paused last)."""
+        with self._lock:
+            tasks = [p.task for p in self._pending.values() if store in (None, p.task.store_alias)]
+            stores = [self.lookup_store(store)] if store else list(self._stores.values())
+        for candidate in stores:
+            tasks.extend(candidate.get_all_tasks())
+        return tasks
+
+    def update_task(self, task_id: Any, store: str | None = None, **changes: Any) -> Task:
+        """Change fields of a task, validated all together before any is applied."""
+        with self._lock:
+            task, alias = self._find(task_id, store)
+            if "executor" in changes and self.running:
+                self.lookup_executor(changes["executor"])
+            if changes.get("next_run_time") is not None:
+                changes["next_run_time"] = to_datetime(
+                    changes["next_run_time"], self.timezone, "next_run_time"
+                )
+            validated = task.validate_changes(changes)
+            new_fn = validated.get("fn", task.fn)
+            if {"fn", "args", "kwargs"} & set(validated) and new_fn is not None:
+                check_callable_args(
+                    new_fn,
+                    validated.get("args", task.args),
+                    validated.get("kwargs", task.kwargs),
+                )
+            if alias is None:
+                task.update_task(**validated)
+                if "next_run_time" in validated:
+                    # Set by the user: storing it at start must not recompute it.
+                    self._pending[task.id].compute_next_run_time = False
+                return task
+            target = self.lookup_store(alias)
+            previous = {name: getattr(task, name) for name in validated}
+            task.update_task(**validated)
+            try:
+                target.update_task(task)
+            except BaseException:
+                task.update_task(**previous)  # the store kept the old version: so do we
+                raise
+        self._task_event(events.TASK_MODIFIED, task.id, alias)
+        if task.next_run_time is not None:
+            self.wakeup(task.next_run_time)
+        return task
+
+    def reschedule_task(
+        self, task_id: Any, store: str | None = None, trigger: Any = None, **trigger_args: Any
+    ) -> Task:
+        """Give a task a new trigger; its next run time is computed from now (a paused task is
+        resumed)."""
+        new_trigger = self.create_trigger(trigger, trigger_args)
+        next_time = new_trigger.get_next_trigger_time(self.timezone, None, datetime.now(UTC))
+        return self.update_task(task_id, store, trigger=new_trigger, next_run_time=next_time)
+
+    def pause_task(self, task_id: Any, store: str | None = None) -> Task:
+        """Keep the task but stop running it."""
+        return self.update_task(task_id, store, next_run_time=None)
+
+    def resume_task(self, task_id: Any, store: str | None = None) -> Task | None:
+        """Run the task again from now on (runs missed while paused are not replayed);
+        returns ``None`` if its trigger has nothing left, in which case it is removed."""
+        task, alias = self._find(task_id, store)
+        assert task.trigger is not None
+        next_time = task.trigger.get_next_trigger_time(self.timezone, None, datetime.now(UTC))
+        if next_time is None:
+            self.delete_task(task.id, alias)
+            return None
+        return self.update_task(task.id, alias, next_run_time=next_time)
+
+    def delete_task(self, task_id: Any, store: str | None = None) -> None:
+        """Remove a task; ``TaskLookupError`` if there is none with that id."""
+        with self._lock:
+            task, alias = self._find(task_id, store)
+            if alias is None:
+                del self._pending[task.id]
+            else:
+                self.lookup_store(alias).delete_task(task.id)
+        self.logger.info("Removed task %r", task.name)
+        self._task_event(events.TASK_REMOVED, task.id, alias)
+
+    def remove_all_tasks(self, store: str | None = None) -> None:
+        """Remove every task, of one store or of all of them."""
+        with self._lock:
+            if store is None:
+                self._pending.clear()
+                targets = list(self._stores.values())
+            else:
+                targets = [self.lookup_store(store)]
+                self._pending = {
+                    i: p for i, p in self._pending.items() if p.task.store_alias != store
+                }
+        for target in targets:
+            target.remove_all_tasks()
+        self._dispatch(events.SchedulerEvent(code=events.ALL_TASKS_REMOVED, alias=store))
+
+    def run_task(
+        self,
+        task_id: Any,
+        store: str | None = None,
+        *,
+        force: bool = True,
+        remove_finished: bool = True,
+    ) -> Task | None:
+        """Run a task now, outside its schedule.
+
+        Run times that are due are run (coalesced as usual) and the schedule moves on past
+        them; with nothing due, ``force`` runs it once now without touching its schedule.
+        A task whose trigger is exhausted by this is removed, or kept paused with
+        ``remove_finished=False``. Returns the task, or ``None`` if it was removed.
+        Raises :class:`MaximumInstancesError` when it already runs ``max_instances`` times.
+        """
+        self._require_running()
+        # Not while a pass holds due tasks: it could take the due times this call computes
+        # and run them too. After the pass, the task read here has moved past them.
+        with self._due_lock:
+            return self._run_task(task_id, store, force, remove_finished)
+
+    def _run_task(
+        self, task_id: Any, store: str | None, force: bool, remove_finished: bool
+    ) -> Task | None:
+        task, alias = self._find(task_id, store)
+        if alias is None:
+            raise TaskLookupError(task.id, store)
+        executor = self.lookup_executor(task.executor)
+        now = datetime.now(UTC)
+        run_times: list[datetime] = []
+        next_time = task.next_run_time
+        if task.next_run_time is not None and task.next_run_time <= now:
+            run_times, next_time = self._compute_runs(task, now)
+        consumed = bool(run_times)
+        if not run_times:
+            if not force:
+                return task
+            run_times = [now]
+        coalesced = 0
+        if task.coalesce and len(run_times) > 1:
+            coalesced, run_times = len(run_times) - 1, run_times[-1:]
+        try:
+            executor.send_task(task, run_times)
+        except MaximumInstancesError:
+            self._submission_event(
+                events.TASK_MAX_INSTANCES, task, alias, run_times, coalesced, "manual"
+            )
+            raise
+        self._submitted_count += 1
+        self._submission_event(events.TASK_SUBMITTED, task, alias, run_times, coalesced, "manual")
+        if consumed:
+            if next_time is None and remove_finished:
+                self.delete_task(task.id, alias)
+                return None
+            self.update_task(task.id, alias, next_run_time=next_time)
+        return task
+
+    # -- inspection ------------------------------------------------------------------------
+
+    def get_task_info(self, task_id: str, store: str | None = None) -> TaskInfo | None:
+        """A snapshot of one task, or ``None``."""
+        task = self.get_task(task_id, store)
+        return task.snapshot() if task is not None else None
+
+    def get_task_infos(
+        self,
+        store: str | None = None,
+        *,
+        schedule_state: str | None = None,
+        executor: str | None = None,
+        trigger: str | None = None,
+        q: str | None = None,
+        sort_by: str = "next_run_time",
+        descending: bool = False,
+    ) -> list[TaskInfo]:
+        """Snapshots of tasks, filtered and sorted.
+
+        :param schedule_state: ``"pending"``, ``"scheduled"`` or ``"paused"``
+        :param trigger: a trigger plugin alias, such as ``"interval"``
+        :param q: text to look for (case-insensitive) in id, name, callable and trigger
+        :param sort_by: one of id, name, next_run_time, schedule_state, executor, store,
+            trigger
+        """
+        if schedule_state is not None and schedule_state not in _STATE_ORDER:
+            raise ValueError(
+                f"schedule_state={schedule_state!r} is not one of {', '.join(_STATE_ORDER)}"
+            )
+        if sort_by not in _SORT_KEYS:
+            raise ValueError(f"sort_by={sort_by!r} is not one of {', '.join(_SORT_KEYS)}")
+        infos = [task.snapshot() for task in self.get_tasks(store)]
+        needle = q.lower() if q else None
+
+        def keep(info: TaskInfo) -> bool:
+            if schedule_state is not None and info.schedule_state != schedule_state:
+                return False
+            if executor is not None and info.executor != executor:
+                return False
+            if trigger is not None and info.trigger_alias != trigger:
+                return False
+            if needle is not None:
+                text = " ".join(
+                    str(part) for part in (info.id, info.name, info.callable_name, info.trigger)
+                ).lower()
+                return needle in text
+            return True
+
+        def key(info: TaskInfo) -> tuple[Any, ...]:
+            if sort_by == "next_run_time":
+                moment = info.next_run_time
+                return (moment is None, moment.timestamp() if moment else 0.0, info.id)
+            if sort_by == "schedule_state":
+                return (_STATE_ORDER[info.schedule_state], info.id)
+            value = getattr(info, sort_by)
+            return (value is None, str(value or ""), info.id)
+
+        return sorted(filter(keep, infos), key=key, reverse=descending)
+
+    def preview_task_runs(
+        self,
+        task_id: str,
+        store: str | None = None,
+        *,
+        count: int = 5,
+        now: datetime | None = None,
+    ) -> TaskRunPreview | None:
+        """The next ``count`` (1-50) run times of a task, without changing anything."""
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 50:
+            raise ValueError(f"count must be an integer from 1 to 50, got {count!r}")
+        task = self.get_task(task_id, store)
+        if task is None:
+            return None
+        assert task.trigger is not None
+        moment = now or datetime.now(UTC)
+        next_time = task.next_run_time
+        if next_time is None or task.pending:
+            next_time = task.trigger.get_next_trigger_time(self.timezone, None, moment)
+        run_times: list[datetime] = []
+        while next_time is not None and len(run_times) < count:
+            run_times.append(next_time)
+            next_time = task.trigger.get_next_trigger_time(self.timezone, next_time, moment)
+        return TaskRunPreview(
+            task_id=task.id, run_times=tuple(run_times), exhausted=next_time is None
+        )
+
+    def get_scheduler_info(self) -> SchedulerInfo:
+        """A snapshot of the scheduler: state, configuration and task counts."""
+        counts = {"pending": 0, "scheduled": 0, "paused": 0}
+        for task in self.get_tasks():
+            counts[task.schedule_state] += 1
+        counts["total"] = sum(counts.values())
+        started = self.started_at
+        return SchedulerInfo(
+            identity=self.identity,
+            state=self.state,
+            state_label=self.state.name.lower(),
+            running=self.running,
+            started_at=started,
+            uptime_seconds=(datetime.now(UTC) - started).total_seconds()
+            if started and self.running
+            else None,
+            timezone=_zone_label(self.timezone),
+            executors=tuple(sorted(self._executors)),
+            stores=tuple(sorted(self._stores)),
+            task_counts=counts,
+            submitted_count=self._submitted_count,
+            store_retry_interval=self.store_retry_interval,
+            startup_delay=self.startup_delay,
+        )
+
+
+def _zone_label(tz: tzinfo) -> str:
+    try:
+        return timezone_name(tz)
+    except ValueError:
+        return str(tz)
