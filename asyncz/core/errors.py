@@ -15,7 +15,7 @@ users already catch are kept; messages name the bad value and say what would be 
     ├── SchedulerAlreadyRunningError
     ├── SchedulerNotRunningError
     ├── PluginLoadError                      a plugin could not be imported or registered
-    ├── SerializationError                   a task cannot be turned into a stored record
+    ├── SerializationError (ValueError)      a task cannot be turned into a stored record
     └── TaskRestoreError                     a stored record cannot be turned back into a task
 
 Validation of user input (a bad task field, a bad trigger argument) raises the built-in
@@ -148,7 +148,7 @@ class PluginLoadError(AsynczException):
     """A plugin's entry point could not be imported or its hooks could not be registered."""
 
 
-class SerializationError(AsynczException):
+class SerializationError(AsynczException, ValueError):
     """A task cannot be turned into a record a persistent store can keep."""
 
 

@@ -18,6 +18,8 @@ instead. :func:`record_to_task` raises :class:`TaskRestoreError` with the reason
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import operator
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -41,7 +43,10 @@ if TYPE_CHECKING:
 __all__ = [
     "RECORD_FORMAT",
     "RECORD_VERSION",
+    "TASK_STATE_ENTITY",
+    "TASK_STATE_ENVELOPE_VERSION",
     "RecordReader",
+    "TaskStateEnvelope",
     "from_timestamp_us",
     "pack_record",
     "record_to_task",
@@ -54,6 +59,28 @@ __all__ = [
 RECORD_FORMAT = "asyncz.task"
 #: The record layout this version writes and the newest it reads.
 RECORD_VERSION = 1
+
+#: The entity a :class:`TaskStateEnvelope` of a task record names (Asyncz's value).
+TASK_STATE_ENTITY = "task_state"
+#: The envelope version this asyncz reads (Asyncz's value).
+TASK_STATE_ENVELOPE_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskStateEnvelope:
+    """Asyncz's versioned wrapper of a stored task: entity kind, envelope version, the name of
+    the Shape that wrote it, and the payload.
+
+    asyncz's records carry their format and version themselves and are written without it.
+    Persistent stores still read a record wrapped in one, after checking its entity, version
+    and Shape name (:func:`asyncz.plugins.stores.persistent.open_envelope`).
+    """
+
+    entity: str
+    version: int
+    shape: str
+    payload: Any
+
 
 UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -80,20 +107,41 @@ def _registry(registry: PluginRegistry | None) -> PluginRegistry:
     return default_registry()
 
 
+def _instance_method_ref(fn: Any) -> str | None:
+    """The reference of the function behind a method bound to an instance, or None."""
+    if not inspect.ismethod(fn) or inspect.isclass(fn.__self__):
+        return None
+    try:
+        return obj_to_ref(fn.__func__)
+    except ValueError:
+        return None
+
+
+def _unreferenceable(task: Task, exc: Exception) -> SerializationError:
+    return SerializationError(
+        f"task {task.id!r} cannot be kept in a persistent store: {exc}. Persistent stores "
+        "keep the callable as a 'module:qualname' reference, so it must be a module-level "
+        "function, a classmethod or staticmethod, a method of an instance of a module-level "
+        "class, or a 'module:qualname' string; lambdas, nested functions and functools.partial "
+        "objects only work in the memory store"
+    )
+
+
 def task_to_record(task: Task, registry: PluginRegistry | None = None) -> dict[str, Any]:
     """The record of ``task``; :class:`SerializationError` if it could not be restored later."""
     if task.fn is None:
         raise SerializationError(f"task {task.id!r} has no callable to store")
+    args = list(task.args)
     try:
         fn_ref = obj_to_ref(task.fn)
     except ValueError as exc:
-        raise SerializationError(
-            f"task {task.id!r} cannot be kept in a persistent store: {exc}. Persistent stores "
-            "keep the callable as a 'module:qualname' reference, so it must be a module-level "
-            "function, a classmethod or staticmethod, or a 'module:qualname' string; lambdas, "
-            "nested functions, functools.partial objects and methods bound to an instance only "
-            "work in the memory store"
-        ) from None
+        method_ref = _instance_method_ref(task.fn)
+        if method_ref is None:
+            raise _unreferenceable(task, exc) from None
+        # A method of an instance no module names: kept as Asyncz keeps it, the class's
+        # function with the instance as first argument (the serializer must encode it).
+        fn_ref = method_ref
+        args.insert(0, task.fn.__self__)  # type: ignore[attr-defined]
     trigger = task.trigger
     if trigger is None:
         raise SerializationError(f"task {task.id!r} has no trigger to store")
@@ -134,7 +182,7 @@ def task_to_record(task: Task, registry: PluginRegistry | None = None) -> dict[s
         "id": task.id,
         "name": task.name,
         "fn": fn_ref,
-        "args": list(task.args),
+        "args": args,
         "kwargs": dict(task.kwargs),
         "trigger": [alias, state],
         "executor": task.executor,

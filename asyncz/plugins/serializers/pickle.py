@@ -14,7 +14,8 @@ from typing import Any
 
 from asyncz.core.errors import SerializationError
 from asyncz.core.hookspecs import hookimpl
-from asyncz.core.records import RECORD_FORMAT, pack_record
+from asyncz.core.records import RECORD_FORMAT, TaskStateEnvelope, pack_record
+from asyncz.core.task import TaskState
 
 __all__ = ["PickleSerializer"]
 
@@ -43,6 +44,8 @@ class PickleSerializer:
 
     def loads(self, data: bytes) -> dict[str, Any] | tuple[Any, ...]:
         state = pickle.loads(data)
+        if type(state) is TaskStateEnvelope or type(state) is TaskState:
+            return state  # type: ignore[return-value]  # Asyncz's forms: the store reads them
         if type(state) is not tuple and not isinstance(state, dict):
             raise ValueError(f"pickled data is a {type(state).__name__}, not a task record")
         return state

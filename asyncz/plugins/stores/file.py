@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from asyncz.core.converters import utc_timestamp_us
-from asyncz.core.errors import ConflictIdError, TaskLookupError
+from asyncz.core.errors import AsynczException, ConflictIdError, TaskLookupError
 from asyncz.core.hookspecs import hookimpl
 from asyncz.core.records import from_timestamp_us, record_run_time
 from asyncz.core.task import Task
@@ -46,7 +46,7 @@ try:
 except ImportError:  # Windows: leases are then only safe within one process
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["FileStore"]
+__all__ = ["FileStore", "InvalidTaskIdError"]
 
 INDEX_NAME = ".asyncz-index"
 LOCK_NAME = ".asyncz-lock"
@@ -54,6 +54,18 @@ INDEX_VERSION = 1
 _HEADER = json.dumps({"asyncz-file-index": INDEX_VERSION}).encode() + b"\n"
 _FORBIDDEN = set('/\\:*?"<>|\0')
 _COMPACT_MIN = 1000
+
+
+class InvalidTaskIdError(TaskLookupError, ValueError, RuntimeError):
+    """A task id the file store cannot use as a file name.
+
+    A ``RuntimeError``, as Asyncz raises; a ``ValueError`` (a bad argument); and a
+    :class:`TaskLookupError`, since no task of this store can have that id.
+    """
+
+    def __init__(self, task_id: str, message: str) -> None:
+        self.task_id = task_id
+        AsynczException.__init__(self, message)
 
 
 def check_task_id(task_id: str) -> None:
@@ -65,10 +77,11 @@ def check_task_id(task_id: str) -> None:
         or len(task_id.encode("utf-8")) > 200
     )
     if bad:
-        raise ValueError(
+        raise InvalidTaskIdError(
+            task_id,
             f"the file store cannot keep a task with the id {task_id!r}: ids become file "
             "names, so they may not start with '.', contain / \\ : * ? \" < > | or control "
-            "characters, or be longer than 200 bytes; use e.g. letters, digits, '-' and '_'"
+            "characters, or be longer than 200 bytes; use e.g. letters, digits, '-' and '_'",
         )
 
 
@@ -364,8 +377,7 @@ class FileStore(PersistentStore):
         self.stored(task, encoded)
 
     def delete_task(self, task_id: str) -> None:
-        if not _plausible(task_id):
-            raise TaskLookupError(task_id, self.alias)
+        check_task_id(task_id)  # "../x" never names a file of this store: refused, as in Asyncz
         self.forget([task_id])
         with self._locked(exclusive=True):
             try:
@@ -384,8 +396,9 @@ class FileStore(PersistentStore):
             self._compact()
 
     def lookup_task(self, task_id: str) -> Task | None:
+        check_task_id(task_id)
         with self._locked(exclusive=False):
-            data = self._read(task_id) if _plausible(task_id) else None
+            data = self._read(task_id)
             # The journal's run time wins; a file it does not know yet keeps its own.
             next_us: int | bool | None = self._entries.get(task_id, False)
         if data is None:
@@ -486,7 +499,7 @@ class FileStore(PersistentStore):
         return released
 
     def __repr__(self) -> str:
-        return f"<FileStore ({str(self.directory)!r})>"
+        return f"<FileStore (directory={self.directory})>"  # Asyncz's repr
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -497,14 +510,6 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def _us(value: datetime | None) -> int | None:
     return None if value is None else utc_timestamp_us(value)
-
-
-def _plausible(task_id: str) -> bool:
-    try:
-        check_task_id(task_id)
-    except ValueError:
-        return False
-    return True
 
 
 @hookimpl

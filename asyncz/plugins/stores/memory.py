@@ -226,7 +226,7 @@ class MemoryStore(BaseStore):
         return released
 
     def __repr__(self) -> str:
-        return f"<MemoryStore ({len(self._tasks)} tasks)>"
+        return "<MemoryStore>"  # Asyncz's repr; len(store.get_all_tasks()) counts the tasks
 
 
 def _order(task: Task) -> tuple[bool, int, str]:

@@ -14,6 +14,7 @@ tried it until the lease runs out, so it is retried once per lease period, not i
 
 from __future__ import annotations
 
+import inspect
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -22,18 +23,49 @@ from typing import Any
 
 from asyncz.core import events
 from asyncz.core.converters import utc_timestamp_us
-from asyncz.core.errors import TaskRestoreError
+from asyncz.core.errors import SerializationError, TaskRestoreError
 from asyncz.core.protocols import BaseStore, Serializer
 from asyncz.core.records import (
+    TASK_STATE_ENTITY,
+    TASK_STATE_ENVELOPE_VERSION,
     RecordReader,
+    TaskStateEnvelope,
     from_timestamp_us,
     record_summary,
     task_to_record,
 )
-from asyncz.core.task import Task
+from asyncz.core.task import Task, TaskState
 from asyncz.plugins.serializers.protection import Protection, ProtectionError
 
-__all__ = ["PersistentStore", "order_key"]
+__all__ = [
+    "TASK_STATE_ENTITY",
+    "TASK_STATE_ENVELOPE_VERSION",
+    "PersistentStore",
+    "TaskStateEnvelope",
+    "open_envelope",
+    "order_key",
+]
+
+
+def open_envelope(envelope: TaskStateEnvelope) -> Any:
+    """The payload of ``envelope``, after checking it is one this asyncz reads.
+
+    ``ShapeMigrationError`` for another entity or version, ``ShapeNotFoundError`` for a Shape
+    name not registered here (a record never falls back to another Shape).
+    """
+    from asyncz.shapes import ShapeMigrationError, ShapeRegistry
+
+    if envelope.entity != TASK_STATE_ENTITY:
+        raise ShapeMigrationError(
+            f"the stored envelope holds a {envelope.entity!r}, not a {TASK_STATE_ENTITY!r}"
+        )
+    if envelope.version != TASK_STATE_ENVELOPE_VERSION:
+        raise ShapeMigrationError(
+            f"the stored envelope has version {envelope.version!r}; this asyncz reads version "
+            f"{TASK_STATE_ENVELOPE_VERSION} (a newer asyncz wrote it?)"
+        )
+    ShapeRegistry.get_class(envelope.shape)
+    return envelope.payload
 
 
 class PersistentStore(BaseStore):
@@ -62,6 +94,12 @@ class PersistentStore(BaseStore):
         pickle_protocol: int | None = None,
     ) -> None:
         super().__init__()
+        import pickle
+
+        #: Asyncz's attribute: the pickle protocol records are written with (pickle serializer)
+        self.pickle_protocol = (
+            pickle.HIGHEST_PROTOCOL if pickle_protocol is None else pickle_protocol
+        )
         if pickle_protocol is not None and serializer == "pickle":
             # Asyncz's option, for the default serializer
             from asyncz.plugins.serializers.pickle import PickleSerializer
@@ -138,7 +176,20 @@ class PersistentStore(BaseStore):
         """The bytes to store and what :meth:`stored` needs to remember them."""
         serializer, protection = self._codec()
         record = task_to_record(task, self.registry)
-        data = protection.seal(serializer.dumps(record))
+        try:
+            data = protection.seal(serializer.dumps(record))
+        except SerializationError as exc:
+            fn = task.fn
+            if not (inspect.ismethod(fn) and not inspect.isclass(fn.__self__)):
+                raise
+            raise SerializationError(
+                f"the callable of task {task.id!r} is {fn!r}, a method bound to an instance "
+                f"that no module names; persistent stores keep it as "
+                f"{record['fn']!r} with the instance as first argument, which the "
+                f"{type(serializer).__name__} cannot encode ({exc}). Use a module-level "
+                "function, a classmethod, a method of a module-level instance, or make the "
+                "instance encodable"
+            ) from exc
         return data, record["fn"], record["trigger"][0], record["next_run_time"]
 
     def stored(self, task: Task, encoded: tuple[bytes, str, str, int | None]) -> None:
@@ -246,6 +297,14 @@ class PersistentStore(BaseStore):
                 f"the {type(serializer).__name__} cannot decode it ({type(exc).__name__}: {exc}); "
                 "was it written with another serializer or is it damaged?"
             ) from None
+        if isinstance(record, (TaskStateEnvelope, TaskState)):
+            # Asyncz's forms: not cached (rare, and they hold no record summary)
+            task = self._task_from_state(record, next_run_us, reader, strict=False)
+            if task.id != task_id:
+                raise TaskRestoreError(
+                    f"the record stored under this id belongs to task {task.id!r} (copied by hand?)"
+                )
+            return task
         task = reader.task(record, next_run_us)
         if task.id != task_id:
             raise TaskRestoreError(
@@ -253,6 +312,73 @@ class PersistentStore(BaseStore):
             )
         self._remember(task, data, *record_summary(record))
         return task  # the reader bound it to this store and scheduler
+
+    # -- Asyncz's record forms -------------------------------------------------------------
+    #
+    # asyncz writes records (asyncz.core.records). A pickled TaskState (what Task.__getstate__
+    # gives, and what Asyncz wrote before its envelopes) or an Asyncz TaskStateEnvelope around a
+    # TaskState or a record is still read, off the hot path: the fast reader refuses them and
+    # the single-record decoder comes here.
+
+    def _task_from_state(
+        self, state: Any, next_run_us: int | bool | None, reader: RecordReader, *, strict: bool
+    ) -> Task:
+        """The task of a TaskState or a TaskStateEnvelope; with ``strict`` the envelope's
+        Shape errors are raised as they are, otherwise as :class:`TaskRestoreError`."""
+        if type(state) is TaskStateEnvelope:
+            from asyncz.shapes import ShapeError
+
+            try:
+                state = open_envelope(state)
+            except ShapeError as exc:
+                if strict:
+                    raise
+                raise TaskRestoreError(str(exc)) from None
+        if not isinstance(state, TaskState):
+            return reader.task(state, next_run_us)
+        try:
+            task = Task.__new__(Task)
+            task.__setstate__(state)
+        except Exception as exc:
+            raise TaskRestoreError(f"its stored TaskState is not a valid task: {exc}") from None
+        if next_run_us is not False:
+            zone = getattr(task.trigger, "timezone", None)
+            task.next_run_time = from_timestamp_us(
+                next_run_us if isinstance(next_run_us, int) else None,
+                zone if isinstance(zone, tzinfo) else timezone.utc,
+            )
+        task.pending, task.submitted = False, True
+        return self.fix_task(task)
+
+    def conditional_encrypt(self, data: bytes) -> bytes:
+        """``data`` sealed as records are stored (signed or encrypted when keys are set;
+        unchanged otherwise). Asyncz's name."""
+        return self._codec()[1].seal(data)
+
+    def conditional_decrypt(self, data: bytes) -> bytes:
+        """The payload of sealed ``data`` (:meth:`conditional_encrypt`'s inverse). Asyncz's
+        name; ``TaskRestoreError`` for data that fails its check."""
+        try:
+            return self._codec()[1].open(data)
+        except ProtectionError as exc:
+            raise TaskRestoreError(str(exc)) from None
+
+    def rebuild_task(self, data: bytes) -> Task:
+        """The task stored as ``data`` (sealed, serialized bytes), bound to this store.
+
+        Asyncz's name. An Asyncz envelope naming a Shape not registered here raises
+        ``ShapeNotFoundError``, one of another version ``ShapeMigrationError``; anything else
+        that cannot be restored ``TaskRestoreError``.
+        """
+        serializer = self._codec()[0]
+        payload = self.conditional_decrypt(data)
+        try:
+            record = serializer.loads(payload)
+        except Exception as exc:
+            raise TaskRestoreError(
+                f"the {type(serializer).__name__} cannot decode it ({type(exc).__name__}: {exc})"
+            ) from None
+        return self._task_from_state(record, False, self.reader(), strict=True)
 
     # -- quarantine ------------------------------------------------------------------------
 

@@ -425,7 +425,10 @@ class RedisStore(PersistentStore):
         return [i.decode() if isinstance(i, bytes) else str(i) for i in released]
 
     def __repr__(self) -> str:
-        return f"<RedisStore ({self.tasks_key!r})>"
+        # Asyncz's repr; the keys are shown only when they are not the default ones.
+        if (self.tasks_key, self.run_times_key) == ("asyncz.tasks", "asyncz.run_times"):
+            return "<RedisStore>"
+        return f"<RedisStore (tasks_key={self.tasks_key!r}, run_times_key={self.run_times_key!r})>"
 
 
 def _score(value: datetime | None) -> str:

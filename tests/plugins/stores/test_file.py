@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from asyncz.core.errors import TaskLookupError
-from asyncz.plugins.stores.file import INDEX_NAME, FileStore
+from asyncz.plugins.stores.file import INDEX_NAME, FileStore, InvalidTaskIdError
 from asyncz.tasks import Task
 from asyncz.triggers import IntervalTrigger
 from tests.plugins.stores import jobs
@@ -41,9 +41,15 @@ def test_unsafe_ids_are_refused(tmp_path: Path, bad: str) -> None:
     store = open_store(tmp_path / "d")
     with pytest.raises(ValueError, match="ids become file names"):
         store.add_task(make(bad, 0))
-    assert store.lookup_task(bad) is None
-    with pytest.raises(TaskLookupError):
-        store.delete_task(bad)
+    # Refused everywhere, as Asyncz does (RuntimeError); also a ValueError and, as no task of
+    # the store can have it, a TaskLookupError.
+    for call in (store.lookup_task, store.delete_task):
+        with pytest.raises(InvalidTaskIdError) as caught:
+            call(bad)
+        assert isinstance(caught.value, RuntimeError)
+        assert isinstance(caught.value, ValueError)
+        assert isinstance(caught.value, TaskLookupError)
+        assert repr(bad) in str(caught.value)
 
 
 def test_layout_modes_and_suffix(tmp_path: Path) -> None:

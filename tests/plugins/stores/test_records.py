@@ -87,14 +87,25 @@ def test_paused_and_classmethods_and_date_triggers() -> None:
     ("fn", "why"),
     [
         (lambda: None, "lambda"),
-        (functools.partial(job, 1), "no __module__"),
-        (Holder().method, "bound to an instance"),
+        (functools.partial(job, 1), "partial"),
     ],
 )
 def test_unreferenceable_callables_are_refused_with_a_reason(fn: object, why: str) -> None:
     with pytest.raises(SerializationError, match=why) as info:
         task_to_record(make(fn=fn))
     assert "module-level function" in str(info.value)
+    assert isinstance(info.value, ValueError)  # as Asyncz's ValueError
+
+
+def test_methods_of_unnamed_instances_keep_the_instance_as_first_argument() -> None:
+    # As Asyncz stores them: the class's function, the instance prepended to the arguments.
+    holder = Holder()
+    record = task_to_record(make(fn=holder.method, args=(1,)))
+    assert record["fn"] == f"{__name__}:Holder.method"
+    assert record["args"][0] is holder and record["args"][1:] == [1]
+    back = record_to_task(pickle.loads(pickle.dumps(record)))
+    assert back.fn is Holder.method and isinstance(back.args[0], Holder)
+    assert back.args[1:] == (1,)
 
 
 def test_nested_functions_are_refused() -> None:

@@ -596,7 +596,9 @@ class SQLAlchemyStore(PersistentStore):
 
     def __repr__(self) -> str:
         url = self._url.render_as_string(hide_password=True)
-        return f"<SQLAlchemyStore ({url}, table {self.tablename!r})>"
+        # Asyncz's repr (password hidden); the table is shown when it is not the default one.
+        table = "" if self.tablename == "asyncz_store" else f", tablename={self.tablename!r}"
+        return f"<SQLAlchemyStore (database={url}{table})>"
 
 
 def _has_skip_locked(conn: Connection) -> bool:
