@@ -8,24 +8,32 @@ aware datetimes, real ``tzinfo`` objects and callables. Each function raises ``T
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import inspect
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from asyncz.core.errors import AsynczException, AsynczLookupError
+
 __all__ = [
+    "ConversionError",
+    "ConversionTypeError",
     "callable_name",
     "check_callable_args",
     "datetime_from_us",
     "fixed_epoch",
     "get_localzone",
+    "localize",
     "obj_to_ref",
     "ref_to_obj",
     "maybe_ref",
     "reject_unknown_options",
+    "set_local_zone_source",
     "timezone_name",
     "to_datetime",
     "to_seconds",
@@ -37,10 +45,47 @@ UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 _OFFSET_RE = re.compile(r"^(?:UTC)?([+-])(\d{2}):?(\d{2})$")
+#: Dates and times whose fields are not zero-padded ("2022-8-1 5:16:12+02:30"), which
+#: ``datetime.fromisoformat`` refuses: year, month, day, hour, minute, second, fraction, offset.
+_LOOSE_DATETIME_RE = re.compile(
+    r"(\d{4})-(\d{1,2})-(\d{1,2})"
+    r"(?:[ Tt](\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:[.,](\d{1,6}))?)?\s*([Zz]|[+-]\d{2}:?\d{2})?)?"
+)
+
+
+class ConversionError(AsynczException, ValueError):
+    """A value that cannot be converted (a bad reference, date string, ...).
+
+    Both an :class:`~asyncz.exceptions.AsynczException`, as in Asyncz, and a ``ValueError``.
+    """
+
+
+class ConversionTypeError(AsynczException, TypeError):
+    """A value of a type that cannot be converted; an ``AsynczException`` and a ``TypeError``."""
+
+
+#: What :func:`get_localzone` asks instead of tzlocal, when set (see set_local_zone_source).
+_local_zone_source: Callable[[], Any] | None = None
+
+
+def set_local_zone_source(source: Callable[[], Any] | None) -> None:
+    """Make :func:`get_localzone` return what ``source()`` returns (a tzinfo or a zone name).
+
+    ``None``, or :func:`get_localzone` itself, goes back to asking tzlocal. ``asyncz.utils``
+    calls this when its ``get_localzone`` attribute is replaced, as tests do to pin the local
+    zone, so that the scheduler and the triggers see the replacement too.
+    """
+    global _local_zone_source
+    _local_zone_source = None if source is get_localzone else source
 
 
 def get_localzone() -> tzinfo:
     """The local time zone (through tzlocal), falling back to UTC where it cannot be found."""
+    source = _local_zone_source
+    if source is not None:
+        zone = source()
+        if zone is not None:
+            return to_timezone(zone, "the local zone")
     try:
         import tzlocal
 
@@ -77,8 +122,9 @@ def to_timezone(value: str | tzinfo | None, field: str = "timezone") -> tzinfo:
         if isinstance(zone, str) and hasattr(value, "localize"):
             return to_timezone(zone, field)
         return value
-    raise TypeError(
-        f"{field} must be a time zone name or a tzinfo, got {type(value).__name__} {value!r}"
+    raise ConversionTypeError(
+        f"Expected tzinfo, got {type(value).__name__} instead: {field}={value!r}; give a "
+        "tzinfo, an IANA zone name such as 'Europe/Berlin' or a fixed offset such as '+02:00'"
     )
 
 
@@ -102,46 +148,79 @@ def timezone_name(tz: tzinfo) -> str:
 
 def to_datetime(
     value: datetime | date | str | None,
-    tz: tzinfo | None,
+    tz: tzinfo | str | None,
     field: str,
     *,
     allow_none: bool = True,
 ) -> datetime | None:
     """Turn a datetime, a date or an ISO 8601 string into an aware datetime.
 
-    Naive values are taken as wall time in ``tz`` (required then). A date means its midnight.
+    Naive values are taken as wall time in ``tz`` (required then; a zone name or a pytz zone
+    is accepted too). A date means its midnight. Strings whose fields are not zero-padded
+    (``"2022-8-1 5:16:12"``) are accepted as well.
     """
     if value is None:
         if allow_none:
             return None
-        raise TypeError(f"{field} is required, got None")
+        raise ConversionTypeError(f"{field} is required, got None")
     if isinstance(value, str):
+        original = value
         text = value.strip()
         if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
         try:
             value = datetime.fromisoformat(text)
         except ValueError:
-            raise ValueError(
-                f"{field}={value!r} is not an ISO 8601 date or datetime, such as "
-                "'2026-03-29' or '2026-03-29 02:30:00+02:00'"
-            ) from None
+            value = _parse_loose(text, original, field)
     elif isinstance(value, date) and not isinstance(value, datetime):
         value = datetime(value.year, value.month, value.day)
     elif not isinstance(value, datetime):
-        raise TypeError(
+        raise ConversionTypeError(
             f"{field} must be a datetime, a date or an ISO 8601 string, "
             f"got {type(value).__name__} {value!r}"
         )
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         if tz is None:
-            raise ValueError(f"{field}={value!r} is naive and no time zone was given to place it")
+            raise ConversionError(
+                f"{field}={value!r} is naive and no time zone was given to place it"
+            )
         return localize(value, tz)
     return value
 
 
-def localize(naive: datetime, tz: tzinfo) -> datetime:
-    """Place a naive wall time in ``tz``; a wall time inside a DST gap moves forward past it."""
+def _parse_loose(text: str, original: str, field: str) -> datetime:
+    """A date string that ``fromisoformat`` refused: fields that are not zero-padded."""
+    match = _LOOSE_DATETIME_RE.fullmatch(text)
+    try:
+        if match is None:
+            raise ValueError(original)
+        year, month, day, hour, minute, second, fraction, offset = match.groups()
+        zone: tzinfo | None = None
+        if offset is not None:
+            offset_match = _OFFSET_RE.match(offset)
+            if offset_match is None:
+                raise ValueError(offset)
+            sign, hours, minutes = offset_match.groups()
+            delta = timedelta(hours=int(hours), minutes=int(minutes))
+            zone = timezone(-delta if sign == "-" else delta)
+        return datetime(
+            int(year), int(month), int(day), int(hour or 0), int(minute or 0),
+            int(second or 0), int((fraction or "0").ljust(6, "0")), tzinfo=zone,
+        )  # fmt: skip
+    except ValueError:
+        raise ConversionError(
+            f"{field}={original!r} is not an ISO 8601 date or datetime, such as "
+            "'2026-03-29' or '2026-03-29 02:30:00+02:00'"
+        ) from None
+
+
+def localize(naive: datetime, tz: tzinfo | str) -> datetime:
+    """Place a naive wall time in ``tz``; a wall time inside a DST gap moves forward past it.
+
+    ``tz`` may also be a zone name or a pytz zone (converted with :func:`to_timezone`).
+    """
+    if not isinstance(tz, (ZoneInfo, timezone)):
+        tz = to_timezone(tz, "tz")  # pytz zones give wrong offsets with replace(tzinfo=)
     aware = naive.replace(tzinfo=tz)
     # A nonexistent wall time does not survive the round trip through UTC.
     round_trip = aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
@@ -227,7 +306,10 @@ def to_seconds(
 
 
 def callable_name(fn: Callable[..., Any]) -> str:
-    """A human-readable name for a callable (used as the default task name)."""
+    """A human-readable name for a callable (used as the default task name).
+
+    ``TypeError`` for an object that is not callable.
+    """
     for attr in ("__qualname__", "__name__"):
         name = getattr(fn, attr, None)
         if isinstance(name, str):
@@ -235,20 +317,36 @@ def callable_name(fn: Callable[..., Any]) -> str:
     func = getattr(fn, "func", None)  # functools.partial
     if func is not None and callable(func):
         return callable_name(func)
+    if not callable(fn):
+        raise TypeError(f"{fn!r} is not callable, so it has no callable name")
     return type(fn).__qualname__
+
+
+def _reference_error(message: str, obj: object, hint: str) -> ValueError:
+    """Asyncz's message, caused by an error that names the object and what to do instead."""
+    error = ValueError(message)
+    error.__cause__ = ValueError(
+        f"{obj!r} cannot be imported back by a 'module:qualname' name; {hint}"
+    )
+    return error
 
 
 def obj_to_ref(obj: Callable[..., Any]) -> str:
     """The ``"module:qualname"`` reference of a callable that can be imported back.
 
-    Raises ``ValueError`` saying why for lambdas, nested functions, partials and bound methods
-    of instances, which no persistent store can re-import.
+    A method bound to an instance that is a module-level name gets
+    ``"module:instance.method"``. Raises ``ValueError`` saying why for lambdas, nested
+    functions, partials and methods of other instances, which no persistent store can
+    re-import.
     """
-    if inspect.ismethod(obj) and not inspect.isclass(obj.__self__):
-        raise ValueError(
-            f"{obj!r} is a method bound to an instance and cannot be referenced by name; "
-            "use a module-level function or a classmethod/staticmethod"
+    if isinstance(obj, functools.partial):
+        raise _reference_error(
+            "Cannot create a reference to a partial()",
+            obj,
+            "pass the function itself and give the arguments as the task's args/kwargs",
         )
+    if inspect.ismethod(obj) and not inspect.isclass(obj.__self__):
+        return _bound_method_ref(obj)
     module = getattr(obj, "__module__", None)
     qualname = getattr(obj, "__qualname__", None)
     if not isinstance(module, str) or not isinstance(qualname, str):
@@ -256,10 +354,15 @@ def obj_to_ref(obj: Callable[..., Any]) -> str:
             f"{obj!r} has no __module__/__qualname__ and cannot be referenced by name; "
             "use a module-level function"
         )
-    if "<lambda>" in qualname or "<locals>" in qualname:
-        raise ValueError(
-            f"{qualname!r} is a lambda or a nested function and cannot be referenced by name; "
-            "define it at module level"
+    if "<lambda>" in qualname:
+        raise _reference_error(
+            "Cannot create a reference to a lambda", obj, "define a function at module level"
+        )
+    if "<locals>" in qualname:
+        raise _reference_error(
+            "Cannot create a reference to a nested function",
+            obj,
+            "define it at module level and pass what it closed over as arguments",
         )
     ref = f"{module}:{qualname}"
     try:
@@ -274,24 +377,56 @@ def obj_to_ref(obj: Callable[..., Any]) -> str:
     return ref
 
 
+def _bound_method_ref(method: Any) -> str:
+    """``"module:instance.method"`` for a method of an instance bound to a module-level name."""
+    instance = method.__self__
+    module_name = getattr(method, "__module__", None) or type(instance).__module__
+    module = sys.modules.get(module_name) if isinstance(module_name, str) else None
+    names = [
+        name
+        for name, value in list(vars(module).items() if module is not None else ())
+        if value is instance and not name.startswith("__")
+    ]
+    for name in names:
+        ref = f"{module_name}:{name}.{method.__name__}"
+        try:
+            found = ref_to_obj(ref)
+        except (ImportError, LookupError):
+            continue
+        if getattr(found, "__self__", None) is instance and (
+            getattr(found, "__func__", None) is method.__func__
+        ):
+            return ref
+    raise ValueError(
+        f"{method!r} is a method bound to an instance that is not a module-level name of "
+        f"{module_name!r}, so it cannot be referenced by name; use a module-level function, "
+        "a classmethod/staticmethod, or a method of a module-level instance"
+    )
+
+
 def ref_to_obj(ref: str) -> Any:
-    """Import the object a ``"module:qualname"`` reference names."""
+    """Import the object a ``"module:qualname"`` reference names.
+
+    ``TypeError`` for a non-string, :class:`ConversionError` for a string that is not a
+    reference, :class:`~asyncz.exceptions.AsynczLookupError` (a ``LookupError``) for a module
+    or a name that cannot be found.
+    """
     if not isinstance(ref, str):
         raise TypeError(f"a reference must be a 'module:qualname' string, got {ref!r}")
     module_name, sep, qualname = ref.partition(":")
     if not sep or not module_name or not qualname:
-        raise ValueError(f"{ref!r} is not a reference; write it as 'package.module:name.attr'")
+        raise ConversionError(f"{ref!r} is not a reference; write it as 'package.module:name.attr'")
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
-        raise LookupError(
+        raise AsynczLookupError(
             f"cannot import module {module_name!r} of reference {ref!r}: {exc}"
         ) from exc
     for name in qualname.split("."):
         try:
             obj = getattr(obj, name)
         except AttributeError:
-            raise LookupError(f"{ref!r}: {name!r} not found in {obj!r}") from None
+            raise AsynczLookupError(f"{ref!r}: {name!r} not found in {obj!r}") from None
     return obj
 
 
@@ -326,6 +461,9 @@ def check_callable_args(
     """Raise ``ValueError`` if ``fn(*args, **kwargs)`` could not bind its parameters.
 
     Checked when a task is added, so that a wrong argument fails there and not at every run.
+    The message says what is wrong (as Asyncz words it); the exception it is raised from
+    names the callable's signature and the arguments. The signature checked is the callable's
+    own: a wrapper made with ``functools.wraps`` is checked as the wrapper, which is what runs.
     Callables whose signature cannot be read (some builtins) are not checked.
     """
     signature = _signature(fn)
@@ -334,10 +472,72 @@ def check_callable_args(
     try:
         signature.bind(*args, **kwargs)
     except TypeError as exc:
-        raise ValueError(
+        detail = TypeError(
             f"the arguments args={tuple(args)!r}, kwargs={dict(kwargs)!r} do not fit "
             f"{callable_name(fn)}{signature}: {exc}"
-        ) from None
+        )
+        raise ValueError(_mismatch(signature, args, kwargs) or str(exc)) from detail
+
+
+def _mismatch(
+    signature: inspect.Signature, args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> str | None:
+    """What keeps ``args``/``kwargs`` from binding to ``signature``, the first problem found."""
+    kind = inspect.Parameter
+    given = len(args)
+    taken = 0  # positional arguments consumed so far
+    unmatched = dict.fromkeys(kwargs)  # keyword arguments no parameter took yet, in order
+    in_both: list[str] = []
+    positional_by_name: list[str] = []
+    missing: list[str] = []
+    missing_keyword: list[str] = []
+    var_positional = var_keyword = False
+    for param in signature.parameters.values():
+        if param.kind is kind.VAR_POSITIONAL:
+            var_positional = True
+        elif param.kind is kind.VAR_KEYWORD:
+            var_keyword = True
+        elif param.kind is kind.KEYWORD_ONLY:
+            if param.name in unmatched:
+                del unmatched[param.name]
+            elif param.default is kind.empty:
+                missing_keyword.append(param.name)
+        elif taken < given:
+            taken += 1
+            if param.kind is kind.POSITIONAL_OR_KEYWORD and param.name in unmatched:
+                del unmatched[param.name]
+                in_both.append(param.name)
+        elif param.name in unmatched:
+            del unmatched[param.name]
+            if param.kind is kind.POSITIONAL_ONLY:
+                positional_by_name.append(param.name)
+        elif param.default is kind.empty:
+            missing.append(param.name)
+    if in_both:
+        return f"The following arguments are supplied in both args and kwargs: {', '.join(in_both)}"
+    if positional_by_name:
+        return (
+            "The following arguments cannot be given as keyword arguments: "
+            f"{', '.join(positional_by_name)}"
+        )
+    if missing:
+        return f"The following arguments have not been supplied: {', '.join(missing)}"
+    if missing_keyword:
+        return (
+            "The following keyword-only arguments have not been supplied in kwargs: "
+            f"{', '.join(missing_keyword)}"
+        )
+    if taken < given and not var_positional:
+        return (
+            "The list of positional arguments is longer than the target callable can handle "
+            f"(allowed: {taken}, given in args: {given})"
+        )
+    if unmatched and not var_keyword:
+        return (
+            "The target callable does not accept the following keyword arguments: "
+            f"{', '.join(unmatched)}"
+        )
+    return None
 
 
 _SIGNATURES: dict[Any, inspect.Signature | None] = {}
@@ -359,6 +559,6 @@ def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
 
 def _read_signature(fn: Callable[..., Any]) -> inspect.Signature | None:
     try:
-        return inspect.signature(fn)
+        return inspect.signature(fn, follow_wrapped=False)
     except (TypeError, ValueError):
         return None

@@ -60,7 +60,7 @@ def test_time_zones_round_trip_through_their_names(value: object, name: str) -> 
 def test_bad_time_zones_name_the_value() -> None:
     with pytest.raises(ValueError, match="'Nowhere/City' is not a known time zone"):
         to_timezone("Nowhere/City")
-    with pytest.raises(TypeError, match="got int 5"):
+    with pytest.raises(TypeError, match="Expected tzinfo, got int instead: timezone=5"):
         to_timezone(5)  # type: ignore[arg-type]
     assert to_timezone(None) is not None  # the local zone
 
@@ -101,12 +101,14 @@ def test_references() -> None:
     assert obj_to_ref(module_level) == "tests.core.test_converters:module_level"
     assert ref_to_obj("tests.core.test_converters:Holder.make") == Holder.make
     assert obj_to_ref(Holder.make) == "tests.core.test_converters:Holder.make"
-    with pytest.raises(ValueError, match="lambda or a nested function"):
+    with pytest.raises(ValueError, match=r"^Cannot create a reference to a lambda$") as info:
         obj_to_ref(lambda: None)
-    with pytest.raises(ValueError, match="bound to an instance"):
+    assert "define a function at module level" in str(info.value.__cause__)
+    with pytest.raises(ValueError, match="bound to an instance that is not a module-level name"):
         obj_to_ref(Holder().method)
-    with pytest.raises(ValueError, match="no __module__"):
+    with pytest.raises(ValueError, match=r"^Cannot create a reference to a partial\(\)$") as info:
         obj_to_ref(functools.partial(module_level))
+    assert "functools.partial(<function module_level" in str(info.value.__cause__)
     with pytest.raises(ValueError, match="not a reference"):
         ref_to_obj("no_colon")
     with pytest.raises(LookupError, match="cannot import module"):
