@@ -7,6 +7,7 @@ its own optional dependency.
 
 from __future__ import annotations
 
+import enum
 import random
 import threading
 from collections.abc import Collection, Mapping, Sequence
@@ -157,6 +158,10 @@ class Serializer(Protocol):
     def loads(self, data: bytes) -> dict[str, Any] | tuple[Any, ...]: ...
 
 
+class _Own(enum.Enum):
+    JITTER = "the trigger's own jitter"
+
+
 class BaseTrigger:
     """Helpers for triggers: jitter and state through ``__getstate__``/``__setstate__``.
 
@@ -169,16 +174,35 @@ class BaseTrigger:
     allow_mistrigger_by_default: bool = False
     jitter: float | None = None
 
+    def __init__(self, **attributes: Any) -> None:
+        """Keep each keyword as an attribute, as Asyncz's trigger models keep their fields, so
+        a subclass written for Asyncz can call ``super().__init__(jitter=..., ...)``."""
+        for name, value in attributes.items():
+            setattr(self, name, value)
+
     def apply_jitter(
-        self, next_time: datetime | None, end_at: datetime | None = None
+        self,
+        next_time: datetime | None,
+        jitter: float | datetime | _Own | None = _Own.JITTER,
+        now: datetime | None = None,
+        *,
+        end_at: datetime | None = None,
     ) -> datetime | None:
-        """Add up to ``jitter`` seconds to ``next_time``, never beyond ``end_at``."""
-        if next_time is None or not self.jitter:
+        """Add up to ``jitter`` seconds (default: ``self.jitter``) to ``next_time``, never
+        beyond ``end_at``. ``now`` is accepted for Asyncz's signature
+        ``apply_jitter(next_trigger_time, jitter, now)`` and not needed.
+        """
+        if isinstance(jitter, datetime):  # asyncz's earlier apply_jitter(next_time, end_at)
+            end_at = jitter
+            jitter = _Own.JITTER
+        if jitter is _Own.JITTER:
+            jitter = self.jitter
+        if next_time is None or not jitter:
             return next_time
         # Elapsed seconds, added in UTC: wall-clock arithmetic would be off next to a DST
         # change (and datetimes of one zone compare by wall time, ignoring ``fold``).
         utc = next_time.astimezone(timezone.utc)
-        jittered = utc + timedelta(seconds=random.uniform(0, self.jitter))
+        jittered = utc + timedelta(seconds=random.uniform(0, jitter))
         if end_at is not None and jittered > end_at.astimezone(timezone.utc):
             return end_at if end_at.astimezone(timezone.utc) >= utc else next_time
         return jittered.astimezone(next_time.tzinfo)

@@ -10,12 +10,22 @@ happens next to a transition.
 from __future__ import annotations
 
 import random
+import re
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 from asyncz.core.converters import to_datetime
 
-__all__ = ["UTC", "find_transition", "is_fixed_offset", "jittered", "place_wall", "to_aware"]
+__all__ = [
+    "UTC",
+    "find_transition",
+    "is_fixed_offset",
+    "jittered",
+    "number_repr",
+    "place_wall",
+    "to_aware",
+    "wall_repr",
+]
 
 UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -94,15 +104,29 @@ def place_wall(naive: datetime, tz: tzinfo) -> datetime:
     return first
 
 
+def wall_repr(value: datetime) -> str:
+    """How trigger reprs show a moment, as Asyncz does: ``'2022-11-03 00:00:00 GMT'``."""
+    return value.strftime("%Y-%m-%d %H:%M:%S %Z").rstrip()
+
+
+def number_repr(value: float) -> int | float:
+    """A number of seconds as given: ``5`` rather than ``5.0``."""
+    return int(value) if float(value).is_integer() else value
+
+
+# A time of day followed by a UTC offset or Z, at the end of a date string.
+_OFFSET_AT_END = re.compile(
+    r"\d:\d{1,2}(?::\d{1,2}(?:[.,]\d+)?)?\s*(?:z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE
+)
+
+
 def _is_naive(value: Any) -> bool:
     if isinstance(value, str):
         text = value.strip()
-        if text.endswith(("Z", "z")):
-            return False
         try:
             return datetime.fromisoformat(text).tzinfo is None
-        except ValueError:
-            return False  # to_datetime reports the error
+        except ValueError:  # 'Z' before Python 3.11, or '2022-8-1 5:16:12' without zero padding
+            return _OFFSET_AT_END.search(text) is None
     if isinstance(value, datetime):
         return value.tzinfo is None
     return isinstance(value, date)

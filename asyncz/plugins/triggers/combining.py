@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 from asyncz.core.converters import reject_unknown_options, utc_timestamp_us
 from asyncz.core.hookspecs import hookimpl
 from asyncz.core.protocols import BaseTrigger, Trigger
-from asyncz.plugins.triggers._wallclock import jittered
+from asyncz.plugins.triggers._wallclock import jittered, number_repr
 
 __all__ = ["AndTrigger", "BaseCombinationTrigger", "OrTrigger", "SearchHorizonError"]
 
@@ -127,7 +127,7 @@ class BaseCombinationTrigger(BaseTrigger):
         )
 
     def _repr_extras(self) -> list[str]:
-        return [f"jitter={self.jitter}"] if self.jitter else []
+        return [f"jitter={number_repr(self.jitter)}"] if self.jitter else []
 
     def __repr__(self) -> str:
         extras = "".join(f", {e}" for e in self._repr_extras())

@@ -20,9 +20,14 @@ from asyncz.core.converters import (
 )
 from asyncz.core.hookspecs import hookimpl
 from asyncz.core.protocols import BaseTrigger
-from asyncz.plugins.triggers._wallclock import jittered, to_aware
+from asyncz.plugins.triggers._wallclock import jittered, number_repr, to_aware, wall_repr
 
 __all__ = ["IntervalTrigger"]
+
+# This module is also Asyncz's public path ``asyncz.triggers.interval``; ``datetime`` is used
+# only as the clock (``datetime.now``), so code freezing time by patching
+# ``asyncz.triggers.interval.datetime`` (as Asyncz's own tests do) reaches the trigger.
+_fromisoformat = datetime.fromisoformat
 
 UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -238,8 +243,8 @@ class IntervalTrigger(BaseTrigger):
         start = end = None
         if type(start_text) is str and (end_text is None or type(end_text) is str):
             try:
-                start = datetime.fromisoformat(start_text)
-                end = None if end_text is None else datetime.fromisoformat(end_text)
+                start = _fromisoformat(start_text)
+                end = None if end_text is None else _fromisoformat(end_text)
             except ValueError:
                 start = None
         # Naive times are placed by the DST rule: the constructor's business.
@@ -269,12 +274,12 @@ class IntervalTrigger(BaseTrigger):
         )
 
     def __repr__(self) -> str:
-        parts = [f"interval={self.interval!r}", f"start_at={self.start_at.isoformat()!r}"]
+        parts = [f"interval={self.interval!r}", f"start_at={wall_repr(self.start_at)!r}"]
         if self.end_at is not None:
-            parts.append(f"end_at={self.end_at.isoformat()!r}")
-        parts.append(f"timezone={timezone_name(self.timezone)!r}")
+            parts.append(f"end_at={wall_repr(self.end_at)!r}")
         if self.jitter:
-            parts.append(f"jitter={self.jitter}")
+            parts.append(f"jitter={number_repr(self.jitter)}")
+        parts.append(f"timezone={timezone_name(self.timezone)!r}")
         return f"<IntervalTrigger ({', '.join(parts)})>"
 
     def __str__(self) -> str:

@@ -190,7 +190,7 @@ def test_repr_and_str() -> None:
     assert str(OrTrigger([ShutdownTrigger()], jitter=2)) == "or[shutdown]"
     assert (
         repr(OrTrigger([ShutdownTrigger()], jitter=2)) == "<OrTrigger([<ShutdownTrigger>], "
-        "jitter=2.0)>"
+        "jitter=2)>"
     )
 
 

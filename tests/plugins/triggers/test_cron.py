@@ -384,7 +384,9 @@ def test_unknown_keywords_are_type_errors(kwargs: dict, words: list[str]) -> Non
     [
         ({"hour": 24}, ["hour", "24", "0-23"]),
         ({"minute": "61"}, ["minute", "61", "0-59"]),
-        ({"second": "*/0"}, ["second", "*/0", "1-60"]),
+        ({"second": "*/0"}, ["second", "*/0", "1-59"]),
+        ({"day": "*/31"}, ["day", "*/31", "step value (31)", "range of the expression (30)"]),
+        ({"hour": "0-24"}, ["hour", "last value (24)", "maximum value (23)"]),
         ({"day": 32}, ["day", "32", "1-31"]),
         ({"day": "6th fri"}, ["day", "6th fri"]),
         ({"day": "3rd fry"}, ["day", "fry"]),

@@ -26,7 +26,21 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-__all__ = ["FIELD_NAMES", "MAX_YEAR", "MIN_YEAR", "CronSpec", "compile_crontab", "compile_fields"]
+__all__ = [
+    "FIELD_BOUNDS",
+    "FIELD_NAMES",
+    "MAX_YEAR",
+    "MIN_YEAR",
+    "MONTH_NAMES",
+    "POSITIONS",
+    "WEEKDAY_NAMES",
+    "CronSpec",
+    "compile_crontab",
+    "compile_fields",
+    "field_text",
+    "parse_keyword_field",
+    "special_day",
+]
 
 MIN_YEAR = 1970
 MAX_YEAR = 9999
@@ -54,6 +68,10 @@ _WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _WEEKDAYS_MON0 = {name: i for i, name in enumerate(_WEEKDAY_NAMES)}  # Python's numbering
 _WEEKDAYS_SUN0 = {name: (i + 1) % 7 for i, name in enumerate(_WEEKDAY_NAMES)}  # crontab's
 _ORDINALS = {"1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "5th": 5}
+#: Names the keyword fields accept: months (jan = 1), weekdays (mon = 0) and day positions.
+MONTH_NAMES = tuple(_MONTHS)
+WEEKDAY_NAMES = _WEEKDAY_NAMES
+POSITIONS = (*_ORDINALS, "last")
 
 _MACROS = {
     "@yearly": "0 0 1 1 *",
@@ -91,7 +109,8 @@ class _Field:
     def error(self, text: str, problem: str) -> ValueError:
         return ValueError(f"{self.name}={text!r}: {problem}; {self.name} takes {self.help}")
 
-    def number(self, token: str, text: str) -> int:
+    def number(self, token: str, text: str, item: str | None = None, role: str = "") -> int:
+        """The value ``token`` names; ``role`` ("first"/"last") words the range error."""
         if token.isdigit():
             value = int(token)
         elif token in self.names:
@@ -99,13 +118,29 @@ class _Field:
         else:
             raise self.error(text, f"{token!r} is not a number or a known name")
         if not self.lo <= value <= self.hi:
-            raise self.error(text, f"{value} is out of range {self.lo}-{self.hi}")
+            which = f"The {role} value" if role else "The value"
+            if value < self.lo:
+                problem = f"{which} ({value}) is lower than the minimum value ({self.lo})"
+            else:
+                problem = f"{which} ({value}) is higher than the maximum value ({self.hi})"
+            raise self.error(text, f"Error validating expression {item or token!r}: {problem}")
         return value
 
     def range_mask(
-        self, item: str, text: str, *, star_hi: int | None = None, open_hi: int | None = None
+        self,
+        item: str,
+        text: str,
+        *,
+        star_hi: int | None = None,
+        open_hi: int | None = None,
+        strict_step: bool = False,
     ) -> int:
-        """The mask of ``*``, ``*/n``, ``a``, ``a-b``, ``a-b/n`` or ``a/n``."""
+        """The mask of ``*``, ``*/n``, ``a``, ``a-b``, ``a-b/n`` or ``a/n``.
+
+        With ``strict_step`` (the keyword dialect, as Asyncz) a step may not exceed the span
+        of its range (``4-6/3`` is an error); crontab lines accept any step up to the field's
+        size, as cron does.
+        """
         match = _RANGE_RE.match(item)
         if not match:
             raise self.error(text, f"{item!r} is not a value, a range or a step")
@@ -115,9 +150,9 @@ class _Field:
                 raise self.error(text, f"{item!r}: '*' cannot start a range")
             lo, hi = self.lo, self.hi if star_hi is None else star_hi
         else:
-            lo = self.number(first, text)
+            lo = self.number(first, text, item, "first" if last is not None else "")
             if last is not None:
-                hi = self.number(last, text)
+                hi = self.number(last, text, item, "last")
                 if hi == 0 < lo and self.hi == 7:
                     hi = 7  # crontab day-of-week: 'fri-sun' is 5-7
                 if hi < lo:
@@ -133,8 +168,16 @@ class _Field:
         step = 1
         if step_text is not None:
             step = int(step_text)
-            span = self.hi - self.lo + 1
-            if not 1 <= step <= span:
+            span = hi - lo if strict_step else self.hi - self.lo + 1
+            if step < 1:
+                raise self.error(text, f"the step {step} in {item!r} must be 1-{max(span, 1)}")
+            if step > span:
+                if strict_step:
+                    raise self.error(
+                        text,
+                        f"Error validating expression {item!r}: The step value ({step}) is "
+                        f"higher than the total range of the expression ({span})",
+                    )
                 raise self.error(text, f"the step {step} in {item!r} must be 1-{span}")
         mask = 0
         for value in range(lo, hi + 1, step):
@@ -159,6 +202,8 @@ _KW = {
     "minute": _Field("minute", 0, 59, None, "0-59"),
     "second": _Field("second", 0, 59, None, "0-59"),
 }
+#: The smallest and largest value of each keyword field.
+FIELD_BOUNDS = {name: (field.lo, field.hi) for name, field in _KW.items()}
 _CT = {
     "second": _Field("second", 0, 59, None, "0-59"),
     "minute": _Field("minute", 0, 59, None, "0-59"),
@@ -281,10 +326,10 @@ class CronSpec:
         month_days = (1 << (ndays + 1)) - 2
         dom = self._dom_mask & month_days
         for special in self._dom_specials:
-            dom |= _special_day(special, first, ndays)
+            dom |= special_day(special, first, ndays)
         dow = self._dow_table[first] & month_days
         for special in self._dow_specials:
-            dow |= _special_day(special, first, ndays)
+            dow |= special_day(special, first, ndays)
         # Unrestricted fields hold every day, so AND is right whenever one is unrestricted
         # ('*/2' counts as unrestricted, as in ISC cron, and still narrows the days).
         mask = dom | dow if self.day_or else dom & dow
@@ -373,7 +418,7 @@ class CronSpec:
         return f"<CronSpec {self.source!r}>"
 
 
-def _special_day(special: Special, first: int, ndays: int) -> int:
+def special_day(special: Special, first: int, ndays: int) -> int:
     """The bit of the day a special names in a month (0 when it names none)."""
     kind = special[0]
     if kind == "last":
@@ -400,7 +445,9 @@ def _special_day(special: Special, first: int, ndays: int) -> int:
 # -- the keyword dialect ------------------------------------------------------------------------
 
 
-def _text(name: str, value: Any) -> str:
+def field_text(name: str, value: Any) -> str:
+    """A keyword field's expression in the form the parser reads: lower case, no spaces
+    around commas. Raises ``TypeError`` for values that are neither ints nor strings."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise TypeError(
             f"cron field {name} must be an int or a str, got {type(value).__name__} {value!r}"
@@ -414,7 +461,7 @@ def _text(name: str, value: Any) -> str:
 def resolve_fields(given: Mapping[str, Any]) -> dict[str, str]:
     """All eight field expressions from the given ones, by APScheduler's rule for unset fields:
     more significant than the last given field -> ``*``, less significant -> the minimum."""
-    texts = {name: _text(name, value) for name, value in given.items()}
+    texts = {name: field_text(name, value) for name, value in given.items()}
     if not texts:
         return dict.fromkeys(FIELD_NAMES, "*")
     last = max(FIELD_NAMES.index(name) for name in texts)
@@ -424,64 +471,63 @@ def resolve_fields(given: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-@functools.lru_cache(maxsize=1024)
-def _compile_fields_cached(items: tuple[tuple[str, str], ...]) -> CronSpec:
-    fields = dict(items)
-    year_text = fields["year"]
-    years: tuple[int, ...] | None = None
-    if year_text != "*":
-        year_mask = 0
-        for item in _items(_KW["year"], year_text):
-            year_mask |= _KW["year"].range_mask(item, year_text)
-        years = tuple(_bits(year_mask))
-    month_mask = 0
-    for item in _items(_KW["month"], fields["month"]):
-        month_mask |= _KW["month"].range_mask(item, fields["month"])
-    dom_mask, specials = 0, list[Special]()
-    day = _KW["day"]
-    for item in _items(day, fields["day"]):
-        if item == "last":
-            specials.append(("last", 0))
-            continue
-        match = _KW_DAY_SPECIAL_RE.match(item)
-        if match:
-            ordinal, weekday = match.groups()
-            if weekday not in _WEEKDAYS_MON0:
-                raise day.error(fields["day"], f"{weekday!r} is not a weekday name (mon-sun)")
-            if ordinal == "last":
-                specials.append(("lastof", _WEEKDAYS_MON0[weekday]))
-            else:
-                specials.append(("nth", _WEEKDAYS_MON0[weekday], _ORDINALS[ordinal]))
-            continue
-        dom_mask |= day.range_mask(item, fields["day"])
-    week_mask: int | None = None
-    if fields["week"] != "*":
-        week_mask = 0
-        for item in _items(_KW["week"], fields["week"]):
-            week_mask |= _KW["week"].range_mask(item, fields["week"])
-    dow_mask = 0
-    dow = _KW["day_of_week"]
-    for item in _items(dow, fields["day_of_week"]):
-        if "#" in item or (item.endswith("l") and item[:-1] in _WEEKDAYS_MON0):
-            raise dow.error(
-                fields["day_of_week"],
+def parse_keyword_field(name: str, text: str) -> tuple[int, tuple[Special, ...]]:
+    """One keyword-dialect field: the mask of its plain values and its day specials.
+
+    ``text`` is lower case without spaces around commas (see :func:`resolve_fields`). Specials
+    (``last``, ``3rd fri``, ``last fri``) only occur in ``day``; they depend on the month and
+    are resolved with :func:`special_day`. Raises ``ValueError`` naming the field and the item.
+    """
+    field = _KW[name]
+    mask, specials = 0, list[Special]()
+    for item in _items(field, text):
+        if name == "day":
+            if item == "last":
+                specials.append(("last", 0))
+                continue
+            match = _KW_DAY_SPECIAL_RE.match(item)
+            if match:
+                ordinal, weekday = match.groups()
+                if weekday not in _WEEKDAYS_MON0:
+                    raise field.error(text, f"{weekday!r} is not a weekday name (mon-sun)")
+                if ordinal == "last":
+                    specials.append(("lastof", _WEEKDAYS_MON0[weekday]))
+                else:
+                    specials.append(("nth", _WEEKDAYS_MON0[weekday], _ORDINALS[ordinal]))
+                continue
+        elif name == "day_of_week" and (
+            "#" in item or (item.endswith("l") and item[:-1] in _WEEKDAYS_MON0)
+        ):
+            raise field.error(
+                text,
                 f"{item!r} is crontab syntax; with keyword fields write day='3rd fri' or "
                 "day='last fri', or use CronTrigger.from_crontab",
             )
-        dow_mask |= dow.range_mask(item, fields["day_of_week"])
-    masks = {}
-    for name in ("hour", "minute", "second"):
-        mask = 0
-        for item in _items(_KW[name], fields[name]):
-            mask |= _KW[name].range_mask(item, fields[name])
-        masks[name] = mask
+        mask |= field.range_mask(item, text, strict_step=True)
+    return mask, tuple(specials)
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile_fields_cached(items: tuple[tuple[str, str], ...]) -> CronSpec:
+    fields = dict(items)
+    masks = {
+        name: parse_keyword_field(name, fields[name])[0]
+        for name in ("month", "day_of_week", "hour", "minute", "second")
+    }
+    years = None
+    if fields["year"] != "*":
+        years = tuple(_bits(parse_keyword_field("year", fields["year"])[0]))
+    week_mask = None
+    if fields["week"] != "*":
+        week_mask = parse_keyword_field("week", fields["week"])[0]
+    dom_mask, specials = parse_keyword_field("day", fields["day"])
     spec = CronSpec(
         source=", ".join(f"{name}={fields[name]!r}" for name in FIELD_NAMES),
         years=years,
-        month_mask=month_mask,
+        month_mask=masks["month"],
         dom_mask=dom_mask,
-        dom_specials=tuple(specials),
-        dow_mask=dow_mask,
+        dom_specials=specials,
+        dow_mask=masks["day_of_week"],
         dow_specials=(),
         week_mask=week_mask,
         hour_mask=masks["hour"],
@@ -494,7 +540,9 @@ def _compile_fields_cached(items: tuple[tuple[str, str], ...]) -> CronSpec:
             fields[name].startswith("*") for name in ("hour", "minute", "second")
         ),
     )
-    if not spec.ever_matches():
+    # With years listed, a schedule matching none of their dates is merely finished (as one whose
+    # dates are all past); with every year open, it is impossible and said so.
+    if years is None and not spec.ever_matches():
         raise ValueError(
             f"the cron fields {spec.source} never match any date; check day, month, week, "
             "day_of_week and year together"

@@ -30,7 +30,9 @@ from asyncz.plugins.triggers._wallclock import (
     find_transition,
     is_fixed_offset,
     jittered,
+    number_repr,
     to_aware,
+    wall_repr,
 )
 from asyncz.plugins.triggers.cron.expressions import (
     FIELD_NAMES,
@@ -77,7 +79,8 @@ class CronTrigger(BaseTrigger):
 
     :param start_at: no fire time before this (naive values are wall time in ``timezone``)
     :param end_at: no fire time after this
-    :param timezone: the zone whose wall clock the fields describe (default: local)
+    :param timezone: the zone whose wall clock the fields describe (default: the zone of an
+        aware ``start_at``, else of an aware ``end_at``, else local)
     :param jitter: add up to this many seconds at random to each fire time
     """
 
@@ -157,6 +160,12 @@ class CronTrigger(BaseTrigger):
         jitter: float | None,
     ) -> None:
         self._spec = spec
+        if timezone is None:
+            # As Asyncz: an aware start_at (else end_at) gives the zone.
+            for bound in (start_at, end_at):
+                if isinstance(bound, datetime) and bound.tzinfo is not None:
+                    timezone = bound.tzinfo
+                    break
         self.timezone = to_timezone(timezone)
         self._fixed_offset = is_fixed_offset(self.timezone)
         self.jitter = _jitter(jitter)
@@ -294,12 +303,12 @@ class CronTrigger(BaseTrigger):
     def _extras(self) -> list[str]:
         parts = []
         if self.start_at is not None:
-            parts.append(f"start_at={self.start_at.isoformat()!r}")
+            parts.append(f"start_at={wall_repr(self.start_at)!r}")
         if self.end_at is not None:
-            parts.append(f"end_at={self.end_at.isoformat()!r}")
-        parts.append(f"timezone={timezone_name(self.timezone)!r}")
+            parts.append(f"end_at={wall_repr(self.end_at)!r}")
         if self.jitter:
-            parts.append(f"jitter={self.jitter}")
+            parts.append(f"jitter='{number_repr(self.jitter)}'")  # quoted, as Asyncz shows it
+        parts.append(f"timezone={timezone_name(self.timezone)!r}")
         return parts
 
     def __repr__(self) -> str:

@@ -1,0 +1,5 @@
+"""Asyncz's path ``asyncz.triggers.cron.trigger``."""
+
+from asyncz.plugins.triggers.cron.trigger import CronTrigger
+
+__all__ = ["CronTrigger"]
