@@ -44,11 +44,11 @@ class PickleSerializer:
 
     def loads(self, data: bytes) -> dict[str, Any] | tuple[Any, ...]:
         state = pickle.loads(data)
+        if type(state) is tuple or isinstance(state, dict):  # a record: the hot path
+            return state
         if type(state) is TaskStateEnvelope or type(state) is TaskState:
             return state  # type: ignore[return-value]  # Asyncz's forms: the store reads them
-        if type(state) is not tuple and not isinstance(state, dict):
-            raise ValueError(f"pickled data is a {type(state).__name__}, not a task record")
-        return state
+        raise ValueError(f"pickled data is a {type(state).__name__}, not a task record")
 
     def __repr__(self) -> str:
         return f"PickleSerializer(protocol={self.protocol})"
