@@ -9,8 +9,9 @@ update leaves the task as it was.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -19,16 +20,24 @@ import attrs
 from asyncz.core.converters import (
     callable_name,
     get_localzone,
+    obj_to_ref,
     ref_to_obj,
     to_datetime,
     utc_timestamp_us,
 )
-from asyncz.core.errors import SchedulerLookupError
+from asyncz.core.errors import AsynczException, SchedulerLookupError
 
 if TYPE_CHECKING:
     from asyncz.core.protocols import Trigger
 
-__all__ = ["Task", "TaskInfo", "TaskRunPreview", "TaskScheduleState"]
+__all__ = [
+    "Task",
+    "TaskFieldError",
+    "TaskInfo",
+    "TaskRunPreview",
+    "TaskScheduleState",
+    "TaskState",
+]
 
 
 class TaskScheduleState(str, Enum):
@@ -45,12 +54,28 @@ class TaskScheduleState(str, Enum):
         return self.value
 
 
+class TaskFieldError(AsynczException, ValueError, TypeError):
+    """A Task field was given a value it cannot take.
+
+    Both a ``ValueError`` and a ``TypeError``: Asyncz raises ``TypeError`` for every bad task
+    field (a zero ``max_instances`` included), asyncz raised ``ValueError`` for values of the
+    right type out of range; code written for either keeps catching it. The message says what
+    is valid, in Asyncz's words; the bad value is attached as a note (shown under the message
+    in tracebacks; on Python 3.10, which has no notes, appended to the message).
+    """
+
+
 #: Fields that record where a task lives, not what it is: never changed by update().
 _BOOKKEEPING = frozenset({"scheduler", "store_alias", "pending", "submitted", "decorator_options"})
 
 
-def _bad(field: str, value: object, valid: str, exc: type[Exception] = ValueError) -> Exception:
-    return exc(f"Task field {field!r} must be {valid}, got {value!r}")
+def _bad(message: str, value: object, hint: str = "") -> TaskFieldError:
+    note = f"got {value!r}{hint}"
+    if sys.version_info >= (3, 11):
+        error = TaskFieldError(message)
+        error.add_note(note)
+        return error
+    return TaskFieldError(f"{message} ({note})")  # pragma: no cover - Python 3.10
 
 
 def _new_id() -> str:
@@ -58,16 +83,19 @@ def _new_id() -> str:
     return os.urandom(16).hex()
 
 
-def _validate_id(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if not isinstance(value, str):
-        raise _bad("id", value, "a non-empty string", TypeError)
-    if not value.strip():
-        raise _bad("id", value, "a non-empty string")
+def _to_id(value: Any) -> str:
+    # A converter rather than a factory and a validator: one call, and None (Asyncz's
+    # ``Task(id=None)``) gets a fresh id like an id not given at all.
+    if type(value) is str and value and not value.isspace():
+        return value
+    if value is None:
+        return _new_id()
+    raise _bad("id must be a non-empty string.", value)
 
 
 def _validate_name(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and not isinstance(value, str):
-        raise _bad("name", value, "a string or None", TypeError)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise _bad("name must be a non empty string.", value, " (None: the callable's name)")
 
 
 def _resolve_fn(value: Any) -> Any:
@@ -83,7 +111,11 @@ def _resolve_fn(value: Any) -> Any:
 
 def _validate_fn(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not callable(value):
-        raise _bad("fn", value, "a callable or a 'module:qualname' reference to one", TypeError)
+        raise _bad(
+            "fn must be a callable or a textual reference to a callable.",
+            value,
+            " (a textual reference is 'module:qualname')",
+        )
 
 
 def _to_args(value: Any) -> tuple[Any, ...]:
@@ -92,7 +124,7 @@ def _to_args(value: Any) -> tuple[Any, ...]:
     if type(value) is tuple:  # the common case, checked first: tasks are added in bulk
         return value
     if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
-        raise _bad("args", value, "a list or tuple of positional arguments", TypeError)
+        raise _bad("args must be a non-string iterable.", value, " (a list or tuple)")
     return tuple(value)
 
 
@@ -100,24 +132,29 @@ def _to_kwargs(value: Any) -> dict[str, Any]:
     if not value:
         if value is None or isinstance(value, Mapping):
             return {}
-        raise _bad("kwargs", value, "a mapping of keyword arguments", TypeError)
+        raise _bad("kwargs must be a dict-like object.", value)
     if not isinstance(value, Mapping):
-        raise _bad("kwargs", value, "a mapping of keyword arguments", TypeError)
+        raise _bad("kwargs must be a dict-like object.", value)
     if not all(isinstance(key, str) for key in value):
-        raise _bad("kwargs", value, "a mapping with string keys", TypeError)
+        raise _bad("kwargs must be a dict-like object with string keys.", value)
     return dict(value)
 
 
 def _validate_trigger(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not callable(getattr(value, "get_next_trigger_time", None)):
         raise _bad(
-            "trigger", value, "a trigger (an object with get_next_trigger_time) or None", TypeError
+            f"Expected a trigger instance, got {type(value).__name__} instead.",
+            value,
+            " (a trigger has get_next_trigger_time, such as IntervalTrigger(seconds=5); "
+            "scheduler.add_task also takes an alias such as 'interval')",
         )
 
 
 def _validate_executor(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise _bad("executor", value, "the non-empty alias of an executor, such as 'default'")
+    if not isinstance(value, str):
+        raise _bad("executor must be a string.", value, " (an executor alias)")
+    if not value or value.isspace():
+        raise _bad("executor must be the non-empty alias of an executor, such as 'default'.", value)
 
 
 def _to_grace(value: Any) -> Any:
@@ -129,38 +166,34 @@ def _to_grace(value: Any) -> Any:
 
 
 def _validate_grace(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is None:
-        return
-    if not isinstance(value, float):
-        raise _bad("mistrigger_grace_time", value, "a number of seconds > 0 or None", TypeError)
-    if not value > 0:
-        raise _bad("mistrigger_grace_time", value, "a number of seconds > 0 or None")
+    if value is not None and not (isinstance(value, float) and value > 0):
+        raise _bad("mistrigger_grace_time must be either None or a positive float/integer.", value)
 
 
 def _validate_timeout(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is None:
-        return
-    if not isinstance(value, float):
-        raise _bad("timeout", value, "a number of seconds > 0 or None", TypeError)
-    if not value > 0:
-        raise _bad("timeout", value, "a number of seconds > 0 or None")
+    if value is not None and not (isinstance(value, float) and value > 0):
+        raise _bad("timeout must be either None or a positive float/integer.", value)
 
 
 def _validate_coalesce(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if not isinstance(value, bool):
-        raise _bad("coalesce", value, "True or False", TypeError)
+    if value is not True and value is not False:
+        raise _bad("coalesce must be True or False.", value)
 
 
 def _validate_max_instances(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _bad("max_instances", value, "an integer >= 1", TypeError)
-    if value < 1:
-        raise _bad("max_instances", value, "an integer >= 1")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _bad("max_instances must be a positive integer.", value)
 
 
 def _to_next_run_time(value: Any, self_: Any) -> datetime | None:
     if value is None or (isinstance(value, datetime) and value.utcoffset() is not None):
         return value
+    if not isinstance(value, (date, str)):
+        raise _bad(
+            f"Unsupported type for next_run_time: {type(value).__name__}.",
+            value,
+            " (an aware datetime, a date, an ISO 8601 string, or None: paused)",
+        )
     return to_datetime(value, self_.timezone, "next_run_time")
 
 
@@ -194,8 +227,8 @@ class Task:
     """
 
     id: str = attrs.field(
-        factory=_new_id,
-        validator=_validate_id,
+        default=None,
+        converter=_to_id,
         on_setattr=attrs.setters.frozen,
     )
     name: str | None = attrs.field(default=None, validator=_validate_name)
@@ -247,14 +280,108 @@ class Task:
     def __hash__(self) -> int:
         return hash(self.id)
 
+    def __repr__(self) -> str:
+        return f"<Task (id={self.id} name={self.name})>"
+
     def __str__(self) -> str:
+        next_time = self.next_run_time
         if self.pending:
             status = "pending"
-        elif self.next_run_time is None:
+        elif next_time is None:
             status = "paused"
         else:
-            status = f"next run at: {self.next_run_time.isoformat()}"
+            status = f"next run at: {next_time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
         return f"{self.name} (trigger: {self.trigger}, {status})"
+
+    # -- pickling: Asyncz's TaskState ------------------------------------------------------
+
+    def __getstate__(self) -> TaskState:
+        """What the task is, as a :class:`TaskState` (what ``pickle`` and ``copy`` keep).
+
+        The callable is kept as its ``"module:qualname"`` reference where it has one (as
+        Asyncz does), otherwise as itself (a ``functools.partial`` pickles; a lambda does not).
+        Where the task lives (its scheduler and store) is not part of it: a copy is a new,
+        unbound task that ``scheduler.add_task(copy)`` accepts.
+        """
+        reference = self.fn_reference
+        return TaskState(
+            id=self.id,
+            name=self.name,
+            fn=self.fn if reference is None else reference,
+            fn_reference=reference,
+            args=self.args,
+            kwargs=dict(self.kwargs),
+            coalesce=self.coalesce,
+            trigger=self.trigger,
+            executor=self.executor,
+            mistrigger_grace_time=self.mistrigger_grace_time,
+            max_instances=self.max_instances,
+            timeout=self.timeout,
+            next_run_time=self.next_run_time,
+        )
+
+    def __setstate__(self, state: TaskState | Mapping[str, Any]) -> None:
+        """Become the task ``state`` describes, every field checked as ``Task(...)`` checks it.
+
+        ``state`` is a :class:`TaskState` (or a mapping of its fields). A field left ``None``
+        takes its default; ``fn`` may be a reference, or left out for ``fn_reference``. With
+        a ``store`` (or ``store_alias``) the task counts as stored there, otherwise as new.
+        """
+        if not isinstance(state, TaskState):
+            if not isinstance(state, Mapping):
+                raise TypeError(
+                    f"Task.__setstate__ needs a TaskState (or a mapping of its fields), "
+                    f"got {type(state).__name__}"
+                )
+            known = {f.name for f in attrs.fields(TaskState)}
+            state = TaskState(**{k: v for k, v in state.items() if k in known})
+        store_alias = state.store_alias
+        if store_alias is None and state.store is not None:
+            store = state.store
+            store_alias = store if isinstance(store, str) else getattr(store, "alias", None)
+        fn = state.fn if state.fn is not None else state.fn_reference
+        given = {
+            "id": state.id,
+            "name": state.name,
+            "fn": fn,
+            "args": state.args,
+            "kwargs": state.kwargs,
+            "coalesce": state.coalesce,
+            "trigger": state.trigger,
+            "executor": state.executor,
+            "mistrigger_grace_time": state.mistrigger_grace_time,
+            "max_instances": state.max_instances,
+            "timeout": state.timeout,
+        }
+        setattr_ = object.__setattr__
+        setattr_(self, "scheduler", state.scheduler)
+        setattr_(self, "store_alias", store_alias)
+        setattr_(self, "pending", store_alias is None)
+        setattr_(self, "submitted", store_alias is not None)
+        setattr_(self, "decorator_options", None)
+        setattr_(self, "next_run_time", None)  # the zone naive times are placed in is known
+        for attribute in attrs.fields(Task):
+            name = attribute.name
+            if name not in given:
+                continue
+            value = given[name]
+            if value is None:  # not given: the field's default (None for id: a new id)
+                default = attribute.default
+                if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+                    value = default.factory()  # type: ignore[union-attr]
+                else:
+                    value = default
+            if attribute.converter is not None:
+                value = _convert(attribute.converter, value, self, attribute)
+            if attribute.validator is not None:
+                attribute.validator(self, attribute, value)
+            setattr_(self, name, value)
+        if self.name is None and self.fn is not None:
+            setattr_(self, "name", callable_name(self.fn))
+        next_time = state.next_run_time
+        if next_time is not None:
+            next_time = _to_next_run_time(next_time, self)
+        setattr_(self, "next_run_time", next_time)
 
     def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """Decorator mode: ``@scheduler.add_task("interval", seconds=5)`` adds ``fn``.
@@ -316,20 +443,29 @@ class Task:
     def snapshot(self) -> TaskInfo:
         """An immutable view of this task for listings and dashboards."""
         trigger = self.trigger
+        description = str(trigger) if trigger is not None else None
+        state = self.schedule_state
         return TaskInfo(
             id=self.id,
             name=self.name,
             callable_name=callable_name(self.fn) if self.fn is not None else None,
-            trigger=str(trigger) if trigger is not None else None,
+            callable_reference=self.fn_reference,
+            trigger=description,
             trigger_alias=getattr(trigger, "alias", None),
+            trigger_name=type(trigger).__name__ if trigger is not None else None,
+            trigger_description=description,
             executor=self.executor,
             store=self.store_alias,
+            store_alias=self.store_alias,
             next_run_time=self.next_run_time,
-            schedule_state=self.schedule_state,
+            schedule_state=state,
             coalesce=self.coalesce,
             max_instances=self.max_instances,
             mistrigger_grace_time=self.mistrigger_grace_time,
             timeout=self.timeout,
+            pending=state is TaskScheduleState.PENDING,
+            paused=state is TaskScheduleState.PAUSED,
+            submitted=self.submitted,
         )
 
     # -- derived state ---------------------------------------------------------------------
@@ -340,6 +476,20 @@ class Task:
         # getattr: converters may ask before the scheduler field is set
         scheduler_tz = getattr(getattr(self, "scheduler", None), "timezone", None)
         return scheduler_tz if isinstance(scheduler_tz, tzinfo) else get_localzone()
+
+    @property
+    def fn_reference(self) -> str | None:
+        """The ``"module:qualname"`` reference of ``fn``; ``None`` if it has none (a lambda,
+        a nested function, a ``functools.partial``, a method bound to an instance).
+
+        Computed when asked (constructing and restoring tasks stay as cheap as they are)."""
+        fn = self.fn
+        if fn is None:
+            return None
+        try:
+            return obj_to_ref(fn)
+        except ValueError:
+            return None
 
     @property
     def paused(self) -> bool:
@@ -355,17 +505,32 @@ class Task:
             return TaskScheduleState.PAUSED
         return TaskScheduleState.SCHEDULED
 
-    def get_run_times(self, now: datetime, timezone: tzinfo | None = None) -> list[datetime]:
-        """Every run time from ``next_run_time`` up to and including ``now``."""
-        if self.trigger is None:
+    def get_run_times(
+        self, now: datetime | tzinfo, timezone: tzinfo | datetime | None = None
+    ) -> list[datetime]:
+        """Every run time from ``next_run_time`` up to and including ``now``.
+
+        Takes ``(now, timezone=None)`` and Asyncz's order ``(timezone, now)`` alike.
+        """
+        moment: object = now
+        zone: object = timezone
+        if not isinstance(moment, datetime):  # Asyncz's order
+            moment, zone = zone, moment
+            if not isinstance(moment, datetime):
+                raise TypeError(f"get_run_times() needs the current time, got {moment!r}")
+        if zone is not None and not isinstance(zone, tzinfo):
+            raise TypeError(f"get_run_times() needs a tzinfo as the zone, got {zone!r}")
+        trigger = self.trigger
+        if trigger is None:
             return []
-        zone = timezone or self.timezone
+        if zone is None:
+            zone = self.timezone
         run_times: list[datetime] = []
         next_time = self.next_run_time
-        now_us = utc_timestamp_us(now)  # datetimes of one zone would compare ignoring fold
+        now_us = utc_timestamp_us(moment)  # datetimes of one zone would compare ignoring fold
         while next_time is not None and utc_timestamp_us(next_time) <= now_us:
             run_times.append(next_time)
-            next_time = self.trigger.get_next_trigger_time(zone, next_time, now)
+            next_time = trigger.get_next_trigger_time(zone, next_time, moment)
         return run_times
 
     # -- validated, all-or-nothing changes -------------------------------------------------
@@ -373,17 +538,27 @@ class Task:
     def validate_changes(self, changes: Mapping[str, Any]) -> dict[str, Any]:
         """Convert and validate ``changes`` without applying them; returns the converted values.
 
-        Raises ``ValueError`` for an attempt to change the id and ``AttributeError`` for a
-        field that does not exist.
+        Raises :class:`TaskFieldError` (a ``ValueError`` and a ``TypeError``) for a bad value
+        or an attempt to change the id or the scheduler, and ``AttributeError`` for a field
+        that does not exist.
         """
         fields = attrs.fields_dict(Task)
         converted: dict[str, Any] = {}
         for name, value in changes.items():
             if name == "id":
                 if value != self.id:
-                    raise ValueError(
-                        f"the id of task {self.id!r} cannot be changed (to {value!r}); "
-                        "delete the task and add it again under the new id"
+                    raise _bad(
+                        "The task ID may not be changed.",
+                        value,
+                        f" for task {self.id!r}; delete the task and add it again under the new id",
+                    )
+                continue
+            if name == "scheduler":
+                if value is not self.scheduler:
+                    raise _bad(
+                        "The task scheduler may not be changed.",
+                        value,
+                        f" for task {self.id!r}; scheduler.add_task(task) binds a new task",
                     )
                 continue
             attribute = fields.get(name)
@@ -401,8 +576,8 @@ class Task:
         """Apply validated changes to this object only (the store is not told)."""
         for name, value in self.validate_changes(changes).items():
             object.__setattr__(self, name, value)
-        if "fn" in changes and "name" not in changes and self.fn is not None and not self.name:
-            self.name = callable_name(self.fn)
+        if self.fn is not None and getattr(self, "name", None) is None:
+            object.__setattr__(self, "name", callable_name(self.fn))
 
     # -- delegation to the scheduler -------------------------------------------------------
 
@@ -462,21 +637,62 @@ class Task:
 
 @attrs.frozen(kw_only=True)
 class TaskInfo:
-    """An immutable snapshot of a task (what ``get_task_infos`` lists)."""
+    """An immutable snapshot of a task (what ``get_task_infos`` lists).
+
+    :var callable_reference: the callable's ``"module:qualname"``, ``None`` if it has none
+    :var trigger_name: the trigger's class name; ``trigger_alias`` its plugin alias
+    :var trigger_description: ``str(trigger)``; also ``trigger``
+    :var store_alias: the store the task is kept in (``None`` while pending); also ``store``
+    """
 
     id: str
     name: str | None
     callable_name: str | None
+    callable_reference: str | None = None
     trigger: str | None
     trigger_alias: str | None
+    trigger_name: str | None = None
+    trigger_description: str | None = None
     executor: str
     store: str | None
+    store_alias: str | None = None
     next_run_time: datetime | None
     schedule_state: TaskScheduleState
     coalesce: bool
     max_instances: int
     mistrigger_grace_time: float | None
     timeout: float | None
+    pending: bool = False
+    paused: bool = False
+    submitted: bool = False
+
+
+@attrs.define(kw_only=True)
+class TaskState:
+    """What a task is, as plain fields: what :meth:`Task.__getstate__` returns and
+    :meth:`Task.__setstate__` accepts (Asyncz's ``asyncz.datastructures.TaskState``).
+
+    ``fn`` is the callable or its ``"module:qualname"`` reference. ``scheduler``, ``store``
+    (a store or its alias) and ``store_alias`` say where a restored task lives; a task's own
+    state leaves them ``None``. Every field may be left ``None`` (its default).
+    """
+
+    id: str | None = None
+    name: str | None = None
+    fn: Callable[..., Any] | str | None = None
+    fn_reference: str | None = None
+    args: Any = None
+    kwargs: Any = None
+    coalesce: bool | None = None
+    trigger: Any = None
+    executor: str | None = None
+    mistrigger_grace_time: float | None = None
+    max_instances: int | None = None
+    timeout: float | None = None
+    next_run_time: datetime | None = None
+    scheduler: Any = None
+    store_alias: str | None = None
+    store: Any = None
 
 
 @attrs.frozen(kw_only=True)

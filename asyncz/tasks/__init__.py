@@ -1,5 +1,5 @@
 """Public home of :class:`Task` (``from asyncz.tasks import Task``)."""
 
-from asyncz.core.task import Task, TaskInfo, TaskRunPreview
+from asyncz.core.task import Task, TaskFieldError, TaskInfo, TaskRunPreview
 
-__all__ = ["Task", "TaskInfo", "TaskRunPreview"]
+__all__ = ["Task", "TaskFieldError", "TaskInfo", "TaskRunPreview"]

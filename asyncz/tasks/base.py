@@ -1,5 +1,12 @@
 """Asyncz's path ``asyncz.tasks.base``."""
 
-from asyncz.core.task import Task, TaskInfo, TaskRunPreview, TaskScheduleState
+from asyncz.core.task import (
+    Task,
+    TaskFieldError,
+    TaskInfo,
+    TaskRunPreview,
+    TaskScheduleState,
+    TaskState,
+)
 
-__all__ = ["Task", "TaskInfo", "TaskRunPreview", "TaskScheduleState"]
+__all__ = ["Task", "TaskFieldError", "TaskInfo", "TaskRunPreview", "TaskScheduleState", "TaskState"]
