@@ -174,9 +174,15 @@ class BaseTrigger:
     allow_mistrigger_by_default: bool = False
     jitter: float | None = None
 
-    def __init__(self, **attributes: Any) -> None:
+    def __init__(self, *args: Any, **attributes: Any) -> None:
         """Keep each keyword as an attribute, as Asyncz's trigger models keep their fields, so
         a subclass written for Asyncz can call ``super().__init__(jitter=..., ...)``."""
+        if args:
+            raise TypeError(
+                f"{type(self).__name__}() got positional arguments {args!r}, which it has no "
+                "parameters for: give keyword arguments (kept as attributes), or define "
+                "__init__ to take them"
+            )
         for name, value in attributes.items():
             setattr(self, name, value)
 
@@ -242,8 +248,11 @@ class BaseStore:
     blocking: ClassVar[bool] = True
     poll_interval: float | None = None
 
-    def __init__(self) -> None:
-        self.alias: str | None = None
+    def __init__(self, alias: str | None = None, **options: Any) -> None:
+        # ``options``: what a subclass passes up without consuming it, as Asyncz's BaseStore
+        # takes it; kept, not interpreted.
+        self.alias: str | None = alias
+        self.options = options
         self.scheduler: Any = None
         self._lease_lock = threading.RLock()
         self._leases: dict[str, tuple[str, datetime]] = {}

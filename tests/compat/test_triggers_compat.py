@@ -249,3 +249,16 @@ def test_reprs_show_moments_as_asyncz_does() -> None:
 )
 def test_date_strings_without_zero_padding(text: str, expected: datetime) -> None:
     assert DateTrigger(text, timezone=BERLIN).run_at == expected
+
+
+def test_base_trigger_refuses_positional_arguments_it_has_no_parameters_for() -> None:
+    class Bare(BaseTrigger):
+        alias: ClassVar[str] = "bare"
+
+        def get_next_trigger_time(
+            self, timezone: tzinfo, previous_time: datetime | None, now: datetime | None = None
+        ) -> datetime | None:
+            return None
+
+    with pytest.raises(TypeError, match=r"Bare\(\) got positional arguments \(Ellipsis,\)"):
+        Bare(...)
