@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from asyncz.core.base_scheduler import BaseScheduler
+from asyncz.core.config import coerce_options
 from asyncz.core.converters import maybe_ref
 from asyncz.core.execution import is_async_callable, run_task_async, run_task_sync
 from asyncz.core.scheduler_common import (
@@ -46,6 +47,7 @@ class AsyncIOScheduler(BaseScheduler):
     :param isolated_event_loop: always run on a loop of its own, in its own thread
     """
 
+    default_executor_alias: ClassVar[str] = "asyncio"
     option_names: ClassVar[frozenset[str]] = BaseScheduler.option_names | {
         "event_loop",
         "isolated_event_loop",
@@ -69,7 +71,8 @@ class AsyncIOScheduler(BaseScheduler):
         self._starting = False
         super().__init__(global_config, **options)
 
-    def _configure(self, options: dict[str, Any]) -> None:
+    def _setup(self, options: dict[str, Any]) -> None:
+        options = coerce_options(options)
         loop = maybe_ref(options.get("event_loop"))
         if loop is not None and not isinstance(loop, asyncio.AbstractEventLoop):
             raise TypeError(f"event_loop must be an asyncio event loop, got {loop!r}")
@@ -78,7 +81,7 @@ class AsyncIOScheduler(BaseScheduler):
         if not isinstance(isolated, bool):
             raise TypeError(f"isolated_event_loop must be True or False, got {isolated!r}")
         self._isolated = isolated
-        super()._configure(options)
+        super()._setup(options)
 
     # -- the event loop --------------------------------------------------------------------
 
@@ -127,6 +130,11 @@ class AsyncIOScheduler(BaseScheduler):
         self.event_loop.call_soon_threadsafe(self.event_loop.stop)
         if thread is not threading.current_thread():
             thread.join()
+
+    @property
+    def event_loop_thread(self) -> threading.Thread | None:
+        """The thread running the scheduler's own event loop, if it runs one."""
+        return self._loop_thread
 
     def _in_loop_thread(self) -> bool:
         return self._loop_thread_id == threading.get_ident()

@@ -45,9 +45,17 @@ class BaseScheduler(_ConfigurationMixin, _TaskAPIMixin, _LifecycleMixin):
     :param store_retry_interval: seconds before a store is tried again after an error or a
         lock held elsewhere (default 10)
     :param plugin_registry: where plugin aliases are looked up (default: the process-wide one)
+    :param loggers_class: a class (or ``"module:Class"``) whose instances map logger names to
+        loggers (default :class:`~asyncz.core.logs.ClassicLogging`)
+    :param heartbeat_stale_after: seconds without a heartbeat after which an instance counts
+        as stale in ``get_scheduler_instance_infos()`` (default 30)
+    :param shape: the Shape that reads ``task_defaults`` given as a model object (a name such
+        as ``"dataclass"``, a Shape class or instance; see :mod:`asyncz.shapes`)
     """
 
-    default_executor_alias: ClassVar[str] = "asyncio"
+    #: Plugin aliases of what ``start()`` adds as "default" when none was configured; a
+    #: scheduler without an event loop runs tasks in threads.
+    default_executor_alias: ClassVar[str] = "threadpool"
     default_store_alias: ClassVar[str] = "memory"
     option_names: ClassVar[frozenset[str]] = frozenset(
         {
@@ -61,6 +69,9 @@ class BaseScheduler(_ConfigurationMixin, _TaskAPIMixin, _LifecycleMixin):
             "startup_delay",
             "store_retry_interval",
             "plugin_registry",
+            "loggers_class",
+            "shape",
+            "heartbeat_stale_after",
         }
     )
 
@@ -81,6 +92,39 @@ class BaseScheduler(_ConfigurationMixin, _TaskAPIMixin, _LifecycleMixin):
         self.started_at: datetime | None = None
         self.state = SchedulerState.STOPPED
         self.setup(global_config, **options)
+
+    # Asyncz's attribute names for the components, listeners and the task-level lock.
+    @property
+    def stores(self) -> dict[str, Store]:
+        return self._stores
+
+    @stores.setter
+    def stores(self, stores: dict[str, Store]) -> None:
+        self._stores = stores
+
+    @property
+    def executors(self) -> dict[str, Executor]:
+        return self._executors
+
+    @executors.setter
+    def executors(self, executors: dict[str, Executor]) -> None:
+        self._executors = executors
+
+    @property
+    def listeners(self) -> list[tuple[Callable[[Any], Any], int]]:
+        return list(self._listeners)
+
+    @listeners.setter
+    def listeners(self, listeners: list[tuple[Callable[[Any], Any], int]]) -> None:
+        with self._lock:
+            self._listeners = list(listeners)
+            self._listener_mask = 0
+            for _, mask in self._listeners:
+                self._listener_mask |= mask
+
+    def create_lock(self) -> threading.RLock:
+        """A lock for a custom scheduler's own state."""
+        return threading.RLock()
 
     def __getstate__(self) -> dict[str, Any]:
         raise TypeError(

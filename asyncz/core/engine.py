@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from asyncz.core import events
 from asyncz.core.converters import utc_timestamp_us
 from asyncz.core.errors import MaximumInstancesError, SchedulerNotRunningError, TaskLookupError
+from asyncz.core.execution import run_task_sync
 from asyncz.core.locks import NullLockProtected
 from asyncz.core.protocols import Executor, Store
 from asyncz.core.scheduler_common import (
@@ -63,6 +64,68 @@ class _LifecycleMixin(_SchedulerCore):
     def wakeup(self, when: datetime | None = None) -> None:
         """Make the loop look at the stores again (if ``when`` is sooner than it would)."""
 
+    # -- starting and stopping without an event loop ----------------------------------------
+
+    def start(self, paused: bool = False) -> bool:
+        """Start executors and stores, store the tasks added before; True for the call that
+        started, False for a nested one (each start needs its shutdown).
+
+        This scheduler runs no loop of its own: it calls :meth:`wakeup`, which a subclass
+        overrides to arrange for :meth:`process_tasks` to be called. ``AsyncIOScheduler``
+        is the one that drives itself.
+        """
+        with self._lock:
+            if self._start_count:
+                self._start_count += 1
+                return False
+            self._start_count = 1
+            try:
+                self._start_components()
+            except BaseException:
+                self._start_count = 0
+                raise
+            if paused:
+                self.state = SchedulerState.PAUSED
+        if not paused:
+            self.wakeup()
+        return True
+
+    def shutdown(self, wait: bool = True) -> bool:
+        """Undo one :meth:`start`; the last one stops executors (waiting for running work with
+        ``wait``), runs the ``shutdown``-trigger tasks in this thread and closes the stores."""
+        if not self._mark_stopped():
+            return False
+        self._shutdown_executors(wait, None)
+        for task, alias in self._shutdown_tasks():
+            run_task_sync(self, task, [datetime.now(UTC)], self.logger)
+            self._finish_shutdown_task(task, alias)
+        self._shutdown_stores()
+        self.started_at = None
+        self._shutdown_finished()
+        return True
+
+    def stop(self, wait: bool = True) -> bool:
+        """The same as :meth:`shutdown` (the name the Asyncz task pages use)."""
+        return self.shutdown(wait)
+
+    def process_tasks(self) -> float | None:
+        """One pass in this thread: submit the due runs of every store. Returns the seconds
+        until a store needs looking at again, or None when no task is scheduled.
+
+        ``AsyncIOScheduler`` runs passes by itself; a scheduler with a loop of its own calls
+        this from it.
+        """
+        if self.state != SchedulerState.RUNNING:
+            return None
+        submissions, earliest, more = self.process_due(datetime.now(UTC))
+        for task, alias, run_times, coalesced in submissions:
+            self.submit(task, alias, run_times, coalesced)
+        if more:
+            return 0.0
+        if earliest is None:
+            return None
+        return max((earliest - datetime.now(UTC)).total_seconds(), 0.0)
+
     # -- starting and stopping -------------------------------------------------------------
 
     def _start_components(self) -> None:
@@ -76,9 +139,9 @@ class _LifecycleMixin(_SchedulerCore):
         with self._lock:
             try:
                 if "default" not in self._executors:
-                    self.add_executor(self.default_executor_alias, "default")
+                    self.add_executor(self.create_default_executor(), "default")
                 if "default" not in self._stores:
-                    self.add_store(self.default_store_alias, "default")
+                    self.add_store(self.create_default_store(), "default")
                 for alias, executor in self._executors.items():
                     executor.start(self, alias)
                     started.append(executor)

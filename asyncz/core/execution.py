@@ -56,6 +56,8 @@ __all__ = [
     "new_run_id",
     "run_task_async",
     "run_awaitable",
+    "run_coroutine_task",
+    "run_task",
     "run_task_sync",
     "running_loop",
     "strip_traceback",
@@ -628,3 +630,39 @@ class BaseExecutor:
         """Asyncz's hook for a submission that failed outside the task: uncount and log it."""
         self.run_finished(task_id)
         self.logger.error("Error running task %r", task_id, exc_info=True)
+
+
+class _EventList:
+    """Takes a scheduler's place in a run to keep its events (see :func:`run_task`)."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def wants_event(self, code: int) -> bool:
+        return True
+
+    def dispatch_event(self, event: Any) -> None:
+        self.events.append(event)
+
+
+def _logger(logger: logging.Logger | str) -> logging.Logger:
+    return logger if isinstance(logger, logging.Logger) else logging.getLogger(logger)
+
+
+def run_task(
+    task: Task, store_alias: str | None, run_times: Sequence[datetime], logger: logging.Logger | str
+) -> list[Any]:
+    """Run ``task`` once per run time in this thread and return the events of the runs
+    (Asyncz's ``asyncz.executors.base.run_task``; executors report to their scheduler)."""
+    collected = _EventList()
+    run_task_sync(collected, task, run_times, _logger(logger))
+    return collected.events
+
+
+async def run_coroutine_task(
+    task: Task, store_alias: str | None, run_times: Sequence[datetime], logger: logging.Logger | str
+) -> list[Any]:
+    """:func:`run_task` for a coroutine function, awaited on the running loop."""
+    collected = _EventList()
+    await run_task_async(collected, task, run_times, _logger(logger))
+    return collected.events

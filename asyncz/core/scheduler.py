@@ -38,6 +38,7 @@ from asyncz.core.scheduler_common import SPIN_SECONDS as SPIN_SECONDS
 from asyncz.core.scheduler_common import UTC as UTC
 from asyncz.core.scheduler_common import (
     SchedulerInfo,
+    SchedulerInstanceInfo,
     SchedulerState,
     undefined,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "BaseScheduler",
     "NativeAsyncIOScheduler",
     "SchedulerInfo",
+    "SchedulerInstanceInfo",
     "SchedulerState",
     "undefined",
 ]

@@ -41,6 +41,7 @@ __all__ = [
     "SPIN_SECONDS",
     "UTC",
     "SchedulerInfo",
+    "SchedulerInstanceInfo",
     "SchedulerState",
     "undefined",
 ]
@@ -72,6 +73,10 @@ class SchedulerState(IntEnum):
     STOPPED = 0
     RUNNING = 1
     PAUSED = 2
+    # Asyncz's member names (aliases of the same values).
+    STATE_STOPPED = 0
+    STATE_RUNNING = 1
+    STATE_PAUSED = 2
 
 
 class _Undefined:
@@ -103,12 +108,52 @@ class SchedulerInfo:
     started_at: datetime | None
     uptime_seconds: float | None
     timezone: str
-    executors: tuple[str, ...]
-    stores: tuple[str, ...]
+    executor_aliases: tuple[str, ...]
+    store_aliases: tuple[str, ...]
+    #: tasks by schedule state ("pending", "scheduled", "paused") and "total"
     task_counts: Mapping[str, int]
-    submitted_count: int
+    #: submissions to executors since the scheduler was created
+    submitted_task_count: int
     store_retry_interval: float
     startup_delay: float
+
+    # Asyncz's names for the counts.
+    @property
+    def task_count(self) -> int:
+        return self.task_counts["total"]
+
+    @property
+    def scheduled_task_count(self) -> int:
+        return self.task_counts["scheduled"]
+
+    @property
+    def paused_task_count(self) -> int:
+        return self.task_counts["paused"]
+
+    @property
+    def pending_task_count(self) -> int:
+        return self.task_counts["pending"]
+
+
+@attrs.frozen(kw_only=True)
+class SchedulerInstanceInfo:
+    """One scheduler instance as ``get_scheduler_instance_infos()`` reports it.
+
+    :var scope: ``"process-local"``: the instances of this process only
+    :var stale: no heartbeat within ``stale_after_seconds`` (a stopped scheduler is stale)
+    """
+
+    identity: str
+    scope: str
+    state: SchedulerState
+    active: bool
+    stale: bool
+    started_at: datetime | None
+    last_seen_at: datetime | None
+    uptime_seconds: float | None
+    heartbeat_age_seconds: float | None
+    stale_after_seconds: float
+    task_count: int
 
 
 def _check_alias(kind: str, alias: Any) -> None:
@@ -137,7 +182,7 @@ class _SchedulerCore:
         _submitted_count: int
         started_at: datetime | None
         state: SchedulerState
-        # Set by _ConfigurationMixin._configure.
+        # Set by _ConfigurationMixin._setup.
         plugins: PluginRegistry
         timezone: tzinfo
         identity: str
@@ -145,9 +190,12 @@ class _SchedulerCore:
         lock_path: str
         startup_delay: float
         store_retry_interval: float
+        heartbeat_stale_after: float
         task_defaults: dict[str, Any]
 
         # _ConfigurationMixin
+        def create_default_executor(self) -> Any: ...
+        def create_default_store(self) -> Any: ...
         def add_store(self, store: Any, alias: str = "default", **options: Any) -> None: ...
         def add_executor(self, executor: Any, alias: str = "default", **options: Any) -> None: ...
         def _make_store_lock(self, alias: str) -> LockProtectedProtocol: ...

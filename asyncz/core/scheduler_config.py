@@ -1,6 +1,6 @@
 """The scheduler's configuration: options, plugins (stores, executors, triggers) and listeners.
 
-Here: ``_ConfigurationMixin`` with ``setup``/``_configure`` (options, time zone, identity,
+Here: ``_ConfigurationMixin`` with ``setup``/``_setup`` (options, time zone, identity,
 logger, locks, delays, task defaults), creating plugins from instances, aliases or config dicts,
 adding, removing and looking up stores and executors, ``create_trigger``, and the listeners with
 event dispatch (``add_listener``, ``dispatch_event`` and the task and submission events).
@@ -21,15 +21,36 @@ from typing import Any
 
 from asyncz.core import events
 from asyncz.core.config import coerce_options, merge_options, parse_global_config
-from asyncz.core.converters import ref_to_obj, to_timezone
+from asyncz.core.converters import maybe_ref, ref_to_obj, to_timezone
 from asyncz.core.errors import SchedulerAlreadyRunningError
 from asyncz.core.locks import FileLockProtected, LockProtectedProtocol, NullLockProtected
+from asyncz.core.logs import default_loggers_class
 from asyncz.core.plugins import PluginRegistry, default_registry
 from asyncz.core.protocols import Executor, Store, Trigger
 from asyncz.core.scheduler_common import _check_alias, _SchedulerCore
 from asyncz.core.task import Task
 
 _TASK_DEFAULT_KEYS = frozenset({"mistrigger_grace_time", "coalesce", "max_instances", "timeout"})
+
+
+class TaskDefaults(dict[str, Any]):
+    """The values tasks added without them get (the ``task_defaults`` option).
+
+    A plain dict (the task API spreads it into every new task), readable as attributes and with
+    ``model_dump()`` as Asyncz's model has: Asyncz's three fields, plus ``timeout`` when set.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def model_dump(self) -> dict[str, Any]:
+        data = dict(self)
+        if data.get("timeout") is None:
+            data.pop("timeout", None)
+        return data
 
 
 def _positive_or_zero(name: str, value: Any) -> float:
@@ -54,7 +75,7 @@ class _ConfigurationMixin(_SchedulerCore):
         if self.running:
             raise SchedulerAlreadyRunningError
         config = parse_global_config(global_config or {}, prefix)
-        merged = coerce_options(merge_options(config, options))
+        merged = merge_options(config, options)
         unknown = set(merged) - self.option_names
         if unknown:
             raise TypeError(
@@ -65,7 +86,7 @@ class _ConfigurationMixin(_SchedulerCore):
         snapshot = dict(self.__dict__)
         stores, executors = dict(self._stores), dict(self._executors)
         try:
-            self._configure(merged)
+            self._setup(merged)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(snapshot)
@@ -75,22 +96,43 @@ class _ConfigurationMixin(_SchedulerCore):
             self._executors.update(executors)
             raise
 
-    def _configure(self, options: dict[str, Any]) -> None:
+    def _setup(self, options: dict[str, Any]) -> None:
+        """Apply merged options (strings from configuration files are coerced here)."""
+        self._shape = options.get("shape")
+        defaults = options.get("task_defaults")
+        if defaults is not None and not isinstance(defaults, Mapping):
+            # A model object (dataclass, attrs, msgspec, pydantic): its Shape reads it.
+            from asyncz.shapes import ShapeContext
+
+            context = ShapeContext(entity="task_defaults", operation="configure")
+            options = {
+                **options,
+                "task_defaults": self.shape.dump_mapping(defaults, context=context),
+            }
+        options = coerce_options(options)
         registry = options.get("plugin_registry")
         if registry is not None and not isinstance(registry, PluginRegistry):
             raise TypeError(f"plugin_registry must be a PluginRegistry, got {registry!r}")
         self.plugins: PluginRegistry = registry or default_registry()
         self.timezone: tzinfo = to_timezone(options.get("timezone"))
-        identity = options.get("identity")
+        identity = options.get("identity") or None  # "" too means: generate one
         if identity is not None and (not isinstance(identity, str) or not identity.strip()):
             raise ValueError(f"identity must be a non-empty string, got {identity!r}")
         self.identity: str = identity or f"{type(self).__name__}-{uuid.uuid4().hex[:12]}"
         logger_name = options.get("logger_name")
         if logger_name is not None and not isinstance(logger_name, str):
             raise TypeError(f"logger_name must be a string, got {logger_name!r}")
-        self.logger = logging.getLogger(
+        loggers_class = maybe_ref(options.get("loggers_class")) or default_loggers_class
+        if not callable(loggers_class):
+            raise TypeError(
+                f"loggers_class must be a class (or 'module:Class') whose instances map logger "
+                f"names to loggers, got {loggers_class!r}"
+            )
+        self.loggers: Mapping[str, logging.Logger] = loggers_class()
+        self.logger_name = (
             f"asyncz.schedulers.{logger_name}" if logger_name else "asyncz.schedulers"
         )
+        self.logger = self.loggers[self.logger_name]
         lock_path = options.get("lock_path") or ""
         if not isinstance(lock_path, str):
             raise TypeError(f"lock_path must be a path template string, got {lock_path!r}")
@@ -105,6 +147,10 @@ class _ConfigurationMixin(_SchedulerCore):
         )
         if self.store_retry_interval == 0:
             raise ValueError("store_retry_interval must be > 0, got 0")
+        stale = options.get("heartbeat_stale_after")
+        self.heartbeat_stale_after = _positive_or_zero(
+            "heartbeat_stale_after", 30.0 if stale is None else stale
+        )
         self.task_defaults = self._check_task_defaults(options.get("task_defaults") or {})
         self._stores.clear()
         self._executors.clear()
@@ -112,11 +158,27 @@ class _ConfigurationMixin(_SchedulerCore):
             specs = options.get(kind) or {}
             if not isinstance(specs, Mapping):
                 raise TypeError(f"{kind} must be a mapping of alias -> config, got {specs!r}")
+            protocol = Store if kind == "stores" else Executor
             for alias, spec in specs.items():
+                if not isinstance(spec, (Mapping, str, type, protocol)):
+                    raise TypeError(
+                        f"Expected {kind[:-1]} instance or dict for {kind}[{alias!r}], got "
+                        f"{type(spec).__name__} instead."
+                    )
                 adder(spec, alias)
 
+    @property
+    def shape(self) -> Any:
+        """The Shape that reads configuration objects (``shape`` option; Asyncz's default is
+        ``"pydantic"``), resolved on first use: asyncz needs none for plain dicts."""
+        from asyncz.shapes import Shape, resolve_shape
+
+        if not isinstance(self._shape, Shape):
+            self._shape = resolve_shape(self._shape)
+        return self._shape
+
     @staticmethod
-    def _check_task_defaults(defaults: Mapping[str, Any]) -> dict[str, Any]:
+    def _check_task_defaults(defaults: Mapping[str, Any]) -> TaskDefaults:
         if not isinstance(defaults, Mapping):
             raise TypeError(f"task_defaults must be a mapping, got {defaults!r}")
         unknown = set(defaults) - _TASK_DEFAULT_KEYS
@@ -125,12 +187,14 @@ class _ConfigurationMixin(_SchedulerCore):
                 f"unknown task_defaults key(s) {', '.join(sorted(map(repr, unknown)))}; valid "
                 f"keys are {', '.join(sorted(_TASK_DEFAULT_KEYS))}"
             )
-        merged: dict[str, Any] = {
-            "mistrigger_grace_time": None,
-            "coalesce": True,
-            "max_instances": 1,
-            "timeout": None,
-        }
+        merged = TaskDefaults(
+            {
+                "mistrigger_grace_time": None,
+                "coalesce": True,
+                "max_instances": 1,
+                "timeout": None,
+            }
+        )
         merged.update(defaults)
         Task(**merged)  # the Task's own validators say what is wrong
         return merged
@@ -156,14 +220,24 @@ class _ConfigurationMixin(_SchedulerCore):
             return cls(**config)
         if isinstance(spec, str):
             return self.plugins.resolve(kind, spec)(**options)
+        if inspect.isclass(spec):
+            return spec(**options)  # Asyncz's documentation adds stores as classes
         if options:
             raise TypeError(f"options {sorted(options)} cannot be applied to a {kind} instance")
-        if inspect.isclass(spec):
-            raise TypeError(
-                f"expected a {kind} instance, a plugin alias or a config dict, got the class "
-                f"{spec.__name__}; instantiate it first"
-            )
         return spec
+
+    @staticmethod
+    def resolve_load_plugin(reference: str) -> Any:
+        """The object a ``"module:attr"`` reference names (Asyncz's plugin loader)."""
+        return ref_to_obj(reference)
+
+    def create_default_executor(self) -> Any:
+        """The executor ``start()`` adds as "default" when none was configured."""
+        return self._create_plugin("executor", self.default_executor_alias, {})
+
+    def create_default_store(self) -> Any:
+        """The store ``start()`` adds as "default" when none was configured."""
+        return self._create_plugin("store", self.default_store_alias, {})
 
     def add_store(self, store: Any, alias: str = "default", **options: Any) -> None:
         """Add a store under an instance alias; it is started at once if the scheduler runs."""
@@ -173,7 +247,9 @@ class _ConfigurationMixin(_SchedulerCore):
             raise TypeError(f"{instance!r} is not a store (see asyncz.core.protocols.Store)")
         with self._lock:
             if alias in self._stores:
-                raise ValueError(f"a store with the alias {alias!r} already exists")
+                raise ValueError(
+                    f"This scheduler already has a task store by the alias of {alias!r}."
+                )
             if self.running:
                 instance.start(self, alias)
                 self._store_locks[alias] = self._make_store_lock(alias)
@@ -199,7 +275,9 @@ class _ConfigurationMixin(_SchedulerCore):
             raise TypeError(f"{instance!r} is not an executor (see asyncz.core.protocols)")
         with self._lock:
             if alias in self._executors:
-                raise ValueError(f"an executor with the alias {alias!r} already exists")
+                raise ValueError(
+                    f"This scheduler already has an executor by the alias of {alias!r}."
+                )
             if self.running:
                 instance.start(self, alias)
             self._executors[alias] = instance
@@ -254,7 +332,12 @@ class _ConfigurationMixin(_SchedulerCore):
         if isinstance(trigger, str):
             cls = self.plugins.resolve("trigger", trigger)
             args = dict(trigger_args)
-            if "timezone" not in args and _accepts(cls, "timezone"):
+            if (
+                "timezone" not in args
+                and not any(_is_aware(args.get(name)) for name in ("start_at", "end_at"))
+                and _accepts(cls, "timezone")
+            ):
+                # An aware start or end time gives the trigger its zone (as in Asyncz).
                 args["timezone"] = self.timezone
             return cls(**args)  # type: ignore[no-any-return]
         if trigger_args:
@@ -262,11 +345,12 @@ class _ConfigurationMixin(_SchedulerCore):
                 f"trigger arguments {sorted(trigger_args)} were given with a trigger instance "
                 f"{trigger!r}; pass a trigger alias such as 'interval' to use them"
             )
-        if not isinstance(trigger, Trigger):
+        # Duck-typed: a trigger class of Asyncz's kind need not declare an alias.
+        if not callable(getattr(trigger, "get_next_trigger_time", None)):
             raise TypeError(
-                f"trigger must be a trigger instance or a plugin alias, got {trigger!r}"
+                f"Expected a trigger instance or string, got {type(trigger).__name__!r} instead."
             )
-        return trigger
+        return trigger  # type: ignore[no-any-return]
 
     # -- events ----------------------------------------------------------------------------
 
@@ -295,7 +379,11 @@ class _ConfigurationMixin(_SchedulerCore):
         return bool(self._listener_mask & code)
 
     def dispatch_event(self, event: events.SchedulerEvent) -> None:
-        """Call the listeners for ``event``; a failing listener is logged, never propagated."""
+        """Call the listeners for ``event``; a failing listener is logged, never propagated.
+
+        A task event made without the scheduler's identity gets it here."""
+        if getattr(event, "scheduler_identity", False) is None:
+            object.__setattr__(event, "scheduler_identity", self.identity)
         for callback, mask in self._listeners:
             if event.code & mask:
                 try:
@@ -339,6 +427,10 @@ class _ConfigurationMixin(_SchedulerCore):
                     coalesced_run_count=coalesced,
                 )
             )
+
+
+def _is_aware(value: Any) -> bool:
+    return isinstance(value, datetime) and value.tzinfo is not None
 
 
 @functools.lru_cache(maxsize=256)

@@ -30,6 +30,7 @@ from asyncz.core.scheduler_common import (
     SHUTDOWN_TRIGGER_ALIAS,
     UTC,
     SchedulerInfo,
+    SchedulerInstanceInfo,
     _check_alias,
     _PendingTask,
     _SchedulerCore,
@@ -304,8 +305,8 @@ class _TaskAPIMixin(_SchedulerCore):
     def get_task(self, task_id: str, store: str | None = None) -> Task | None:
         """The task with ``task_id``, or ``None``."""
         try:
-            return self._find(task_id, store)[0]
-        except TaskLookupError:
+            return self.lookup_task(task_id, store)[0]
+        except (TaskLookupError, KeyError):  # KeyError: no store by that alias
             return None
 
     def get_tasks(self, store: str | None = None) -> list[Task]:
@@ -532,7 +533,7 @@ class _TaskAPIMixin(_SchedulerCore):
     ) -> TaskRunPreview | None:
         """The next ``count`` (1-50) run times of a task, without changing anything."""
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 50:
-            raise ValueError(f"count must be an integer from 1 to 50, got {count!r}")
+            raise ValueError(f"count must be between 1 and 50, got {count!r}")
         task = self.get_task(task_id, store)
         if task is None:
             return None
@@ -566,12 +567,32 @@ class _TaskAPIMixin(_SchedulerCore):
             if started and self.running
             else None,
             timezone=_zone_label(self.timezone),
-            executors=tuple(sorted(self._executors)),
-            stores=tuple(sorted(self._stores)),
+            executor_aliases=tuple(sorted(self._executors)),
+            store_aliases=tuple(sorted(self._stores)),
             task_counts=counts,
-            submitted_count=self._submitted_count,
+            submitted_task_count=self._submitted_count,
             store_retry_interval=self.store_retry_interval,
             startup_delay=self.startup_delay,
+        )
+
+    def get_scheduler_instance_infos(self) -> tuple[SchedulerInstanceInfo, ...]:
+        """This scheduler as an instance, as Asyncz reports it (this process only)."""
+        info = self.get_scheduler_info()
+        now = datetime.now(UTC)
+        return (
+            SchedulerInstanceInfo(
+                identity=info.identity,
+                scope="process-local",
+                state=info.state,
+                active=info.running,
+                stale=not info.running,
+                started_at=info.started_at,
+                last_seen_at=now if info.running else None,
+                uptime_seconds=info.uptime_seconds,
+                heartbeat_age_seconds=0.0 if info.running else None,
+                stale_after_seconds=self.heartbeat_stale_after,
+                task_count=info.task_count,
+            ),
         )
 
 

@@ -5,6 +5,7 @@ from asyncz.core.scheduler import (
     BaseScheduler,
     NativeAsyncIOScheduler,
     SchedulerInfo,
+    SchedulerInstanceInfo,
     SchedulerState,
 )
 
@@ -13,5 +14,6 @@ __all__ = [
     "BaseScheduler",
     "NativeAsyncIOScheduler",
     "SchedulerInfo",
+    "SchedulerInstanceInfo",
     "SchedulerState",
 ]

@@ -87,7 +87,7 @@ def test_global_config_nested_style_and_keyword_options_win() -> None:
         },
         timezone="UTC",
     )
-    assert scheduler.get_scheduler_info().stores == ("default", "other")
+    assert scheduler.get_scheduler_info().store_aliases == ("default", "other")
     assert scheduler.task_defaults["max_instances"] == 2
     assert scheduler.get_scheduler_info().timezone == "UTC"
 
@@ -110,7 +110,7 @@ def test_bad_global_config(config: dict[str, Any], error: type[Exception], words
 def test_setup_only_while_stopped_and_replaces_stores() -> None:
     scheduler = AsyncIOScheduler(stores={"a": {"type": "memory"}})
     scheduler.setup(stores={"b": {"type": "memory"}})
-    assert scheduler.get_scheduler_info().stores == ("b",)
+    assert scheduler.get_scheduler_info().store_aliases == ("b",)
     scheduler.start()
     try:
         with pytest.raises(SchedulerAlreadyRunningError):
@@ -274,7 +274,7 @@ def test_scheduler_info() -> None:
     try:
         info = scheduler.get_scheduler_info()
         assert info.running and info.state_label == "running"
-        assert info.executors == ("default",) and info.stores == ("default",)
+        assert info.executor_aliases == ("default",) and info.store_aliases == ("default",)
         assert info.timezone == "Europe/Berlin" and info.uptime_seconds is not None
     finally:
         scheduler.shutdown()
