@@ -296,3 +296,15 @@ def test_task_state_envelope_names_come_from_the_stores() -> None:
     assert utils.TASK_STATE_ENVELOPE_VERSION == persistence.TASK_STATE_ENVELOPE_VERSION
     with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
         utils.Nope  # noqa: B018
+
+
+def test_a_persistent_record_keeps_a_module_level_instance_by_name() -> None:
+    from asyncz.core.records import record_to_task, task_to_record
+    from asyncz.tasks import Task
+    from asyncz.triggers import IntervalTrigger
+
+    task = Task(id="greeter", fn=service.greet, args=("you",), trigger=IntervalTrigger(seconds=5))
+    record = task_to_record(task)
+    assert record["fn"] == f"{__name__}:service.greet" and list(record["args"]) == ["you"]
+    back = record_to_task(record)
+    assert back.fn.__self__ is service and back.fn(*back.args) == "hello you"
