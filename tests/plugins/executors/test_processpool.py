@@ -1,4 +1,5 @@
-"""The process-pool executor: spawn, references, dead workers, timeouts, logging."""
+"""The process-pool executor: references, dead workers, timeouts, logging — every test once
+with spawned workers and once with workers forked by the fork helper."""
 
 from __future__ import annotations
 
@@ -29,15 +30,28 @@ def alive(pid: int) -> bool:
     return True
 
 
-def test_workers_are_spawned_processes() -> None:
+@pytest.fixture(autouse=True, params=["spawn", processpool.FORK_HELPER])
+def start_method(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How the default pool starts workers (the choice itself: test_processpool_start)."""
+    method: str = request.param
+    if method == processpool.FORK_HELPER and not processpool.can_fork():
+        pytest.skip("this platform cannot fork")
+    monkeypatch.setattr(processpool, "choose_start_method", lambda requested=None: method)
+    return method
+
+
+def test_workers_are_other_processes(start_method: str) -> None:
     executor = ProcessPoolExecutor(max_workers=2)
-    assert executor._context.get_start_method() == "spawn"
 
     async def main() -> None:
         async with Harness(executor) as h:
+            assert executor.start_method == start_method
             done = await h.outcome(h.run(jobs.where))
-        pid, _, _ = done.return_value
-        assert pid != os.getpid()
+            async_done = await h.outcome(h.run(jobs.async_where))
+        pid, _, in_loop = done.return_value
+        assert pid != os.getpid() and not in_loop
+        # A worker forked from a thread running an event loop must not think one runs there.
+        assert async_done.return_value[0] != os.getpid() and async_done.return_value[2]
 
     run(main())
 
