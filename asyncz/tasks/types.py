@@ -1,7 +1,7 @@
 """Asyncz's path ``asyncz.tasks.types``: the names tasks are annotated with."""
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from asyncz.core.task import Task
 
@@ -9,5 +9,7 @@ from asyncz.core.task import Task
 TaskType = Task
 #: The shape of the scheduler's ``task_defaults`` option.
 TaskDefaultsType = Mapping[str, Any]
+#: A function given to a task used as a decorator (``@scheduler.add_task(...)``), returned as is.
+DecoratedFn = TypeVar("DecoratedFn", bound=Callable[..., Any])
 
-__all__ = ["TaskDefaultsType", "TaskType"]
+__all__ = ["DecoratedFn", "TaskDefaultsType", "TaskType"]

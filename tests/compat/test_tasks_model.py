@@ -76,6 +76,7 @@ def test_getstate_is_a_taskstate_with_the_reference() -> None:
     assert (state.id, state.fn, state.fn_reference) == ("s", REF, REF)
     assert (state.args, state.kwargs, state.coalesce) == ((1,), {"y": 2}, False)
     assert state.trigger is trigger and state.scheduler is None and state.store_alias is None
+    assert pickle.loads(pickle.dumps(state)) == state  # what Asyncz's stores kept
 
 
 def test_setstate_checks_every_field_and_resolves_the_reference() -> None:
@@ -115,6 +116,13 @@ def test_pickle_keeps_a_partial_and_a_bound_method_as_themselves() -> None:
     assert task.fn() == 3  # type: ignore[misc]
     task = pickle.loads(pickle.dumps(Task(fn=Holder().method)))
     assert task.fn() == 1  # type: ignore[misc]
+
+
+def test_asyncz_type_names() -> None:
+    from asyncz.tasks.base import TaskState as BaseTaskState
+    from asyncz.tasks.types import DecoratedFn, TaskType
+
+    assert BaseTaskState is TaskState and TaskType is Task and DecoratedFn.__bound__ is not None
 
 
 def test_tasks_are_weakly_referenceable() -> None:
