@@ -99,8 +99,9 @@ def test_asyncz_submodule_paths_and_helpers() -> None:
     assert (to_int("3"), to_float("1.5"), to_int(None)) == (3, 1.5, None)
     assert normalize(moment).utcoffset() == timedelta(0)
     check_callable_args(divmod, (1, 2), {})
-    with pytest.raises(ValueError, match="do not fit"):
+    with pytest.raises(ValueError, match="positional arguments is longer") as info:
         check_callable_args(test_asyncz_submodule_paths_and_helpers, (1,), {})
+    assert "do not fit" in str(info.value.__cause__)
 
 
 def test_the_deprecated_fn_keyword_of_add_task() -> None:

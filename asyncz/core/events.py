@@ -116,12 +116,12 @@ class TaskEvent(SchedulerEvent):
 class TaskSubmissionEvent(TaskEvent):
     """A task was handed to its executor (or could not be: ``TASK_MAX_INSTANCES``).
 
-    :var scheduled_run_times: the run times submitted
+    :var scheduled_run_times: the run times submitted (a list, as in Asyncz)
     :var source: ``"scheduled"`` for the loop, ``"manual"`` for ``run_task``
     :var coalesced_run_count: how many due run times coalescing dropped
     """
 
-    scheduled_run_times: Sequence[datetime] = ()
+    scheduled_run_times: Sequence[datetime] = attrs.field(factory=list)
     source: str = "scheduled"
     coalesced_run_count: int = 0
 

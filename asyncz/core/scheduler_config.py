@@ -422,7 +422,7 @@ class _ConfigurationMixin(_SchedulerCore):
                     task_id=task.id,
                     store=store,
                     scheduler_identity=self.identity,
-                    scheduled_run_times=tuple(run_times),
+                    scheduled_run_times=list(run_times),
                     source=source,
                     coalesced_run_count=coalesced,
                 )

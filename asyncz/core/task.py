@@ -232,8 +232,9 @@ class Task:
         on_setattr=attrs.setters.frozen,
     )
     name: str | None = attrs.field(default=None, validator=_validate_name)
+    # The one field that may be given positionally: ``Task(fn, id=...)`` as in Asyncz.
     fn: Callable[..., Any] | None = attrs.field(
-        default=None, converter=_resolve_fn, validator=_validate_fn
+        default=None, converter=_resolve_fn, validator=_validate_fn, kw_only=False
     )
     args: tuple[Any, ...] = attrs.field(default=(), converter=_to_args)
     kwargs: dict[str, Any] = attrs.field(factory=dict, converter=_to_kwargs)
@@ -699,9 +700,16 @@ class TaskState:
 class TaskRunPreview:
     """The next run times of a task, computed without changing anything.
 
+    :var task: a snapshot of the task (:class:`TaskInfo`)
+    :var requested_count: how many run times were asked for
     :var exhausted: the trigger has no run times after the last one listed
     """
 
-    task_id: str
+    task: TaskInfo
+    requested_count: int
     run_times: tuple[datetime, ...]
     exhausted: bool
+
+    @property
+    def task_id(self) -> str:
+        return self.task.id

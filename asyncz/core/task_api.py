@@ -321,7 +321,7 @@ class _TaskAPIMixin(_SchedulerCore):
     def update_task(self, task_id: Any, store: str | None = None, **changes: Any) -> Task:
         """Change fields of a task, validated all together before any is applied."""
         with self._lock:
-            task, alias = self._find(task_id, store)
+            task, alias = self.lookup_task(task_id, store)
             if "executor" in changes and self.running:
                 self.lookup_executor(changes["executor"])
             if changes.get("next_run_time") is not None:
@@ -371,7 +371,7 @@ class _TaskAPIMixin(_SchedulerCore):
     def resume_task(self, task_id: Any, store: str | None = None) -> Task | None:
         """Run the task again from now on (runs missed while paused are not replayed);
         returns ``None`` if its trigger has nothing left, in which case it is removed."""
-        task, alias = self._find(task_id, store)
+        task, alias = self.lookup_task(task_id, store)
         assert task.trigger is not None
         next_time = task.trigger.get_next_trigger_time(self.timezone, None, datetime.now(UTC))
         if next_time is None:
@@ -547,7 +547,10 @@ class _TaskAPIMixin(_SchedulerCore):
             run_times.append(next_time)
             next_time = task.trigger.get_next_trigger_time(self.timezone, next_time, moment)
         return TaskRunPreview(
-            task_id=task.id, run_times=tuple(run_times), exhausted=next_time is None
+            task=task.snapshot(),
+            requested_count=count,
+            run_times=tuple(run_times),
+            exhausted=next_time is None,
         )
 
     def get_scheduler_info(self) -> SchedulerInfo:

@@ -257,7 +257,7 @@ def test_preview_task_runs_changes_nothing() -> None:
     short = scheduler.preview_task_runs("p", count=2, now=start)
     assert short is not None and not short.exhausted
     assert scheduler.preview_task_runs("missing") is None
-    with pytest.raises(ValueError, match="1 to 50"):
+    with pytest.raises(ValueError, match="between 1 and 50"):
         scheduler.preview_task_runs("p", count=0)
 
 
@@ -571,7 +571,7 @@ def test_a_failed_setup_changes_nothing() -> None:
             timezone="Asia/Tokyo", identity="other", stores={"default": {"type": "nope"}}
         )
     info = scheduler.get_scheduler_info()
-    assert (info.identity, info.timezone, info.stores) == ("me", "UTC", ("default", "extra"))
+    assert (info.identity, info.timezone, info.store_aliases) == ("me", "UTC", ("default", "extra"))
 
 
 def test_concurrent_awaited_starts_start_once() -> None:

@@ -430,11 +430,11 @@ def test_configuration_by_instance_alias_and_dict() -> None:
         ({"timezone": "Mars/Olympus"}, ValueError, "not a known time zone"),
         ({"stores": {"default": {"type": "memroy"}}}, UnknownAliasError, "Did you mean 'memory'"),
         ({"stores": {"default": {"directory": "/x"}}}, ValueError, "exactly one of 'type'"),
-        ({"stores": {"default": MemoryStore}}, TypeError, "instantiate it first"),
+        ({"stores": {"default": 6}}, TypeError, "Expected store instance or dict"),
         ({"executors": {"default": {"type": "asyncio", "max_worker": 1}}}, TypeError, "max_worker"),
         ({"task_defaults": {"timezone": "UTC"}}, ValueError, "unknown task_defaults key"),
         ({"task_defaults": {"max_instances": 0}}, ValueError, "max_instances"),
-        ({"identity": ""}, ValueError, "identity"),
+        ({"identity": "  "}, ValueError, "identity"),
     ],
 )
 def test_bad_configuration_is_an_error(
