@@ -28,6 +28,7 @@ workers in turn; see ``processpool`` for when it is used and why. Its protocol, 
 from __future__ import annotations
 
 import inspect
+import io
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -222,6 +223,28 @@ def _forget_the_parents_state() -> None:
         except (OSError, RuntimeError, ValueError):
             pass
     signal.set_wakeup_fd(-1)
+    # Another thread of the parent may have been writing to stdout or stderr at the fork: the
+    # buffer's lock would then stay held here, and the first print() hang. The same
+    # descriptors get new stream objects (reading the old ones' settings takes no lock).
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None or stream is not getattr(sys, f"__{name}__"):
+            continue  # replaced by the program: its business
+        try:
+            unbuffered = isinstance(stream.buffer, io.RawIOBase)  # python -u
+            # Not closed: it lives as long as the process.
+            binary = open(stream.fileno(), "wb", buffering=0 if unbuffered else -1, closefd=False)  # noqa: SIM115
+            fresh = io.TextIOWrapper(
+                binary,
+                encoding=stream.encoding,
+                errors=stream.errors,
+                line_buffering=stream.line_buffering,
+                write_through=stream.write_through,
+            )
+        except (AttributeError, OSError, ValueError):
+            continue
+        setattr(sys, name, fresh)
+        setattr(sys, f"__{name}__", fresh)
     # The thread that forked may be running the scheduler's event loop: asyncio.run() in a
     # worker would then refuse to start (Python 3.12 resets this itself after a fork).
     events = sys.modules.get("asyncio.events")

@@ -40,6 +40,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -265,7 +266,15 @@ class _ForkHelper:
             daemon=True,
         )
         try:
-            self.process.start()
+            with warnings.catch_warnings():
+                # Python 3.12+ warns about any fork while other threads run; this one is
+                # deliberate, and the helper runs only our code (see the comment above).
+                warnings.filterwarnings(
+                    "ignore",
+                    message=r".*multi-threaded, use of fork\(\)",
+                    category=DeprecationWarning,
+                )
+                self.process.start()
         except BaseException:
             _PARENT_ONLY.discard(ours.fileno())
             ours.close()

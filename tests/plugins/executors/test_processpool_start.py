@@ -337,7 +337,32 @@ def test_a_silent_run_that_uses_cpu_time_is_left_alone_and_a_silent_idle_one_is_
     assert "no sign of life" in str(sleeping.exception)
 
 
-# -- the supervisor and the launcher failing ----------------------------------------------------
+# -- workers that die while starting, the supervisor and the launcher failing -------------------
+
+
+@pytest.mark.parametrize("method", ["spawn", pytest.param("fork-helper", marks=needs_fork)])
+def test_a_worker_dying_while_it_starts_fails_a_waiting_run_and_shutdown_the_rest(
+    monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    monkeypatch.setattr(processpool, "choose_start_method", lambda requested=None: method)
+    executor = ProcessPoolExecutor(
+        max_workers=1, pool_kwargs={"initializer": os._exit, "initargs": (3,)}
+    )
+
+    async def main() -> tuple[Any, list[Any]]:
+        async with Harness(executor) as h:
+            first = await h.outcome(h.run(jobs.add, 1, 1))
+            waiting = [h.run(jobs.add, i, 1) for i in range(3)]
+            # Shutting down: the next worker that dies while starting fails every waiting run
+            # at once, instead of one per attempt.
+            await asyncio.to_thread(h.scheduler.shutdown, True)
+            return first, [await h.outcome(task) for task in waiting]
+
+    first, rest = run(main())
+    for failed in (first, *rest):
+        assert failed.code == TASK_ERROR and isinstance(failed.exception, WorkerProcessDied)
+        assert "ended with exit code 3 before it was ready" in str(failed.exception)
+        assert failed.exception.exitcode == 3
 
 
 def test_runs_sent_after_the_supervisor_failed_are_reported_not_left_waiting(
