@@ -18,7 +18,11 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from asyncz.core.errors import AsynczException, AsynczLookupError
+from asyncz.core.errors import (
+    AsynczLookupError,
+    ConversionError,
+    ConversionTypeError,
+)
 
 __all__ = [
     "ConversionError",
@@ -51,17 +55,6 @@ _LOOSE_DATETIME_RE = re.compile(
     r"(\d{4})-(\d{1,2})-(\d{1,2})"
     r"(?:[ Tt](\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:[.,](\d{1,6}))?)?\s*([Zz]|[+-]\d{2}:?\d{2})?)?"
 )
-
-
-class ConversionError(AsynczException, ValueError):
-    """A value that cannot be converted (a bad reference, date string, ...).
-
-    Both an :class:`~asyncz.exceptions.AsynczException`, as in Asyncz, and a ``ValueError``.
-    """
-
-
-class ConversionTypeError(AsynczException, TypeError):
-    """A value of a type that cannot be converted; an ``AsynczException`` and a ``TypeError``."""
 
 
 #: What :func:`get_localzone` asks instead of tzlocal, when set (see set_local_zone_source).

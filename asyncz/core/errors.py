@@ -14,12 +14,16 @@ users already catch are kept; messages name the bad value and say what would be 
     ├── MaximumInstancesError                a task already runs max_instances times
     ├── SchedulerAlreadyRunningError
     ├── SchedulerNotRunningError
+    ├── ConversionError (ValueError)         a value cannot be converted (reference, date)
+    ├── ConversionTypeError (TypeError)      a value of a type that cannot be converted
+    ├── TaskFieldError (ValueError, TypeError)   a Task field given a value it cannot take
     ├── PluginLoadError                      a plugin could not be imported or registered
     ├── SerializationError (ValueError)      a task cannot be turned into a stored record
     └── TaskRestoreError                     a stored record cannot be turned back into a task
 
-Validation of user input (a bad task field, a bad trigger argument) raises the built-in
-``ValueError`` or ``TypeError``, as Python code is expected to.
+Validation of user input raises ``ValueError`` or ``TypeError`` (a bad trigger argument), or an
+exception of this tree that is also one of them (a bad task field, a bad date string), so code
+written for Asyncz (which raises ``AsynczException``) and plain Python code both catch it.
 
 :func:`strip_traceback` lives here too: it depends on the standard library only, so process-pool
 workers can use it without importing the engine.
@@ -33,6 +37,8 @@ from collections.abc import Sequence
 __all__ = [
     "AsynczException",
     "AsynczLookupError",
+    "ConversionError",
+    "ConversionTypeError",
     "ConflictError",
     "ConflictIdError",
     "DuplicateAliasError",
@@ -43,6 +49,7 @@ __all__ = [
     "SchedulerNotRunningError",
     "SerializationError",
     "TaskLookupError",
+    "TaskFieldError",
     "TaskRestoreError",
     "strip_traceback",
     "UnknownAliasError",
@@ -174,3 +181,25 @@ def strip_traceback(exc: BaseException) -> None:
             current.__traceback__ = None
         todo.append(current.__cause__)
         todo.append(current.__context__)
+
+
+class ConversionError(AsynczException, ValueError):
+    """A value that cannot be converted (a bad reference, date string, ...).
+
+    Both an :class:`~asyncz.exceptions.AsynczException`, as in Asyncz, and a ``ValueError``.
+    """
+
+
+class ConversionTypeError(AsynczException, TypeError):
+    """A value of a type that cannot be converted; an ``AsynczException`` and a ``TypeError``."""
+
+
+class TaskFieldError(AsynczException, ValueError, TypeError):
+    """A Task field was given a value it cannot take.
+
+    Both a ``ValueError`` and a ``TypeError``: Asyncz raises ``TypeError`` for every bad task
+    field (a zero ``max_instances`` included), asyncz raised ``ValueError`` for values of the
+    right type out of range; code written for either keeps catching it. The message says what
+    is valid, in Asyncz's words; the bad value is attached as a note (shown under the message
+    in tracebacks; on Python 3.10, which has no notes, appended to the message).
+    """

@@ -25,7 +25,7 @@ from asyncz.core.converters import (
     to_datetime,
     utc_timestamp_us,
 )
-from asyncz.core.errors import AsynczException, SchedulerLookupError
+from asyncz.core.errors import SchedulerLookupError, TaskFieldError
 
 if TYPE_CHECKING:
     from asyncz.core.protocols import Trigger
@@ -52,17 +52,6 @@ class TaskScheduleState(str, Enum):
 
     def __str__(self) -> str:
         return self.value
-
-
-class TaskFieldError(AsynczException, ValueError, TypeError):
-    """A Task field was given a value it cannot take.
-
-    Both a ``ValueError`` and a ``TypeError``: Asyncz raises ``TypeError`` for every bad task
-    field (a zero ``max_instances`` included), asyncz raised ``ValueError`` for values of the
-    right type out of range; code written for either keeps catching it. The message says what
-    is valid, in Asyncz's words; the bad value is attached as a note (shown under the message
-    in tracebacks; on Python 3.10, which has no notes, appended to the message).
-    """
 
 
 #: Fields that record where a task lives, not what it is: never changed by update().
