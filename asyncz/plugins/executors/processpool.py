@@ -114,12 +114,21 @@ def _describe_exit(exitcode: int | None) -> str:
 # and a lock held by another thread (the scheduler's loop thread, the supervisor, a logging
 # handler, a database pool) stays held forever in the child: a worker can hang on its first use.
 # So when the main script would be imported again, the workers are forked, but not from the
-# scheduler's busy process: from a *fork helper*, forked once when the executor starts (in a
-# script that is before any task runs, with at most the scheduler's idle loop thread besides
-# the caller's), which is single-threaded for the rest of its life and forks each worker in
-# turn, with no other thread to hold a lock. Workers then see the program as it was when the
-# scheduler started. macOS can fork, but its system frameworks are not fork-safe (which is why
-# CPython spawns there): it spawns, like every platform without fork.
+# scheduler's busy process: from a *fork helper*, forked once when the executor starts, which
+# is single-threaded for the rest of its life and forks each worker in turn, with no other
+# thread to hold a lock. Why then: in a script, start() comes after the task functions are
+# defined and before any task runs, with at most the scheduler's idle loop thread besides the
+# caller's; at construction the script would not have defined its functions yet (workers see
+# the program as it was when the helper forked), and at a worker's first start the loop, the
+# supervisor and the watchdog are busy. What a thread could still hold at that one fork is
+# dealt with in the helper (stdout/stderr get new stream objects, asyncio's running loop is
+# forgotten; Python itself resets the import and logging locks). An executor added to a
+# running scheduler forks its helper then, the best moment left. We cannot tell whether a
+# script has its main guard before it is imported, so guarded scripts get the helper as well
+# (and start workers in milliseconds rather than re-importing the script in each).
+# macOS can fork, but its system frameworks are not fork-safe (which is why CPython spawns
+# there): it spawns, like every platform without fork. Python 3.14 defaults to forkserver
+# on Linux; the choice here does not depend on the default.
 #
 # Where spawning would import the script again and it starts a pool while imported, the worker
 # stops at once (exit status MAIN_REIMPORTED_EXIT, with a message naming the guard) and the
@@ -663,7 +672,7 @@ class _Supervisor:
     def _read_helper(self) -> None:
         helper = self.helper
         if helper is not None and not helper.read():
-            self.selector.unregister(helper.sock)
+            self._forget_helper(helper)
             helper.process.join(1)
             self.executor.logger.warning(
                 "The fork helper of process pool %r ended (%s); its workers carry on",
@@ -776,11 +785,19 @@ class _Supervisor:
             child_conn.close()
         return process, parent_conn
 
+    def _forget_helper(self, helper: _ForkHelper) -> None:
+        # Its end may have been found closed while waiting for a worker's exit, not here.
+        try:
+            self.selector.unregister(helper.sock)
+        except (KeyError, ValueError):
+            pass
+
     def _new_helper(self) -> None:
         # Forked now from a process running other threads: the hazard the helper exists to
         # avoid, accepted only here, because the alternative is a pool that can no longer start
         # workers.
         assert self.helper is not None
+        self._forget_helper(self.helper)
         self.helper.close()
         self.executor.logger.warning(
             "Process pool %r forks a new fork helper while other threads run", self.executor.alias

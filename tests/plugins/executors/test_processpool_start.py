@@ -10,6 +10,7 @@ import asyncio
 import multiprocessing
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import textwrap
@@ -363,6 +364,32 @@ def test_a_worker_dying_while_it_starts_fails_a_waiting_run_and_shutdown_the_res
         assert failed.code == TASK_ERROR and isinstance(failed.exception, WorkerProcessDied)
         assert "ended with exit code 3 before it was ready" in str(failed.exception)
         assert failed.exception.exitcode == 3
+
+
+@needs_fork
+def test_a_fork_helper_that_died_is_replaced(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(
+        processpool, "choose_start_method", lambda requested=None: processpool.FORK_HELPER
+    )
+    # One run per worker: every run needs a worker forked by the helper.
+    executor = ProcessPoolExecutor(max_workers=1, pool_kwargs={"max_tasks_per_child": 1})
+
+    async def main() -> list[Any]:
+        async with Harness(executor) as h:
+            before = await h.outcome(h.run(jobs.pid))
+            helper = executor._supervisor.helper
+            os.kill(helper.process.pid, signal.SIGKILL)
+            await h.rec.wait_for(lambda: not helper.alive)
+            after = [await h.outcome(h.run(jobs.pid)) for _ in range(2)]
+            assert executor._supervisor.helper is not helper
+            return [before, *after]
+
+    outcomes = run(main())
+    assert [e.code for e in outcomes] == [TASK_EXECUTED] * 3
+    assert len({e.return_value for e in outcomes}) == 3
+    assert "fork helper of process pool 'default' ended (signal SIGKILL)" in caplog.text
 
 
 def test_runs_sent_after_the_supervisor_failed_are_reported_not_left_waiting(
