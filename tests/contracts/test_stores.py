@@ -389,6 +389,132 @@ def test_an_unknown_trigger_alias_quarantines(
         store.shutdown()
 
 
+def test_a_quarantined_task_does_not_set_the_next_run_time(
+    persistent: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = started(persistent)
+    try:
+        store.add_task(make("moved", 0, fn=jobs.movable))
+        store.add_task(make("other", 100))
+        monkeypatch.delattr(jobs, "movable")
+        assert store.get_next_run_time() == T0  # not known to be quarantined yet
+
+        assert ids(store.get_all_tasks()) == ["other"]
+        assert store.get_next_run_time() == T0 + timedelta(seconds=100)
+        store.delete_task("other")
+        assert store.get_next_run_time() is None  # alone: nothing to wake up for
+        assert list(store.get_quarantined()) == ["moved"]  # still there, still listed
+        assert store.get_next_run_time() is None
+
+        monkeypatch.undo()  # the fix is deployed
+        assert store.lookup_task("moved") is not None  # the next read restores it ...
+        assert store.get_quarantined() == {}
+        assert store.get_next_run_time() == T0  # ... and it counts again
+    finally:
+        store.shutdown()
+
+
+def test_a_quarantined_lease_does_not_wake_the_scheduler(
+    persistent: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = started(persistent)
+    try:
+        store.add_task(make("moved", 0, fn=jobs.movable))
+        monkeypatch.delattr(jobs, "movable")
+        # Met for the first time by the due pass: leased, quarantined, nothing handed out.
+        assert store.acquire_due_tasks(T0 + timedelta(seconds=10), "me", 10, 30) == []
+        assert list(store.get_quarantined()) == ["moved"]
+        # Neither its run time (due) nor its lease expiry: a scheduler does not spin on it.
+        assert store.get_next_run_time() is None
+        assert store.acquire_due_tasks(T0 + timedelta(seconds=11), "me", 10, 30) == []
+        store.add_task(make("other", 50))
+        assert store.get_next_run_time() == T0 + timedelta(seconds=50)
+
+        monkeypatch.undo()
+        back = store.acquire_due_tasks(T0 + timedelta(seconds=41), "me", 10, 30)
+        assert ids(back) == ["moved"]  # its lease ran out: tried again, and it restores
+        assert store.get_quarantined() == {}
+        # In service again: its new lease counts (until T0 + 71 s), after "other".
+        assert store.get_next_run_time() == T0 + timedelta(seconds=50)
+        store.delete_task("other")
+        assert store.get_next_run_time() == T0 + timedelta(seconds=71)
+    finally:
+        store.shutdown()
+
+
+def test_many_quarantined_tasks_are_skipped_for_the_next_run_time(
+    persistent: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asyncz.plugins.stores import redis as redis_store
+    from asyncz.plugins.stores.sqlalchemy import store as sql_store
+
+    # Small pages, so that the paths for large quarantines are taken with a few tasks.
+    monkeypatch.setattr(sql_store, "_NOT_IN_MAX", 2)
+    monkeypatch.setattr(redis_store, "_SKIP_PAGE", 1)
+    store = started(persistent)
+    try:
+        store.add_tasks([make(f"moved-{n}", n, fn=jobs.movable) for n in range(5)])
+        store.add_task(make("good", 20))
+        for n in range(3):  # stale entries of a moved run time, in the file store's heap
+            store.update_task(make(f"moved-{n}", 10 + n, fn=jobs.movable))
+        with monkeypatch.context() as moved:
+            moved.delattr(jobs, "movable")
+            assert ids(store.get_all_tasks()) == ["good"]
+            assert store.get_next_run_time() == T0 + timedelta(seconds=20)
+            # Leased but not restored: five leases that do not count either.
+            assert store.acquire_due_tasks(T0 + timedelta(seconds=15), "me", 10, 30) == []
+            assert store.get_next_run_time() == T0 + timedelta(seconds=20)
+            store.delete_task("good")
+            assert store.get_next_run_time() is None
+            assert len(store.get_quarantined()) == 5
+        assert len(store.get_all_tasks()) == 5
+        assert store.get_next_run_time() == T0 + timedelta(seconds=45)  # their leases count
+    finally:
+        store.shutdown()
+
+
+def test_an_unrestorable_task_does_not_take_the_place_of_a_due_one(
+    persistent: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = started(persistent)
+    try:
+        store.add_task(make("moved", 0, fn=jobs.movable))
+        store.add_task(make("good", 1))
+        monkeypatch.delattr(jobs, "movable")
+        # The limit counts tasks handed out, not records that failed to restore.
+        assert ids(store.acquire_due_tasks(T0 + timedelta(seconds=5), "me", 1, 30)) == ["good"]
+        assert list(store.get_quarantined()) == ["moved"]
+    finally:
+        store.shutdown()
+
+
+def test_writing_or_restarting_takes_a_task_out_of_quarantine(
+    persistent: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scheduler = FakeScheduler()
+    store = started(persistent, scheduler)
+    try:
+        store.add_task(make("moved", 0, fn=jobs.movable))
+        store.add_task(make("replaced", 5, fn=jobs.movable))
+        monkeypatch.delattr(jobs, "movable")
+        assert store.get_all_tasks() == []
+        assert store.get_next_run_time() is None
+        store.update_task(make("replaced", 5))  # written by this instance: readable
+        assert store.get_next_run_time() == T0 + timedelta(seconds=5)
+
+        store.shutdown()
+        store.start(scheduler, "default")
+        # A start forgets the quarantine: counted (and tried by the first pass) again.
+        assert store.get_next_run_time() == T0
+        got = store.acquire_due_tasks(T0 + timedelta(seconds=6), "me", 10, 30)
+        assert ids(got) == ["replaced"]
+        assert store.get_next_run_time() == T0 + timedelta(seconds=36)  # replaced's lease
+        reported = [e.task_id for e in scheduler.events if e.code == events.TASK_QUARANTINED]
+        assert reported == ["moved", "replaced", "moved"]  # once per start
+    finally:
+        store.shutdown()
+
+
 # -- other processes -------------------------------------------------------------------------------
 
 _CHILD = """

@@ -441,25 +441,78 @@ class FileStore(PersistentStore):
             heapq.heappop(heap)
         return None
 
+    def _first_not_in(self, quarantined: frozenset[str]) -> int | None:
+        """The earliest unleased run time of a task not in ``quarantined``, the heap left as it
+        is (its quarantined entries stay valid): a best-first walk down from the top, which
+        meets only the entries earlier than the answer."""
+        top = self._top()
+        if top is None or top[1] not in quarantined:
+            return top[0] if top else None
+        heap, entries, leased = self._heap, self._entries, self._leased
+        size = len(heap)
+        frontier: list[tuple[tuple[int, str], int]] = [(heap[0], 0)]
+        while frontier:
+            (next_us, task_id), i = heapq.heappop(frontier)
+            if (
+                task_id not in quarantined
+                and task_id not in leased
+                and entries.get(task_id, -1) == next_us
+            ):
+                return next_us
+            for child in (2 * i + 1, 2 * i + 2):
+                if child < size:
+                    heapq.heappush(frontier, (heap[child], child))
+        return None
+
     def get_next_run_time(self) -> datetime | None:
         with self._locked(exclusive=False):
-            top = self._top()
-            candidates = [top[0]] if top else []
-            if self._leased:
-                candidates.append(min(until for _, until in self._leased.values()))
+            if self._quarantined:
+                # Quarantined tasks do not count: neither their run time nor their lease.
+                quarantined = self._quarantined_ids()
+                first = self._first_not_in(quarantined)
+                candidates = [first] if first is not None else []
+                expiries = [u for i, (_, u) in self._leased.items() if i not in quarantined]
+                if expiries:
+                    candidates.append(min(expiries))
+            else:
+                top = self._top()
+                candidates = [top[0]] if top else []
+                if self._leased:
+                    candidates.append(min(until for _, until in self._leased.values()))
         return from_timestamp_us(min(candidates)) if candidates else None
 
     def acquire_due_tasks(self, now: datetime, owner: str, limit: int, lease: float) -> list[Task]:
+        acquired: list[Task] = []
+        first = True
+        while len(acquired) < limit:
+            # Records that do not restore stay leased and do not count towards the limit:
+            # lease more (one round in the common case, where every record restores).
+            wanted = limit - len(acquired)
+            leased, tasks = self._acquire(now, owner, wanted, lease, first)
+            acquired += tasks
+            if leased < wanted:
+                break
+            first = False
+        return acquired
+
+    def _acquire(
+        self, now: datetime, owner: str, limit: int, lease: float, expire: bool
+    ) -> tuple[int, list[Task]]:
+        """Lease up to ``limit`` due tasks; how many were leased, and those that restore.
+
+        ``expire``: first hand out again the tasks whose lease ran out (only in the first
+        round: a task just leased for no time at all must not be leased again and again).
+        """
         now_us = utc_timestamp_us(now)
         until = now_us + int(lease * 1_000_000)
         rows: list[tuple[str, bytes, int | bool | None]] = []
         with self._locked(exclusive=True):
-            for task_id, (_, expiry) in list(self._leased.items()):
-                if expiry <= now_us:  # the holder is gone or too slow: hand it out again
-                    del self._leased[task_id]
-                    next_us = self._entries.get(task_id)
-                    if next_us is not None:
-                        heapq.heappush(self._heap, (next_us, task_id))
+            expired = [i for i, (_, u) in self._leased.items() if u <= now_us] if expire else []
+            for task_id in expired:  # the holder is gone or too slow: hand it out again
+                del self._leased[task_id]
+                next_us = self._entries.get(task_id)
+                if next_us is not None:
+                    heapq.heappush(self._heap, (next_us, task_id))
             items: list[list[Any]] = []
             while len(rows) < limit:
                 top = self._top()
@@ -477,7 +530,7 @@ class FileStore(PersistentStore):
                 items.append(["L", task_id, owner, until])
                 rows.append((task_id, data, top[0]))
             self._append(items)
-        return self.restore_all(rows)
+        return len(rows), self.restore_all(rows)
 
     def release_tasks(self, owner: str, next_run_times: Mapping[str, datetime | None]) -> list[str]:
         released: list[str] = []

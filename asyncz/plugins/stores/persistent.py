@@ -7,9 +7,20 @@ encryption, :mod:`asyncz.plugins.serializers.protection`) — and back.
 **Quarantine, never delete.** A record that cannot be restored (its callable moved, its trigger
 plugin missing, a wrong key, a newer format) is skipped and left exactly as it is. It is reported
 once per task and reason — an error log line and a ``TASK_QUARANTINED`` event with the id and the
-reason — and listed by :meth:`PersistentStore.get_quarantined`. Every later read tries it again,
-so it loads as soon as the cause is fixed. A due quarantined task stays leased to whoever last
-tried it until the lease runs out, so it is retried once per lease period, not in a busy loop.
+reason — and listed by :meth:`PersistentStore.get_quarantined`. Every later read that meets it
+(``get_all_tasks``, ``lookup_task``, ``get_due_tasks``, ``acquire_due_tasks``) tries it again, so
+it loads as soon as the cause is fixed, and is then back in service. A due quarantined task stays
+leased to whoever last tried it until the lease runs out, so it is retried once per lease period,
+not in a busy loop.
+
+A task this store instance knows to be quarantined does not count for
+:meth:`get_next_run_time`: neither its run time nor its lease expiry wakes the scheduler, since
+waking for it would only give the same error again (the usual fixes — deploying the code, adding
+the key — mean a restart). The quarantine is this instance's knowledge, cleared at every start
+(the first pass then tries every due record again); the scheduler still meets a quarantined task
+whenever it wakes for another task or for the store's poll while that task is due, and it is in
+service again from the first read that restores it. Writing a task (``add_task``,
+``update_task``) or deleting it through this instance takes it out of quarantine at once.
 """
 
 from __future__ import annotations
@@ -163,6 +174,11 @@ class PersistentStore(BaseStore):
     def start(self, scheduler: Any, alias: str) -> None:
         super().start(scheduler, alias)
         self.setup_codec()
+        with self._quarantine_lock:
+            # Tried afresh (and reported again) from this start on: code, plugins or keys may
+            # have changed, and until a read meets it again every record counts for the
+            # next wake-up.
+            self._quarantined.clear()
 
     def check_task(self, task: Task) -> None:
         """Raise :class:`SerializationError` if ``task`` could not be stored (no I/O)."""
@@ -196,6 +212,8 @@ class PersistentStore(BaseStore):
         """Call after ``task`` was written as ``encoded``: binds it and remembers the bytes."""
         self.fix_task(task)
         self._remember(task, *encoded)
+        if self._quarantined:  # a record this instance just wrote is one it can read
+            self._back_in_service(task.id)
 
     # -- decoded-record cache ------------------------------------------------------------------
     #
@@ -222,12 +240,21 @@ class PersistentStore(BaseStore):
         cache[task.id] = (data, fn_ref, alias, next_us, task)
 
     def forget(self, task_ids: Iterable[str] | None = None) -> None:
-        """Drop cached tasks (all of them with ``None``)."""
+        """Drop cached tasks (all of them with ``None``), and their quarantine: stores call it
+        for tasks they delete."""
         if task_ids is None:
             self._cache.clear()
+            if self._quarantined:
+                with self._quarantine_lock:
+                    self._quarantined.clear()
         else:
+            task_ids = list(task_ids)
             for task_id in task_ids:
                 self._cache.pop(task_id, None)
+            if self._quarantined:
+                with self._quarantine_lock:
+                    for task_id in task_ids:
+                        self._quarantined.pop(task_id, None)
 
     def _cached(
         self, task_id: str, data: bytes, next_run_us: int | bool | None, reader: RecordReader
@@ -400,6 +427,13 @@ class PersistentStore(BaseStore):
         if self._quarantined:
             self._back_in_service(task_id)
         return task
+
+    def _quarantined_ids(self) -> frozenset[str]:
+        """The ids this instance knows to be quarantined (no I/O; cleared at start). They do
+        not count for :meth:`get_next_run_time`; stores read it only when ``_quarantined`` is
+        not empty, so the common case costs nothing."""
+        with self._quarantine_lock:
+            return frozenset(self._quarantined)
 
     def _back_in_service(self, task_id: str) -> None:
         with self._quarantine_lock:

@@ -164,6 +164,15 @@ return released
 """
 
 
+#: How many quarantined entries of each sorted set the next-run-time lookup reads past at first.
+_SKIP_PAGE = 15
+
+
+def _member(value: Any) -> str:
+    """A sorted-set member as a task id (bytes unless the client decodes responses)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _int(value: Any) -> int:
     """A score or stored number (bytes or str) as an int; Redis writes large scores with an
     exponent."""
@@ -386,11 +395,40 @@ class RedisStore(PersistentStore):
         return self.restore_all(rows)
 
     def get_next_run_time(self) -> datetime | None:
+        if self._quarantined:
+            return self._next_run_time_without(self._quarantined_ids())
         with self.client.pipeline(transaction=True) as pipe:
             pipe.zrange(self.run_times_key, 0, 0, withscores=True)
             pipe.zrange(self.leases_key, 0, 0, withscores=True)
             first, lease = pipe.execute()
         candidates = [_int(score) for _, score in first + lease]
+        return from_timestamp_us(min(candidates)) if candidates else None
+
+    def _next_run_time_without(self, quarantined: frozenset[str]) -> datetime | None:
+        """:meth:`get_next_run_time` not counting the quarantined tasks (run time or lease):
+        reads a few more entries of each sorted set and skips theirs (one round trip unless
+        more than a page of the earliest entries are quarantined)."""
+        first = min(len(quarantined), _SKIP_PAGE) + 1
+        keys = (self.run_times_key, self.leases_key)
+        with self.client.pipeline(transaction=True) as pipe:
+            for key in keys:
+                pipe.zrange(key, 0, first - 1, withscores=True)
+            pages = pipe.execute()
+        candidates: list[int] = []
+        for key, entries in zip(keys, pages, strict=True):
+            start, size = 0, first
+            while True:
+                found = next((s for m, s in entries if _member(m) not in quarantined), None)
+                if found is not None:
+                    candidates.append(_int(found))
+                    break
+                if len(entries) < size:
+                    break  # the end of the set: every entry in it is quarantined
+                # A whole page of quarantined entries: read on (this key only). At most
+                # len(quarantined) entries are skipped in all, so this ends.
+                start += size
+                size = min(len(quarantined), 1000) + 1
+                entries = self.client.zrange(key, start, start + size - 1, withscores=True)
         return from_timestamp_us(min(candidates)) if candidates else None
 
     def acquire_due_tasks(self, now: datetime, owner: str, limit: int, lease: float) -> list[Task]:

@@ -47,6 +47,9 @@ _BEGIN_OPTION = "asyncz_sqlite_begin"
 _CREATE_OPTIONS = frozenset({"pickle_protocol"})
 #: A bulk add of at least this many rows refreshes PostgreSQL's statistics of the table.
 _ANALYZE_AFTER = 500
+#: Up to this many quarantined ids are excluded with ``NOT IN`` (bound parameters) when looking
+#: for the next run time; more are skipped while reading the indexes.
+_NOT_IN_MAX = 500
 
 
 class SQLAlchemyStore(PersistentStore):
@@ -439,6 +442,8 @@ class SQLAlchemyStore(PersistentStore):
 
     def get_next_run_time(self) -> datetime | None:
         t = self.table.c
+        if self._quarantined:
+            return self._next_run_time_without(self._quarantined_ids())
         # Two index lookups in one round trip: the earliest unleased run time, and the
         # earliest lease expiry (a lease nobody releases must bring its task back).
         earliest = (
@@ -451,12 +456,45 @@ class SQLAlchemyStore(PersistentStore):
         lease_end = sa.select(sa.func.min(t.lease_until)).scalar_subquery()
         with self._read() as conn:
             row = conn.execute(sa.select(earliest, lease_end)).one()
-        candidates = [int(v) for v in row if v is not None]
-        if not candidates:
-            return None
-        from asyncz.core.records import from_timestamp_us
+        return _earliest(row)
 
-        return from_timestamp_us(min(candidates))
+    def _next_run_time_without(self, quarantined: frozenset[str]) -> datetime | None:
+        """:meth:`get_next_run_time` not counting the quarantined tasks (run time or lease)."""
+        t = self.table.c
+        ids = sorted(quarantined)
+        if len(ids) <= _NOT_IN_MAX:
+            # As the common query, one round trip, with the ids excluded in both lookups.
+            earliest = (
+                sa.select(t.next_run_time)
+                .where(t.next_run_time.is_not(None), t.lease_owner.is_(None), t.id.not_in(ids))
+                .order_by(t.next_run_time)
+                .limit(1)
+                .scalar_subquery()
+            )
+            lease_end = (
+                sa.select(sa.func.min(t.lease_until)).where(t.id.not_in(ids)).scalar_subquery()
+            )
+            with self._read() as conn:
+                row = conn.execute(sa.select(earliest, lease_end)).one()
+            return _earliest(row)
+        # Too many ids for one statement's parameters (SQLite allows 999 in older builds): the
+        # first len(ids) + 1 rows of each index hold at least one that is not quarantined.
+        with self._read() as conn:
+            runs = conn.execute(
+                sa.select(t.id, t.next_run_time)
+                .where(t.next_run_time.is_not(None), t.lease_owner.is_(None))
+                .order_by(t.next_run_time)
+                .limit(len(ids) + 1)
+            ).all()
+            leases = conn.execute(
+                sa.select(t.id, t.lease_until)
+                .where(t.lease_until.is_not(None))
+                .order_by(t.lease_until)
+                .limit(len(ids) + 1)
+            ).all()
+        return _earliest(
+            [next((v for i, v in rows if i not in quarantined), None) for rows in (runs, leases)]
+        )
 
     def acquire_due_tasks(self, now: datetime, owner: str, limit: int, lease: float) -> list[Task]:
         t = self.table.c
@@ -599,6 +637,16 @@ class SQLAlchemyStore(PersistentStore):
         # Asyncz's repr (password hidden); the table is shown when it is not the default one.
         table = "" if self.tablename == "asyncz_store" else f", tablename={self.tablename!r}"
         return f"<SQLAlchemyStore (database={url}{table})>"
+
+
+def _earliest(values: Sequence[Any]) -> datetime | None:
+    """The earliest of some microsecond timestamps (``None`` ignored), as a datetime."""
+    candidates = [int(v) for v in values if v is not None]
+    if not candidates:
+        return None
+    from asyncz.core.records import from_timestamp_us
+
+    return from_timestamp_us(min(candidates))
 
 
 def _has_skip_locked(conn: Connection) -> bool:
