@@ -37,6 +37,8 @@ __all__ = [
     "ref_to_obj",
     "maybe_ref",
     "reject_unknown_options",
+    "now",
+    "set_clock_source",
     "set_local_zone_source",
     "timezone_name",
     "to_datetime",
@@ -55,6 +57,26 @@ _LOOSE_DATETIME_RE = re.compile(
     r"(\d{4})-(\d{1,2})-(\d{1,2})"
     r"(?:[ Tt](\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:[.,](\d{1,6}))?)?\s*([Zz]|[+-]\d{2}:?\d{2})?)?"
 )
+
+
+#: What :func:`now` asks for the time: the ``datetime`` class, or a stand-in with a ``now(tz)``.
+_clock: Any = datetime
+
+
+def set_clock_source(source: Any | None) -> None:
+    """Make :func:`now` return ``source.now(UTC)`` (``source`` is like the ``datetime`` class).
+
+    ``None`` or ``datetime`` itself restores the real clock. ``asyncz.schedulers.base`` calls
+    this when its ``datetime`` attribute is replaced, as tests freezing time do.
+    """
+    global _clock
+    _clock = datetime if source is None else source
+
+
+def now() -> datetime:
+    """The current time (UTC) for the scheduler's API: start time, snapshots, first run times
+    of added tasks, manual runs. The event loop and the executors read the real clock."""
+    return _clock.now(UTC)  # type: ignore[no-any-return]
 
 
 #: What :func:`get_localzone` asks instead of tzlocal, when set (see set_local_zone_source).

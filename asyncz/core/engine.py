@@ -19,9 +19,10 @@ import time
 from datetime import datetime, timedelta
 
 from asyncz.core import events
+from asyncz.core.converters import now as current_time
 from asyncz.core.converters import utc_timestamp_us
 from asyncz.core.errors import MaximumInstancesError, SchedulerNotRunningError, TaskLookupError
-from asyncz.core.execution import run_task_sync
+from asyncz.core.execution import launches_after_step, run_task_sync
 from asyncz.core.locks import NullLockProtected
 from asyncz.core.protocols import Executor, Store
 from asyncz.core.scheduler_common import (
@@ -97,7 +98,7 @@ class _LifecycleMixin(_SchedulerCore):
             return False
         self._shutdown_executors(wait, None)
         for task, alias in self._shutdown_tasks():
-            run_task_sync(self, task, [datetime.now(UTC)], self.logger)
+            run_task_sync(self, task, [current_time()], self.logger)
             self._finish_shutdown_task(task, alias)
         self._shutdown_stores()
         self.started_at = None
@@ -117,14 +118,15 @@ class _LifecycleMixin(_SchedulerCore):
         """
         if self.state != SchedulerState.RUNNING:
             return None
-        submissions, earliest, more = self.process_due(datetime.now(UTC))
-        for task, alias, run_times, coalesced in submissions:
-            self.submit(task, alias, run_times, coalesced)
+        submissions, earliest, more = self.process_due(current_time())
+        with launches_after_step():
+            for task, alias, run_times, coalesced in submissions:
+                self.submit(task, alias, run_times, coalesced)
         if more:
             return 0.0
         if earliest is None:
             return None
-        return max((earliest - datetime.now(UTC)).total_seconds(), 0.0)
+        return max((earliest - current_time()).total_seconds(), 0.0)
 
     # -- starting and stopping -------------------------------------------------------------
 
@@ -150,7 +152,7 @@ class _LifecycleMixin(_SchedulerCore):
                     started.append(store)
                     self._store_locks[alias] = self._make_store_lock(alias)
                 self.state = SchedulerState.RUNNING
-                self.started_at = datetime.now(UTC)
+                self.started_at = current_time()
                 self._store_pending(self.started_at + timedelta(seconds=self.startup_delay))
             except BaseException:
                 self.state = SchedulerState.STOPPED

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import contextvars
 import functools
 import inspect
 import itertools
@@ -33,7 +35,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +55,7 @@ __all__ = [
     "WorkerThreads",
     "await_with_timeout",
     "is_async_callable",
+    "launches_after_step",
     "new_run_id",
     "run_task_async",
     "run_awaitable",
@@ -438,6 +441,28 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
 # -- the base class --------------------------------------------------------------------------
 
 
+#: Launches held back until a scheduler step without an event loop has reported its submissions
+#: (see :func:`launches_after_step`); ``None`` outside such a step.
+_held_launches: contextvars.ContextVar[list[Callable[[], None]] | None] = contextvars.ContextVar(
+    "asyncz_held_launches", default=None
+)
+
+
+@contextlib.contextmanager
+def launches_after_step() -> Iterator[None]:
+    """Hold back what executors without an event loop would launch during the block, and
+    launch it when the block ends: so ``TASK_SUBMITTED``, reported after ``send_task``
+    returns, still comes before the run's own events in a scheduler that has no loop."""
+    held: list[Callable[[], None]] = []
+    token = _held_launches.set(held)
+    try:
+        yield
+    finally:
+        _held_launches.reset(token)
+        for launch in held:
+            launch()
+
+
 class BaseExecutor:
     """What every built-in executor shares; a plugin may inherit from it, or not.
 
@@ -525,6 +550,8 @@ class BaseExecutor:
                 f"the executor {self.alias or type(self).__name__!r} is not running "
                 "(not started, or shut down)"
             )
+        if not run_times:
+            return  # nothing to run (Asyncz's executors accept an empty submission too)
         with self._lock:
             running = self._instances.get(task.id, 0)
             if running >= task.max_instances:
@@ -572,6 +599,10 @@ class BaseExecutor:
                 return
             except RuntimeError:
                 pass  # the loop is closed: launch from here
+        held = _held_launches.get()
+        if held is not None:
+            held.append(self._flush)
+            return
         self._flush()
 
     def _flush(self) -> None:
@@ -588,7 +619,10 @@ class BaseExecutor:
         try:
             self.launch(task, run_times)
         except Exception:
-            self.logger.exception("Could not start task %r; its runs are skipped", task.name)
+            # getattr: reporting a task that could not start must not fail on the task too.
+            self.logger.exception(
+                "Could not start task %r; its runs are skipped", getattr(task, "name", task.id)
+            )
             self.not_run([(task, run_times)], "they could not start")
 
     def launch(self, task: Task, run_times: Sequence[datetime]) -> None:

@@ -112,8 +112,10 @@ class SchedulerInfo:
     store_aliases: tuple[str, ...]
     #: tasks by schedule state ("pending", "scheduled", "paused") and "total"
     task_counts: Mapping[str, int]
-    #: submissions to executors since the scheduler was created
+    #: tasks added to the scheduler (pending or stored), as Asyncz counts them
     submitted_task_count: int
+    #: run submissions to executors since the scheduler was created
+    submitted_count: int
     store_retry_interval: float
     startup_delay: float
 

@@ -19,6 +19,7 @@ import attrs
 
 from asyncz.core.converters import (
     callable_name,
+    check_callable_args,
     get_localzone,
     obj_to_ref,
     ref_to_obj,
@@ -529,8 +530,8 @@ class Task:
         """Convert and validate ``changes`` without applying them; returns the converted values.
 
         Raises :class:`TaskFieldError` (a ``ValueError`` and a ``TypeError``) for a bad value
-        or an attempt to change the id or the scheduler, and ``AttributeError`` for a field
-        that does not exist.
+        or an attempt to change the id or the scheduler, ``AttributeError`` for a field that
+        does not exist, and ``ValueError`` when the callable and its arguments would not fit.
         """
         fields = attrs.fields_dict(Task)
         converted: dict[str, Any] = {}
@@ -560,6 +561,12 @@ class Task:
             if attribute.validator is not None:
                 attribute.validator(self, attribute, value)
             converted[name] = value
+        if "fn" in converted or "args" in converted or "kwargs" in converted:
+            fn = converted.get("fn", self.fn)
+            if fn is not None:
+                check_callable_args(
+                    fn, converted.get("args", self.args), converted.get("kwargs", self.kwargs)
+                )
         return converted
 
     def update_task(self, **changes: Any) -> None:

@@ -25,10 +25,10 @@ from asyncz.core.converters import (
     to_datetime,
     utc_timestamp_us,
 )
+from asyncz.core.converters import now as current_time
 from asyncz.core.errors import ConflictIdError, MaximumInstancesError, TaskLookupError
 from asyncz.core.scheduler_common import (
     SHUTDOWN_TRIGGER_ALIAS,
-    UTC,
     SchedulerInfo,
     SchedulerInstanceInfo,
     _check_alias,
@@ -153,7 +153,7 @@ class _TaskAPIMixin(_SchedulerCore):
         with self._lock:
             if self.running:
                 self._check_aliases(task)
-                self._store_task(task, replace_existing, compute, datetime.now(UTC))
+                self._store_task(task, replace_existing, compute, current_time())
             else:
                 task.scheduler = self
                 task.pending = True
@@ -324,34 +324,34 @@ class _TaskAPIMixin(_SchedulerCore):
             task, alias = self.lookup_task(task_id, store)
             if "executor" in changes and self.running:
                 self.lookup_executor(changes["executor"])
-            if changes.get("next_run_time") is not None:
-                changes["next_run_time"] = to_datetime(
-                    changes["next_run_time"], self.timezone, "next_run_time"
-                )
-            validated = task.validate_changes(changes)
-            new_fn = validated.get("fn", task.fn)
-            if {"fn", "args", "kwargs"} & set(validated) and new_fn is not None:
-                check_callable_args(
-                    new_fn,
-                    validated.get("args", task.args),
-                    validated.get("kwargs", task.kwargs),
-                )
+            # The task validates the changes as a whole (naive times in the scheduler's zone,
+            # the arguments against the callable) before it applies any.
             if alias is None:
-                task.update_task(**validated)
-                if "next_run_time" in validated:
+                task.update_task(**changes, scheduler=self)
+                pending = self._pending.get(task.id)
+                if pending is not None and "next_run_time" in changes:
                     # Set by the user: storing it at start must not recompute it.
-                    self._pending[task.id].compute_next_run_time = False
-                return task
-            target = self.lookup_store(alias)
-            previous = {name: getattr(task, name) for name in validated}
-            task.update_task(**validated)
-            try:
-                target.update_task(task)
-            except BaseException:
-                task.update_task(**previous)  # the store kept the old version: so do we
-                raise
-        self._task_event(events.TASK_MODIFIED, task.id, alias)
-        if task.next_run_time is not None:
+                    pending.compute_next_run_time = False
+            else:
+                target = self.lookup_store(alias)
+                previous = {n: getattr(task, n) for n in changes if n not in ("id", "scheduler")}
+                task.update_task(**changes, scheduler=self)
+                try:
+                    target.update_task(task)
+                except BaseException:
+                    task.update_task(**previous)  # the store kept the old version: so do we
+                    raise
+        # Not the hot path: built even without a listener, as Asyncz does (a pending task too).
+        self.dispatch_event(
+            events.TaskEvent(
+                code=events.TASK_MODIFIED,
+                alias=alias,
+                task_id=task.id,
+                store=alias,
+                scheduler_identity=self.identity,
+            )
+        )
+        if alias is not None and task.next_run_time is not None:
             self.wakeup(task.next_run_time)
         return task
 
@@ -361,7 +361,7 @@ class _TaskAPIMixin(_SchedulerCore):
         """Give a task a new trigger; its next run time is computed from now (a paused task is
         resumed)."""
         new_trigger = self.create_trigger(trigger, trigger_args)
-        next_time = new_trigger.get_next_trigger_time(self.timezone, None, datetime.now(UTC))
+        next_time = new_trigger.get_next_trigger_time(self.timezone, None, current_time())
         return self.update_task(task_id, store, trigger=new_trigger, next_run_time=next_time)
 
     def pause_task(self, task_id: Any, store: str | None = None) -> Task:
@@ -373,7 +373,7 @@ class _TaskAPIMixin(_SchedulerCore):
         returns ``None`` if its trigger has nothing left, in which case it is removed."""
         task, alias = self.lookup_task(task_id, store)
         assert task.trigger is not None
-        next_time = task.trigger.get_next_trigger_time(self.timezone, None, datetime.now(UTC))
+        next_time = task.trigger.get_next_trigger_time(self.timezone, None, current_time())
         if next_time is None:
             self.delete_task(task.id, alias)
             return None
@@ -434,7 +434,7 @@ class _TaskAPIMixin(_SchedulerCore):
         if alias is None:
             raise TaskLookupError(task.id, store)
         executor = self.lookup_executor(task.executor)
-        now = datetime.now(UTC)
+        now = current_time()
         run_times: list[datetime] = []
         next_time = task.next_run_time
         if task.next_run_time is not None and task.next_run_time <= now:
@@ -538,7 +538,7 @@ class _TaskAPIMixin(_SchedulerCore):
         if task is None:
             return None
         assert task.trigger is not None
-        moment = now or datetime.now(UTC)
+        moment = now or current_time()
         next_time = task.next_run_time
         if next_time is None or task.pending:
             next_time = task.trigger.get_next_trigger_time(self.timezone, None, moment)
@@ -556,8 +556,10 @@ class _TaskAPIMixin(_SchedulerCore):
     def get_scheduler_info(self) -> SchedulerInfo:
         """A snapshot of the scheduler: state, configuration and task counts."""
         counts = {"pending": 0, "scheduled": 0, "paused": 0}
+        submitted = 0
         for task in self.get_tasks():
             counts[task.schedule_state] += 1
+            submitted += task.submitted
         counts["total"] = sum(counts.values())
         started = self.started_at
         return SchedulerInfo(
@@ -566,14 +568,15 @@ class _TaskAPIMixin(_SchedulerCore):
             state_label=self.state.name.lower(),
             running=self.running,
             started_at=started,
-            uptime_seconds=(datetime.now(UTC) - started).total_seconds()
+            uptime_seconds=(current_time() - started).total_seconds()
             if started and self.running
             else None,
             timezone=_zone_label(self.timezone),
             executor_aliases=tuple(sorted(self._executors)),
             store_aliases=tuple(sorted(self._stores)),
             task_counts=counts,
-            submitted_task_count=self._submitted_count,
+            submitted_task_count=submitted,
+            submitted_count=self._submitted_count,
             store_retry_interval=self.store_retry_interval,
             startup_delay=self.startup_delay,
         )
@@ -581,7 +584,7 @@ class _TaskAPIMixin(_SchedulerCore):
     def get_scheduler_instance_infos(self) -> tuple[SchedulerInstanceInfo, ...]:
         """This scheduler as an instance, as Asyncz reports it (this process only)."""
         info = self.get_scheduler_info()
-        now = datetime.now(UTC)
+        now = current_time()
         return (
             SchedulerInstanceInfo(
                 identity=info.identity,

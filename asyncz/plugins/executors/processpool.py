@@ -527,6 +527,9 @@ class _Supervisor:
         self.workers: list[_Worker] = []
         self.stopping = False
         self.closed = False
+        #: the submission being started, taken from ``pending`` and not yet on a worker: if the
+        #: supervisor fails there, closing reports it instead of losing it (and its count)
+        self.in_hand: _Submission | None = None
         self.job_ids = itertools.count(1)
         self.refs: dict[int, tuple[Any, tuple[str, tuple[Any, ...], dict[str, Any]]]] = {}
         # First of all, while this thread is the only one the executor has started.
@@ -838,7 +841,9 @@ class _Supervisor:
                 # scheduler's loop) and the watchdog take that lock.
                 self._spawn()
             else:
+                self.in_hand = job
                 self._start_run(job, worker)
+                self.in_hand = None
 
     def _send_ahead_to(self, job: _Submission) -> _Worker | None:
         """A busy worker that can take ``job`` next, so it need not wait for a round trip.
@@ -1096,6 +1101,11 @@ class _Supervisor:
             workers, self.workers = list(self.workers), []
             leftover = list(self.pending)
             self.pending.clear()
+            in_hand, self.in_hand = self.in_hand, None
+            if in_hand is not None and all(
+                w.job is not in_hand and all(q is not in_hand for _, q in w.queued) for w in workers
+            ):
+                leftover.append(in_hand)
         for worker in workers:
             try:
                 worker.conn.send(None)

@@ -413,6 +413,27 @@ def test_runs_sent_after_the_supervisor_failed_are_reported_not_left_waiting(
     assert "The process pool supervisor failed" in caplog.text
 
 
+def test_a_run_the_supervisor_fails_on_while_starting_it_is_reported_not_lost(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The run was taken from the queue but is on no worker yet when the supervisor fails:
+    # closing must report it and uncount it, or shutdown(wait=True) would wait for ever.
+    def broken(self: Any, job: Any, worker: Any) -> None:
+        raise RuntimeError("supervisor bug while starting a run")
+
+    monkeypatch.setattr(processpool._Supervisor, "_start_run", broken)
+
+    async def main() -> Any:
+        async with Harness(ProcessPoolExecutor(max_workers=1)) as h:
+            missed = await h.outcome(h.run(jobs.add, 1, 1))
+            assert h.executor.running_count == 0
+            return missed
+
+    missed = run(main())
+    assert missed.code == TASK_MISSED
+    assert "The process pool supervisor failed" in caplog.text
+
+
 @pytest.mark.parametrize("method", ["spawn", pytest.param("fork-helper", marks=needs_fork)])
 def test_a_worker_that_cannot_be_started_fails_each_run_at_once(
     monkeypatch: pytest.MonkeyPatch, method: str
