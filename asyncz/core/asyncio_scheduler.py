@@ -140,7 +140,10 @@ class AsyncIOScheduler(BaseScheduler):
         return self._loop_thread_id == threading.get_ident()
 
     def _spawn_main(self) -> None:
-        assert self.event_loop is not None
+        if self.event_loop is None or self._main_task is not None:
+            # Queued on a loop that only ran later: the scheduler was shut down meanwhile, or
+            # started again and its loop task is already there.
+            return
         self._loop_thread_id = threading.get_ident()
         self._wakeup_event = asyncio.Event()
         self._main_task = self.event_loop.create_task(

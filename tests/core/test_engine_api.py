@@ -583,3 +583,28 @@ def test_concurrent_awaited_starts_start_once() -> None:
         assert not scheduler.running
 
     asyncio.run(main())
+
+
+def test_a_start_queued_on_a_loop_that_runs_only_after_shutdown_does_nothing() -> None:
+    # Started from outside a given loop that is not running yet: the loop task is queued on
+    # that loop. Shut down (and started again) before the loop runs, the stale queued start
+    # must neither fail nor make a second loop task.
+    loop = asyncio.new_event_loop()
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    try:
+        scheduler = AsyncIOScheduler(event_loop=loop)
+        scheduler.start(paused=True)
+        scheduler.shutdown(wait=False)
+        loop.run_until_complete(asyncio.sleep(0.01))
+        assert errors == []
+        assert not scheduler.running and scheduler.event_loop is None
+        # Started again, then the loop runs: one loop task, whatever was queued before.
+        scheduler.start(paused=True)
+        loop.run_until_complete(asyncio.sleep(0.01))
+        assert errors == []
+        assert len([t for t in asyncio.all_tasks(loop) if not t.done()]) == 1
+        scheduler.shutdown(wait=False)
+        loop.run_until_complete(asyncio.sleep(0.01))
+    finally:
+        loop.close()
