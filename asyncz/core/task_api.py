@@ -196,10 +196,15 @@ class _TaskAPIMixin(_SchedulerCore):
         self.lookup_executor(task.executor)
 
     def _store_task(
-        self, task: Task, replace_existing: bool, compute_next: bool, now: datetime
+        self,
+        task: Task,
+        replace_existing: bool,
+        compute_next: bool,
+        now: datetime,
+        not_before: datetime | None = None,
     ) -> None:
         """Store ``task`` (running scheduler); ``now`` is when its first run may be."""
-        alias = self._prepare_to_store(task, compute_next, now)
+        alias = self._prepare_to_store(task, compute_next, now, not_before)
         store = self.lookup_store(alias)
         try:
             store.add_task(task)
@@ -211,13 +216,21 @@ class _TaskAPIMixin(_SchedulerCore):
             task.bind(self, alias)
         self._stored(task, alias)
 
-    def _prepare_to_store(self, task: Task, compute_next: bool, now: datetime) -> str:
+    def _prepare_to_store(
+        self, task: Task, compute_next: bool, now: datetime, not_before: datetime | None = None
+    ) -> str:
+        """Compute the first run time (with ``compute_next``), no earlier than ``not_before``."""
         assert task.trigger is not None
         if getattr(task.trigger, "alias", None) == SHUTDOWN_TRIGGER_ALIAS:
             object.__setattr__(task, "next_run_time", None)  # it runs at shutdown, not before
         elif compute_next:
             next_time = task.trigger.get_next_trigger_time(self.timezone, None, now)
             object.__setattr__(task, "next_run_time", next_time)
+        first = task.next_run_time
+        if not_before is not None and first is not None and first < not_before:
+            # A time already past (a one-off task, a next_run_time given) waits out the
+            # startup delay too.
+            object.__setattr__(task, "next_run_time", not_before.astimezone(first.tzinfo))
         alias = task.store_alias or "default"
         task.bind(self, alias)
         return alias
@@ -239,7 +252,10 @@ class _TaskAPIMixin(_SchedulerCore):
 
     def _store_pending(self, first_run: datetime) -> None:
         """Store the tasks added before start: in one bulk call per store that has
-        ``add_tasks`` (one transaction in a database), else one by one."""
+        ``add_tasks`` (one transaction in a database), else one by one. With a startup delay,
+        none is due before ``first_run``, so that workers restarting together do not stampede
+        (nor run a one-off task another scheduler on the store has yet to see)."""
+        not_before = first_run if self.startup_delay > 0 else None
         batches: dict[str, list[_PendingTask]] = {}
         checked: set[tuple[str, str]] = set()
         for item in self._pending.values():
@@ -252,7 +268,9 @@ class _TaskAPIMixin(_SchedulerCore):
             add_tasks = getattr(self._stores[alias], "add_tasks", None)
             if add_tasks is not None and len(items) > 1:
                 for item in items:
-                    self._prepare_to_store(item.task, item.compute_next_run_time, first_run)
+                    self._prepare_to_store(
+                        item.task, item.compute_next_run_time, first_run, not_before
+                    )
                 try:
                     add_tasks([item.task for item in items])
                 except BaseException as exc:
@@ -269,7 +287,11 @@ class _TaskAPIMixin(_SchedulerCore):
             for item in items:
                 try:
                     self._store_task(
-                        item.task, item.replace_existing, item.compute_next_run_time, first_run
+                        item.task,
+                        item.replace_existing,
+                        item.compute_next_run_time,
+                        first_run,
+                        not_before,
                     )
                 except ConflictIdError:
                     # A persistent store has it from an earlier run: keep that one.

@@ -608,3 +608,27 @@ def test_a_start_queued_on_a_loop_that_runs_only_after_shutdown_does_nothing() -
         loop.run_until_complete(asyncio.sleep(0.01))
     finally:
         loop.close()
+
+
+def test_a_startup_delay_holds_back_tasks_already_due_at_start() -> None:
+    # A one-off task whose time has passed (or a next_run_time given in the past) waits out the
+    # startup delay like the rest, so schedulers starting together on one store do not each
+    # run it before the others have seen it.
+    async def main() -> None:
+        scheduler = AsyncIOScheduler(timezone="UTC", startup_delay=30)
+        past = datetime.now(timezone.utc) - timedelta(hours=1)
+        scheduler.add_task(print, "date", run_at=past, id="late")
+        scheduler.add_task(print, "interval", hours=1, next_run_time=past, id="given")
+        scheduler.add_task(print, "interval", hours=1, id="computed")
+        scheduler.start(paused=True)
+        try:
+            assert scheduler.started_at is not None
+            earliest = scheduler.started_at + timedelta(seconds=30)
+            for task_id in ("late", "given", "computed"):
+                task = scheduler.get_task(task_id)
+                assert task is not None and task.next_run_time is not None
+                assert task.next_run_time >= earliest, task_id
+        finally:
+            scheduler.shutdown(wait=False)
+
+    asyncio.run(main())
