@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 UTC = timezone.utc
+_ZONE_UTC = ZoneInfo("UTC")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 _OFFSET_RE = re.compile(r"^(?:UTC)?([+-])(\d{2}):?(\d{2})$")
@@ -118,8 +119,10 @@ def to_timezone(value: str | tzinfo | None, field: str = "timezone") -> tzinfo:
     if value is None:
         return get_localzone()
     if isinstance(value, str):
-        if value.upper() in ("UTC", "Z"):
+        if value == "Z":
             return UTC
+        if value.upper() == "UTC":
+            return _ZONE_UTC  # the tz database's UTC, as Asyncz gives (same instants as UTC)
         match = _OFFSET_RE.match(value)
         if match:
             sign, hours, minutes = match.groups()

@@ -197,7 +197,7 @@ def test_cron_zone_comes_from_an_aware_start_at_then_end_at() -> None:
     assert CronTrigger(hour=4, start_at=start).timezone == BERLIN
     assert CronTrigger(hour=4, end_at=end).timezone == LONDON
     assert CronTrigger(hour=4, start_at=start, end_at=end).timezone == BERLIN
-    assert CronTrigger(hour=4, start_at=start, timezone="UTC").timezone == UTC
+    assert CronTrigger(hour=4, start_at=start, timezone="UTC").timezone == ZoneInfo("UTC")
     trigger = CronTrigger(hour=4, end_at=end)
     got = trigger.get_next_trigger_time(UTC, None, datetime(2022, 6, 1, tzinfo=UTC))
     assert got == datetime(2022, 6, 1, 4, tzinfo=LONDON)
