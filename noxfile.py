@@ -90,11 +90,15 @@ def compat(session: nox.Session) -> None:
     session.install("-e", ".[all]")
     python = Path(session.virtualenv.location) / "bin" / "python"
     args = [arg for folder in COMPAT_EXCLUDED for arg in ("--ignore", folder)]
+    # Without CI in the environment: Asyncz's suite reads it to skip six file-store tests that
+    # its own CI servers' file systems cannot run; this machine's can, so they count here too.
+    env = {name: value for name, value in os.environ.items() if name != "CI"}
     run = subprocess.run(
         ["bash", str(upstream / "run.sh"), str(python), *args, *session.posargs],
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     session.log(run.stdout[-20000:])
     if run.stderr.strip():
