@@ -10,6 +10,7 @@ users already catch are kept; messages name the bad value and say what would be 
     │   └── UnknownAliasError                no plugin registered under that alias
     ├── ConflictError
     │   ├── ConflictIdError (KeyError)       a task with that id already exists
+    │   ├── TaskConflictError                another writer changed the task since it was read
     │   └── DuplicateAliasError              two distributions register the same alias
     ├── MaximumInstancesError                a task already runs max_instances times
     ├── SchedulerAlreadyRunningError
@@ -48,6 +49,7 @@ __all__ = [
     "SchedulerLookupError",
     "SchedulerNotRunningError",
     "SerializationError",
+    "TaskConflictError",
     "TaskLookupError",
     "TaskFieldError",
     "TaskRestoreError",
@@ -109,6 +111,31 @@ class ConflictIdError(ConflictError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class TaskConflictError(ConflictError):
+    """A conditional write lost: the stored task changed after the writer read it.
+
+    Every write to a shared store names the version it read; another scheduler (or process)
+    writing in between makes it fail instead of silently undoing that change. The scheduler's
+    own calls (``update_task``, ``pause_task``, ...) re-read and re-apply their change when this
+    happens; it reaches the caller only from a direct ``store.update_task(task)`` with a task
+    read before the other change, or when the task keeps changing under a retried call.
+    """
+
+    def __init__(
+        self, task_id: str, store: str | None, expected: int | None, found: int | None
+    ) -> None:
+        self.task_id = task_id
+        self.store = store
+        self.expected = expected
+        self.found = found
+        where = f" in store {store!r}" if store else ""
+        super().__init__(
+            f"Task {task_id!r}{where} was changed by another writer after it was read (read "
+            f"at version {expected}, now at version {found}); read it again and re-apply the "
+            "change, as scheduler.update_task() does"
+        )
 
 
 class DuplicateAliasError(ConflictError):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import operator
+import secrets
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,7 @@ __all__ = [
     "RecordReader",
     "TaskStateEnvelope",
     "from_timestamp_us",
+    "new_store_version",
     "pack_record",
     "record_to_task",
     "task_to_record",
@@ -85,6 +87,16 @@ class TaskStateEnvelope:
 UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
+
+
+def new_store_version() -> int:
+    """The version a store gives a task it adds; every later write adds one.
+
+    Random, not 1: a task deleted and added again under the same id must never have a version
+    that a writer who read the old one could name. 40 bits: exact in a double (Redis's Lua
+    numbers) for a trillion writes, and in every database's 64-bit integer.
+    """
+    return secrets.randbits(40) + 1
 
 
 def to_timestamp_us(value: datetime | None) -> int | None:

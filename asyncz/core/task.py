@@ -9,6 +9,7 @@ update leaves the task as it was.
 from __future__ import annotations
 
 import os
+import unicodedata
 import sys
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, tzinfo
@@ -56,7 +57,9 @@ class TaskScheduleState(str, Enum):
 
 
 #: Fields that record where a task lives, not what it is: never changed by update().
-_BOOKKEEPING = frozenset({"scheduler", "store_alias", "pending", "submitted", "decorator_options"})
+_BOOKKEEPING = frozenset(
+    {"scheduler", "store_alias", "pending", "submitted", "store_version", "decorator_options"}
+)
 
 
 def _bad(message: str, value: object, hint: str = "") -> TaskFieldError:
@@ -73,11 +76,42 @@ def _new_id() -> str:
     return os.urandom(16).hex()
 
 
+#: The one id rule of every store: at most this many characters ...
+TASK_ID_MAX_LENGTH = 191
+#: ... none of them a control character or a lone surrogate (Unicode categories Cc, Cs), which
+#: no database column, file name or Redis client keeps intact.
+_FORBIDDEN_ID_CATEGORIES = frozenset({"Cc", "Cs"})
+
+
+def _id_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a task id, or None. Stores compare ids exactly (code points,
+    case and trailing spaces count), so any id passing here means the same task everywhere."""
+    if not value or value.isspace():
+        return "id must be a non-empty string that is not only whitespace."
+    if len(value) > TASK_ID_MAX_LENGTH:
+        return (
+            f"id must be at most {TASK_ID_MAX_LENGTH} characters (the limit of every store), "
+            f"got {len(value)} characters."
+        )
+    if value.isascii() and value.isprintable():
+        return None
+    for position, char in enumerate(value):
+        if unicodedata.category(char) in _FORBIDDEN_ID_CATEGORIES:
+            return (
+                f"id must not contain control characters or lone surrogates, found "
+                f"{char!r} at position {position}."
+            )
+    return None
+
+
 def _to_id(value: Any) -> str:
     # A converter rather than a factory and a validator: one call, and None (Asyncz's
     # ``Task(id=None)``) gets a fresh id like an id not given at all.
-    if type(value) is str and value and not value.isspace():
-        return value
+    if type(value) is str:
+        problem = _id_problem(value)
+        if problem is None:
+            return value
+        raise _bad(problem, value if len(value) <= 80 else f"{value[:40]}...{value[-20:]}")
     if value is None:
         return _new_id()
     raise _bad("id must be a non-empty string.", value)
@@ -249,6 +283,11 @@ class Task:
     store_alias: str | None = attrs.field(default=None, repr=False, on_setattr=attrs.setters.NO_OP)
     pending: bool = attrs.field(default=True, repr=False, on_setattr=attrs.setters.NO_OP)
     submitted: bool = attrs.field(default=False, repr=False, on_setattr=attrs.setters.NO_OP)
+    # The store's version of the record this task was read from or last written as (None: not
+    # from a store that versions its records); a write names it and fails if another came first.
+    store_version: int | None = attrs.field(
+        default=None, repr=False, on_setattr=attrs.setters.NO_OP
+    )
     # Set by scheduler.add_task() used as a decorator: how to add the decorated function.
     decorator_options: dict[str, Any] | None = attrs.field(
         default=None, repr=False, init=False, on_setattr=attrs.setters.NO_OP
@@ -350,6 +389,7 @@ class Task:
         setattr_(self, "pending", store_alias is None)
         setattr_(self, "submitted", store_alias is not None)
         setattr_(self, "decorator_options", None)
+        setattr_(self, "store_version", None)
         setattr_(self, "next_run_time", None)  # the zone naive times are placed in is known
         for attribute in attrs.fields(Task):
             name = attribute.name
