@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
+from asyncz.core.cluster import Heartbeat, RunRecorder
 from asyncz.core.engine import _LifecycleMixin
 from asyncz.core.locks import LockProtectedProtocol
 from asyncz.core.protocols import Executor, Store
@@ -49,6 +50,12 @@ class BaseScheduler(_ConfigurationMixin, _TaskAPIMixin, _LifecycleMixin):
         loggers (default :class:`~asyncz.core.logs.ClassicLogging`)
     :param heartbeat_stale_after: seconds without a heartbeat after which an instance counts
         as stale in ``get_scheduler_instance_infos()`` (default 30)
+    :param heartbeat_interval: seconds between the heartbeats this scheduler writes to stores
+        with an instance registry (every asyncz store but the memory one); the same thread
+        renews its leases (default 2)
+    :param heartbeat_dead_after: seconds without a heartbeat after which the other schedulers
+        on a store declare one dead, take over its leases and resolve its unfinished runs per
+        each task's ``on_crash`` (default: three heartbeat intervals)
     :param shape: the Shape that reads ``task_defaults`` given as a model object (a name such
         as ``"dataclass"``, a Shape class or instance; see :mod:`asyncz.shapes`)
     """
@@ -72,6 +79,8 @@ class BaseScheduler(_ConfigurationMixin, _TaskAPIMixin, _LifecycleMixin):
             "loggers_class",
             "shape",
             "heartbeat_stale_after",
+            "heartbeat_interval",
+            "heartbeat_dead_after",
         }
     )
 
@@ -82,6 +91,12 @@ class BaseScheduler(_ConfigurationMixin, _TaskAPIMixin, _LifecycleMixin):
         self._due_lock = threading.RLock()
         self._listeners: list[tuple[Callable[[Any], Any], int]] = []
         self._listener_mask = 0
+        # The cluster parts of a started scheduler (asyncz.core.cluster), when a store has
+        # an instance registry or run records.
+        self._heartbeat: Heartbeat | None = None
+        self._run_recorder: RunRecorder | None = None
+        # Aliases of stores where runs of dead schedulers may wait for a rerun.
+        self._rerun_stores: set[str] = set()
         # Tasks added before start, by id (in the order they were added).
         self._pending: dict[str, _PendingTask] = {}
         self._stores: dict[str, Store] = {}
@@ -118,9 +133,7 @@ class BaseScheduler(_ConfigurationMixin, _TaskAPIMixin, _LifecycleMixin):
     def listeners(self, listeners: list[tuple[Callable[[Any], Any], int]]) -> None:
         with self._lock:
             self._listeners = list(listeners)
-            self._listener_mask = 0
-            for _, mask in self._listeners:
-                self._listener_mask |= mask
+            self._refresh_listener_mask()
 
     def create_lock(self) -> threading.RLock:
         """A lock for a custom scheduler's own state."""

@@ -116,7 +116,13 @@ def _loose(value: Any) -> Any:
 def coerce_options(options: dict[str, Any]) -> dict[str, Any]:
     """Coerce string values of options read from configuration files (see the module doc)."""
     result = dict(options)
-    for name in ("startup_delay", "store_retry_interval", "heartbeat_stale_after"):
+    for name in (
+        "startup_delay",
+        "store_retry_interval",
+        "heartbeat_stale_after",
+        "heartbeat_interval",
+        "heartbeat_dead_after",
+    ):
         if name in result:
             result[name] = _to_number(name, result[name])
     if "isolated_event_loop" in result:

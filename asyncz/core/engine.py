@@ -17,14 +17,17 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 from asyncz.core import events
+from asyncz.core.cluster import Heartbeat, RunRecorder
 from asyncz.core.converters import now as current_time
 from asyncz.core.converters import utc_timestamp_us
 from asyncz.core.errors import MaximumInstancesError, SchedulerNotRunningError, TaskLookupError
 from asyncz.core.execution import launches_after_step, run_task_sync
 from asyncz.core.locks import NullLockProtected
 from asyncz.core.protocols import Executor, Store
+from asyncz.core.runs import Fire
 from asyncz.core.scheduler_common import (
     ACQUIRE_BATCH,
     LEASE_SECONDS,
@@ -34,6 +37,9 @@ from asyncz.core.scheduler_common import (
     _SchedulerCore,
 )
 from asyncz.core.task import Task
+
+#: ``coalesced`` of a submission that reruns a run whose scheduler died (see ``submit``).
+RERUN = -1
 
 
 class _LifecycleMixin(_SchedulerCore):
@@ -154,6 +160,7 @@ class _LifecycleMixin(_SchedulerCore):
                 self.state = SchedulerState.RUNNING
                 self.started_at = current_time()
                 self._store_pending(self.started_at + timedelta(seconds=self.startup_delay))
+                self._start_cluster()
             except BaseException:
                 self.state = SchedulerState.STOPPED
                 self.started_at = None
@@ -165,6 +172,40 @@ class _LifecycleMixin(_SchedulerCore):
                 raise
         self.logger.info("Scheduler started")
         self._dispatch(events.SchedulerEvent(code=events.SCHEDULER_START))
+
+    def _start_cluster(self) -> None:
+        """Start the heartbeat and the run recorder, for the stores that have their parts."""
+        stores = dict(self._stores)
+        heartbeat = Heartbeat(
+            self, stores, self.heartbeat_interval, self.heartbeat_dead_after, LEASE_SECONDS
+        )
+        if heartbeat.needed:
+            heartbeat.start()
+            self._heartbeat = heartbeat
+        recorder = RunRecorder(self, stores)
+        if recorder.needed:
+            recorder.start()
+            self._run_recorder = recorder
+            self._refresh_listener_mask()
+        # Runs of schedulers that died while this one was down may be waiting.
+        self._rerun_stores.update(
+            alias for alias, store in stores.items() if hasattr(store, "take_reruns")
+        )
+
+    def _stop_cluster(self) -> None:
+        """Write the outcomes still queued, then unregister (before the stores close)."""
+        recorder, self._run_recorder = self._run_recorder, None
+        if recorder is not None:
+            self._refresh_listener_mask()
+            recorder.stop()
+        heartbeat, self._heartbeat = self._heartbeat, None
+        if heartbeat is not None:
+            heartbeat.stop()
+        self._rerun_stores.clear()
+
+    def _request_reruns(self, alias: str) -> None:
+        """Have the next pass take the runs of dead schedulers waiting in store ``alias``."""
+        self._rerun_stores.add(alias)
 
     def _shutdown_tasks(self) -> list[tuple[Task, str]]:
         """Tasks that run once at shutdown (shutdown trigger), with their store aliases."""
@@ -227,6 +268,10 @@ class _LifecycleMixin(_SchedulerCore):
             self.logger.debug("Executor %r did not shut down cleanly", alias, exc_info=True)
 
     def _shutdown_stores(self) -> None:
+        try:
+            self._stop_cluster()
+        except Exception:
+            self.logger.exception("Error leaving the cluster")
         with self._lock:
             stores = list(self._stores.items())
         for alias, store in stores:
@@ -333,24 +378,30 @@ class _LifecycleMixin(_SchedulerCore):
                 self.logger.exception("Trigger of task %r failed", task.id)
                 continue
             computed[task.id] = (task, run_times, next_time)
-        # Released before the runs start, so that a crash in between loses a run rather than
-        # running it twice. A failed release runs nothing: the leases run out and the tasks
-        # are handed out again, once.
-        released = store.release_tasks(
-            self.identity, {task_id: entry[2] for task_id, entry in computed.items()}
-        )
-        # Only what was released runs: a task changed or deleted during the pass keeps the
-        # user's change, and a run after delete_task() returned would be a surprise.
-        for task_id in computed if released is None else released:
-            task, run_times, next_time = computed[task_id]
-            if next_time is None:
-                self._task_event(events.TASK_REMOVED, task_id, alias)
-            if run_times:
-                coalesced = 0
-                if task.coalesce and len(run_times) > 1:
-                    coalesced = len(run_times) - 1
-                    run_times = run_times[-1:]
-                submissions.append((task, alias, run_times, coalesced))
+        fire = getattr(store, "fire_tasks", None)
+        if fire is not None:
+            self._fire(alias, fire, computed, submissions)
+        else:
+            # Released before the runs start, so that a crash in between loses a run rather
+            # than running it twice. A failed release runs nothing: the leases run out and the
+            # tasks are handed out again, once.
+            released = store.release_tasks(
+                self.identity, {task_id: entry[2] for task_id, entry in computed.items()}
+            )
+            # Only what was released runs: a task changed or deleted during the pass keeps the
+            # user's change, and a run after delete_task() returned would be a surprise.
+            for task_id in computed if released is None else released:
+                task, run_times, next_time = computed[task_id]
+                if next_time is None:
+                    self._task_event(events.TASK_REMOVED, task_id, alias)
+                if run_times:
+                    coalesced = 0
+                    if task.coalesce and len(run_times) > 1:
+                        coalesced = len(run_times) - 1
+                        run_times = run_times[-1:]
+                    submissions.append((task, alias, run_times, coalesced))
+        if alias in self._rerun_stores:
+            self._take_reruns(alias, store, submissions)
         next_run = store.get_next_run_time()
         if next_run is not None and not acquired and next_run <= now:
             # Due, yet nothing was handed out (a task leased elsewhere, or a store without
@@ -358,8 +409,95 @@ class _LifecycleMixin(_SchedulerCore):
             next_run = now + timedelta(seconds=self.store_retry_interval)
         return next_run, len(acquired) >= ACQUIRE_BATCH
 
+    def _fire(
+        self,
+        alias: str,
+        fire: Any,
+        computed: dict[str, tuple[Task, list[datetime], datetime | None]],
+        submissions: list[tuple[Task, str, list[datetime], int]],
+    ) -> None:
+        """Release the computed tasks through a store with run records: their run records
+        are written in the same transaction, and only the fire times the store recorded as
+        started run (a fire time another scheduler recorded first never runs twice)."""
+        fires: list[Fire] = []
+        coalesced_counts: dict[str, int] = {}
+        for task_id, (task, run_times, next_time) in computed.items():
+            coalesced = 0
+            if task.coalesce and len(run_times) > 1:
+                coalesced = len(run_times) - 1
+                run_times = run_times[-1:]
+            coalesced_counts[task_id] = coalesced
+            fires.append(
+                Fire(
+                    task_id=task_id,
+                    next_run_time=next_time,
+                    run_times=run_times,
+                    max_instances=task.max_instances,
+                    on_crash=task.on_crash,
+                )
+            )
+        results = fire(self.identity, fires) if fires else {}
+        for task_id, result in results.items():
+            task, _, next_time = computed[task_id]
+            if next_time is None:
+                self._task_event(events.TASK_REMOVED, task_id, alias)
+            if result.started:
+                submissions.append((task, alias, list(result.started), coalesced_counts[task_id]))
+            if result.skipped:
+                self.logger.warning(
+                    "Execution of task %r skipped: maximum number of running instances reached "
+                    "across the schedulers sharing store %r (%d)",
+                    task.name,
+                    alias,
+                    task.max_instances,
+                )
+                self._submission_event(
+                    events.TASK_MAX_INSTANCES, task, alias, list(result.skipped), 0, "scheduled"
+                )
+            if result.duplicates:
+                self.logger.warning(
+                    "Fire time(s) %s of task %r were already fired by another scheduler; not "
+                    "run again",
+                    ", ".join(t.isoformat() for t in result.duplicates),
+                    task.name,
+                )
+
+    def _take_reruns(
+        self,
+        alias: str,
+        store: Store,
+        submissions: list[tuple[Task, str, list[datetime], int]],
+    ) -> None:
+        """Take the runs that schedulers declared dead left unfinished, for tasks whose
+        ``on_crash`` is ``"rerun"``: each is handed to one scheduler, once."""
+        self._rerun_stores.discard(alias)
+        take = getattr(store, "take_reruns", None)
+        if take is None:
+            return
+        try:
+            reruns = take(self.identity, ACQUIRE_BATCH)
+        except Exception:
+            self._rerun_stores.add(alias)  # try again on a later pass
+            raise
+        for task, run_time in reruns:
+            self.logger.warning(
+                "Running task %r again for its fire time %s: the scheduler that ran it died",
+                task.name,
+                run_time.isoformat(),
+            )
+            submissions.append((task, alias, [run_time], RERUN))
+        if len(reruns) >= ACQUIRE_BATCH:
+            self._rerun_stores.add(alias)
+
     def submit(self, task: Task, store: str, run_times: list[datetime], coalesced: int) -> None:
-        """Hand one task's due run times to its executor and report the outcome."""
+        """Hand one task's due run times to its executor and report the outcome.
+
+        ``coalesced`` is the number of run times coalesced away, or :data:`RERUN` for the
+        rerun of a run whose scheduler died."""
+        source = "scheduled"
+        if coalesced == RERUN:
+            source, coalesced = "rerun", 0
+        recorder = self._run_recorder
         try:
             executor = self._executors[task.executor]
         except KeyError:
@@ -368,6 +506,14 @@ class _LifecycleMixin(_SchedulerCore):
                 task.id,
                 task.executor,
             )
+            if recorder is not None:
+                recorder.record(
+                    store,
+                    task.id,
+                    run_times,
+                    "failed",
+                    f"the executor {task.executor!r} does not exist",
+                )
             return
         try:
             executor.send_task(task, run_times)
@@ -378,12 +524,16 @@ class _LifecycleMixin(_SchedulerCore):
                 task.max_instances,
             )
             code = events.TASK_MAX_INSTANCES
-        except Exception:
+            if recorder is not None:
+                recorder.record(store, task.id, run_times, "skipped")
+        except Exception as exc:
             self.logger.exception(
                 "Error submitting task %r to executor %r", task.name, task.executor
             )
+            if recorder is not None:
+                recorder.record(store, task.id, run_times, "failed", f"{type(exc).__name__}: {exc}")
             return
         else:
             code = events.TASK_SUBMITTED
             self._submitted_count += 1
-        self._submission_event(code, task, store, run_times, coalesced, "scheduled")
+        self._submission_event(code, task, store, run_times, coalesced, source)

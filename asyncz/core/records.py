@@ -36,6 +36,7 @@ from asyncz.core.converters import (
     utc_timestamp_us,
 )
 from asyncz.core.errors import SerializationError, TaskRestoreError
+from asyncz.core.runs import ON_CRASH_POLICIES
 from asyncz.core.task import Task
 
 if TYPE_CHECKING:
@@ -203,6 +204,9 @@ def task_to_record(task: Task, registry: PluginRegistry | None = None) -> dict[s
         "mistrigger_grace_time": task.mistrigger_grace_time,
         "timeout": task.timeout,
         "next_run_time": to_timestamp_us(task.next_run_time),
+        # Only when not the default: records of tasks that never set it stay as version 1 of
+        # the layout wrote them, readable by every asyncz.
+        **({"on_crash": task.on_crash} if task.on_crash != "skip" else {}),
     }
 
 
@@ -221,12 +225,15 @@ def pack_record(record: dict[str, Any]) -> tuple[Any, ...]:
     one back into the dict.
     """
     alias, state = record["trigger"]
-    return (
+    packed = (
         record["format"], record["version"], record["id"], record["name"], record["fn"],
         tuple(record["args"]), record["kwargs"], alias, state, record["executor"],
         record["coalesce"], record["max_instances"], record["mistrigger_grace_time"],
         record["timeout"], record["next_run_time"],
     )  # fmt: skip
+    on_crash = record.get("on_crash")
+    # The optional fields after the fifteen: only when one is not its default.
+    return packed if on_crash is None else (*packed, on_crash)
 
 
 def unpack_record(packed: Any) -> dict[str, Any]:
@@ -238,6 +245,10 @@ def unpack_record(packed: Any) -> dict[str, Any]:
     if type(packed) is not tuple or len(packed) < 2 or packed[0] != RECORD_FORMAT:
         raise ValueError(f"{type(packed).__name__} is not a packed asyncz task record")
     version = packed[1]
+    extra: dict[str, Any] = {}
+    if len(packed) == PACKED_LENGTH + 1:
+        extra["on_crash"] = packed[PACKED_LENGTH]
+        packed = packed[:PACKED_LENGTH]
     if len(packed) != PACKED_LENGTH:
         if type(version) is int and version > RECORD_VERSION:
             return {"format": RECORD_FORMAT, "version": version}
@@ -264,6 +275,7 @@ def unpack_record(packed: Any) -> dict[str, Any]:
         "mistrigger_grace_time": grace,
         "timeout": timeout,
         "next_run_time": next_run_time,
+        **extra,
     }
 
 
@@ -278,7 +290,7 @@ def record_summary(record: Any) -> tuple[str, str, int | None]:
 def record_run_time(record: Any) -> Any:
     """The ``next_run_time`` a record (either form, unchecked) holds; None if it has none."""
     if type(record) is tuple:
-        return record[14] if len(record) == PACKED_LENGTH else None
+        return record[14] if len(record) in (PACKED_LENGTH, PACKED_LENGTH + 1) else None
     return record.get("next_run_time") if isinstance(record, dict) else None
 
 
@@ -630,10 +642,13 @@ class RecordReader:
                         next_time = datetime_from_us(run_us, zone)
                 if name is None:
                     name = callable_name(fn)
-                return _new_task(
+                task = _new_task(
                     task_id, name, fn, tuple(args), kwargs, trigger, executor, coalesce, limit,
                     grace, timeout, next_time, self.scheduler, self.store_alias,
                 )  # fmt: skip
+                if kind is dict and "on_crash" in record:
+                    _set_on_crash(task, record["on_crash"])
+                return task
         if kind is tuple:
             try:
                 record = unpack_record(record)
@@ -699,10 +714,20 @@ class RecordReader:
             # In the trigger's zone (UTC if it has none), as from_timestamp_us would give it.
             zone = getattr(trigger, "timezone", UTC)
             next_time = datetime_from_us(run_us, zone if isinstance(zone, tzinfo) else UTC)
-        return _new_task(
+        task = _new_task(
             task_id, name, fn, tuple(args), kwargs, trigger, executor, coalesce, limit, grace,
             timeout, next_time, self.scheduler, self.store_alias,
         )  # fmt: skip
+        on_crash = get("on_crash")
+        if on_crash is not None:
+            _set_on_crash(task, on_crash)
+        return task
+
+
+def _set_on_crash(task: Task, value: Any) -> None:
+    if value not in ON_CRASH_POLICIES:
+        raise _bad_field("on_crash", value)
+    object.__setattr__(task, "on_crash", value)
 
 
 def record_to_task(

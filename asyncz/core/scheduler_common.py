@@ -32,6 +32,8 @@ from asyncz.core.task import Task
 if TYPE_CHECKING:
     import logging
 
+    from asyncz.core.cluster import Heartbeat, RunRecorder
+
 __all__ = [
     "ACQUIRE_BATCH",
     "LEASE_SECONDS",
@@ -201,6 +203,11 @@ class _SchedulerCore:
         def add_store(self, store: Any, alias: str = "default", **options: Any) -> None: ...
         def add_executor(self, executor: Any, alias: str = "default", **options: Any) -> None: ...
         def _make_store_lock(self, alias: str) -> LockProtectedProtocol: ...
+        heartbeat_interval: float
+        heartbeat_dead_after: float
+        _heartbeat: Heartbeat | None
+        _run_recorder: RunRecorder | None
+        _rerun_stores: set[str]
         def lookup_store(self, alias: str) -> Store: ...
         def lookup_executor(self, alias: str) -> Executor: ...
         def create_trigger(self, trigger: Any, trigger_args: Mapping[str, Any]) -> Trigger: ...
@@ -213,6 +220,7 @@ class _SchedulerCore:
             task: Task,
             store: str,
             run_times: list[datetime],
+        def _refresh_listener_mask(self) -> None: ...
             coalesced: int,
             source: str,
         ) -> None: ...

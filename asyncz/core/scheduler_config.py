@@ -20,6 +20,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from asyncz.core import events
+from asyncz.core.cluster import OUTCOME_CODES
 from asyncz.core.config import coerce_options, merge_options, parse_global_config
 from asyncz.core.converters import maybe_ref, ref_to_obj, to_timezone
 from asyncz.core.errors import SchedulerAlreadyRunningError
@@ -30,7 +31,9 @@ from asyncz.core.protocols import Executor, Store, Trigger
 from asyncz.core.scheduler_common import _check_alias, _SchedulerCore
 from asyncz.core.task import Task
 
-_TASK_DEFAULT_KEYS = frozenset({"mistrigger_grace_time", "coalesce", "max_instances", "timeout"})
+_TASK_DEFAULT_KEYS = frozenset(
+    {"mistrigger_grace_time", "coalesce", "max_instances", "timeout", "on_crash"}
+)
 
 
 class TaskDefaults(dict[str, Any]):
@@ -151,6 +154,22 @@ class _ConfigurationMixin(_SchedulerCore):
         self.heartbeat_stale_after = _positive_or_zero(
             "heartbeat_stale_after", 30.0 if stale is None else stale
         )
+        interval = options.get("heartbeat_interval")
+        self.heartbeat_interval = _positive_or_zero(
+            "heartbeat_interval", 2.0 if interval is None else interval
+        )
+        if self.heartbeat_interval == 0:
+            raise ValueError("heartbeat_interval must be > 0, got 0")
+        dead = options.get("heartbeat_dead_after")
+        self.heartbeat_dead_after = _positive_or_zero(
+            "heartbeat_dead_after", 3 * self.heartbeat_interval if dead is None else dead
+        )
+        if self.heartbeat_dead_after <= self.heartbeat_interval:
+            raise ValueError(
+                f"heartbeat_dead_after must be longer than heartbeat_interval "
+                f"({self.heartbeat_interval} s), got {self.heartbeat_dead_after}: a live "
+                "scheduler would be declared dead between two of its heartbeats"
+            )
         self.task_defaults = self._check_task_defaults(options.get("task_defaults") or {})
         self._stores.clear()
         self._executors.clear()
@@ -369,10 +388,17 @@ class _ConfigurationMixin(_SchedulerCore):
             kept = [(cb, mask) for cb, mask in self._listeners if cb != callback]
             removed = len(kept) != len(self._listeners)
             self._listeners = kept
-            self._listener_mask = 0
-            for _, mask in kept:
-                self._listener_mask |= mask
+            self._refresh_listener_mask()
         return removed
+
+    def _refresh_listener_mask(self) -> None:
+        """The codes anybody wants: the listeners', and the run recorder's while it runs."""
+        mask = 0
+        for _, wanted in self._listeners:
+            mask |= wanted
+        if getattr(self, "_run_recorder", None) is not None:
+            mask |= OUTCOME_CODES
+        self._listener_mask = mask
 
     def wants_event(self, code: int) -> bool:
         """Whether any listener listens for ``code`` (saves building unwanted events)."""
@@ -384,6 +410,9 @@ class _ConfigurationMixin(_SchedulerCore):
         A task event made without the scheduler's identity gets it here."""
         if getattr(event, "scheduler_identity", False) is None:
             object.__setattr__(event, "scheduler_identity", self.identity)
+        recorder = getattr(self, "_run_recorder", None)
+        if recorder is not None and event.code & OUTCOME_CODES:
+            recorder.record_event(event)
         for callback, mask in self._listeners:
             if event.code & mask:
                 try:

@@ -9,8 +9,8 @@ update leaves the task as it was.
 from __future__ import annotations
 
 import os
-import unicodedata
 import sys
+import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, tzinfo
 from enum import Enum
@@ -28,6 +28,7 @@ from asyncz.core.converters import (
     utc_timestamp_us,
 )
 from asyncz.core.errors import SchedulerLookupError, TaskFieldError
+from asyncz.core.runs import ON_CRASH_POLICIES
 
 if TYPE_CHECKING:
     from asyncz.core.protocols import Trigger
@@ -209,6 +210,15 @@ def _validate_max_instances(_: Any, attribute: attrs.Attribute[Any], value: Any)
         raise _bad("max_instances must be a positive integer.", value)
 
 
+def _validate_on_crash(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value not in ON_CRASH_POLICIES:
+        raise _bad(
+            "on_crash must be 'skip' (record a run whose scheduler died as abandoned) or "
+            "'rerun' (run it once more on another scheduler).",
+            value,
+        )
+
+
 def _to_next_run_time(value: Any, self_: Any) -> datetime | None:
     if value is None or (isinstance(value, datetime) and value.utcoffset() is not None):
         return value
@@ -247,6 +257,9 @@ class Task:
     :var max_instances: how many runs of this task may execute at the same time
     :var timeout: seconds one run may take before the executor stops waiting for it (and
         cancels or terminates it where it can); ``None`` means no limit
+    :var on_crash: what happens to a run whose scheduler dies while it runs (a store shared
+        by several schedulers declares it dead): ``"skip"`` records the run as abandoned,
+        ``"rerun"`` runs it once more on another scheduler
     :var next_run_time: when it runs next (aware); ``None`` means paused
     """
 
@@ -272,6 +285,7 @@ class Task:
     timeout: float | None = attrs.field(
         default=None, converter=_to_grace, validator=_validate_timeout
     )
+    on_crash: str = attrs.field(default="skip", validator=_validate_on_crash)
     # mypy's attrs plugin does not understand attrs.Converter yet
     next_run_time: datetime | None = attrs.field(
         default=None,
@@ -347,6 +361,7 @@ class Task:
             mistrigger_grace_time=self.mistrigger_grace_time,
             max_instances=self.max_instances,
             timeout=self.timeout,
+            on_crash=self.on_crash,
             next_run_time=self.next_run_time,
         )
 
@@ -382,6 +397,7 @@ class Task:
             "mistrigger_grace_time": state.mistrigger_grace_time,
             "max_instances": state.max_instances,
             "timeout": state.timeout,
+            "on_crash": state.on_crash,
         }
         setattr_ = object.__setattr__
         setattr_(self, "scheduler", state.scheduler)
@@ -441,6 +457,7 @@ class Task:
             mistrigger_grace_time=self.mistrigger_grace_time,
             max_instances=self.max_instances,
             timeout=self.timeout,
+            on_crash=self.on_crash,
         )
         self.scheduler.add_task(
             task,
@@ -494,6 +511,7 @@ class Task:
             max_instances=self.max_instances,
             mistrigger_grace_time=self.mistrigger_grace_time,
             timeout=self.timeout,
+            on_crash=self.on_crash,
             pending=state is TaskScheduleState.PENDING,
             paused=state is TaskScheduleState.PAUSED,
             submitted=self.submitted,
@@ -699,6 +717,7 @@ class TaskInfo:
     max_instances: int
     mistrigger_grace_time: float | None
     timeout: float | None
+    on_crash: str = "skip"
     pending: bool = False
     paused: bool = False
     submitted: bool = False
@@ -726,6 +745,7 @@ class TaskState:
     mistrigger_grace_time: float | None = None
     max_instances: int | None = None
     timeout: float | None = None
+    on_crash: str | None = None
     next_run_time: datetime | None = None
     scheduler: Any = None
     store_alias: str | None = None

@@ -12,7 +12,11 @@ due-task pass (:mod:`asyncz.core.engine`), the event loop (:mod:`asyncz.core.asy
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
+import random
+import time
 import warnings
 from collections.abc import Mapping
 from datetime import datetime, tzinfo
@@ -26,7 +30,12 @@ from asyncz.core.converters import (
     utc_timestamp_us,
 )
 from asyncz.core.converters import now as current_time
-from asyncz.core.errors import ConflictIdError, MaximumInstancesError, TaskLookupError
+from asyncz.core.errors import (
+    ConflictIdError,
+    MaximumInstancesError,
+    TaskConflictError,
+    TaskLookupError,
+)
 from asyncz.core.scheduler_common import (
     SHUTDOWN_TRIGGER_ALIAS,
     SchedulerInfo,
@@ -37,6 +46,12 @@ from asyncz.core.scheduler_common import (
     undefined,
 )
 from asyncz.core.task import Task, TaskInfo, TaskRunPreview
+
+#: Changes to these fields change when a task runs: they overwrite the run time and end any
+#: lease on it (the scheduler holding it then does not run it).
+_SCHEDULE_FIELDS = frozenset({"trigger", "next_run_time"})
+#: Tries of a conditional write that keeps losing to other writers before giving up.
+_WRITE_ATTEMPTS = 8
 
 _SORT_KEYS = ("id", "name", "next_run_time", "schedule_state", "executor", "store", "trigger")
 _STATE_ORDER = {"pending": 0, "scheduled": 1, "paused": 2}
@@ -63,6 +78,7 @@ class _TaskAPIMixin(_SchedulerCore):
         executor: str | None = None,
         replace_existing: bool = False,
         timeout: Any = undefined,
+        on_crash: Any = undefined,
         **trigger_args: Any,
     ) -> Task:
         """Schedule ``fn_or_task``: a callable, a ``"module:qualname"`` or a :class:`Task`.
@@ -98,6 +114,7 @@ class _TaskAPIMixin(_SchedulerCore):
             "max_instances": max_instances,
             "executor": executor,
             "timeout": timeout,
+            "on_crash": on_crash,
         }
         changes = {
             key: value
@@ -206,14 +223,25 @@ class _TaskAPIMixin(_SchedulerCore):
         """Store ``task`` (running scheduler); ``now`` is when its first run may be."""
         alias = self._prepare_to_store(task, compute_next, now, not_before)
         store = self.lookup_store(alias)
-        try:
-            store.add_task(task)
-        except ConflictIdError:
-            task.pending, task.submitted = True, False
-            if not replace_existing:
-                raise
-            store.update_task(task)
-            task.bind(self, alias)
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                store.add_task(task)
+                break
+            except ConflictIdError:
+                task.pending, task.submitted = True, False
+                if not replace_existing:
+                    raise
+            try:
+                # Unconditional (the task was never read from the store): it replaces whatever
+                # is stored under its id, run state included.
+                object.__setattr__(task, "store_version", None)
+                store.update_task(task)
+                task.bind(self, alias)
+                break
+            except TaskLookupError:
+                # Another scheduler deleted it between our add and our replace: add again.
+                if attempt == _WRITE_ATTEMPTS - 1:
+                    raise
         self._stored(task, alias)
 
     def _prepare_to_store(
@@ -355,14 +383,7 @@ class _TaskAPIMixin(_SchedulerCore):
                     # Set by the user: storing it at start must not recompute it.
                     pending.compute_next_run_time = False
             else:
-                target = self.lookup_store(alias)
-                previous = {n: getattr(task, n) for n in changes if n not in ("id", "scheduler")}
-                task.update_task(**changes, scheduler=self)
-                try:
-                    target.update_task(task)
-                except BaseException:
-                    task.update_task(**previous)  # the store kept the old version: so do we
-                    raise
+                task = self._write_changes(task, alias, changes)
         # Not the hot path: built even without a listener, as Asyncz does (a pending task too).
         self.dispatch_event(
             events.TaskEvent(
@@ -376,6 +397,39 @@ class _TaskAPIMixin(_SchedulerCore):
         if alias is not None and task.next_run_time is not None:
             self.wakeup(task.next_run_time)
         return task
+
+    def _write_changes(self, task: Task, alias: str, changes: Mapping[str, Any]) -> Task:
+        """Apply ``changes`` to ``task`` and write it to its store, conditionally on the
+        version read. When another writer came first, read the task again and re-apply the
+        changes to what it wrote, so that both changes survive (a few times, then
+        :class:`TaskConflictError`). A change that leaves the schedule alone does not write
+        the run time or the lease: a scheduler running the task meanwhile keeps its lease."""
+        target = self.lookup_store(alias)
+        keep_schedule = _SCHEDULE_FIELDS.isdisjoint(changes)
+        writer = _schedule_aware_update(target)
+        for attempt in range(_WRITE_ATTEMPTS):
+            previous = {n: getattr(task, n) for n in changes if n not in ("id", "scheduler")}
+            task.update_task(**changes, scheduler=self)
+            try:
+                if writer is None:
+                    target.update_task(task)
+                else:
+                    writer(task, keep_schedule=keep_schedule)
+                return task
+            except TaskConflictError:
+                task.update_task(**previous)
+                if attempt == _WRITE_ATTEMPTS - 1:
+                    raise
+                fresh = target.lookup_task(task.id)
+                if fresh is None:
+                    raise TaskLookupError(task.id, alias) from None
+                task = fresh
+                # Writers that collided once would collide again in lockstep: spread them.
+                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+            except BaseException:
+                task.update_task(**previous)  # the store kept the old version: so do we
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def reschedule_task(
         self, task_id: Any, store: str | None = None, trigger: Any = None, **trigger_args: Any
@@ -629,3 +683,21 @@ def _zone_label(tz: tzinfo) -> str:
         return timezone_name(tz)
     except ValueError:
         return str(tz)
+
+
+def _schedule_aware_update(store: Any) -> Any:
+    """``store.update_task`` if it takes ``keep_schedule`` (every asyncz store), else None (a
+    store written for Asyncz: its update_task(task) writes everything)."""
+    cls: Any = type(store)
+    return store.update_task if _takes_keep_schedule(cls) else None
+
+
+@functools.lru_cache(maxsize=64)
+def _takes_keep_schedule(cls: Any) -> bool:
+    try:
+        parameters = inspect.signature(cls.update_task).parameters
+    except (TypeError, ValueError):
+        return False
+    return "keep_schedule" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )

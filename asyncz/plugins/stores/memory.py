@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
 from asyncz.core.converters import utc_timestamp_us
-from asyncz.core.errors import ConflictIdError, TaskLookupError
+from asyncz.core.errors import ConflictIdError, TaskConflictError, TaskLookupError
 from asyncz.core.hookspecs import hookimpl
 from asyncz.core.protocols import BaseStore
 from asyncz.core.task import Task
@@ -117,15 +117,45 @@ class MemoryStore(BaseStore):
             if build:
                 heapq.heapify(self._heap)
 
-    def update_task(self, task: Task) -> None:
+    def update_task(self, task: Task, *, keep_schedule: bool = False) -> None:
+        """Replace the stored task. With ``keep_schedule`` the change does not touch when it
+        runs: the stored run time and any lease on it stay (a scheduler running it releases
+        it as usual); otherwise the lease ends, so its holder does not overwrite the change.
+
+        The tasks here are the objects the scheduler holds, so two writers cannot have read
+        different versions of one; a task object made elsewhere with a ``store_version``
+        other than the stored one is refused (:class:`TaskConflictError`)."""
         with self._lock:
-            if task.id not in self._tasks:
+            stored = self._tasks.get(task.id)
+            if stored is None:
                 raise TaskLookupError(task.id, self.alias)
-            self._unindex(task.id)
-            self._leased.pop(task.id, None)  # whoever held it must not overwrite this change
-            self.fix_task(task)
-            self._tasks[task.id] = task
-            self._index(task)
+            if (
+                stored is not task
+                and task.store_version is not None
+                and task.store_version != stored.store_version
+            ):
+                raise TaskConflictError(
+                    task.id, self.alias, task.store_version, stored.store_version
+                )
+            version = (stored.store_version or 0) + 1
+            if keep_schedule:
+                held = self._leased.get(task.id)
+                if stored is not task:
+                    object.__setattr__(task, "next_run_time", stored.next_run_time)
+                    if held is not None:  # the release compares run times by identity first
+                        self._leased[task.id] = (*held[:3], task.next_run_time)
+                self.fix_task(task)
+                self._tasks[task.id] = task
+                entry = self._entries.get(task.id)
+                if entry is None and held is None:
+                    self._index(task)
+            else:
+                self._unindex(task.id)
+                self._leased.pop(task.id, None)  # whoever held it must not overwrite this
+                self.fix_task(task)
+                self._tasks[task.id] = task
+                self._index(task)
+            object.__setattr__(task, "store_version", version)
 
     def delete_task(self, task_id: str) -> None:
         with self._lock:
