@@ -143,7 +143,8 @@ class SchedulerInfo:
 class SchedulerInstanceInfo:
     """One scheduler instance as ``get_scheduler_instance_infos()`` reports it.
 
-    :var scope: ``"process-local"``: the instances of this process only
+    :var scope: ``"process-local"`` for the scheduler asked; ``"cluster"`` for another
+        scheduler registered in one of its stores (heartbeat ages by the store's clock)
     :var stale: no heartbeat within ``stale_after_seconds`` (a stopped scheduler is stale)
     """
 
@@ -153,11 +154,18 @@ class SchedulerInstanceInfo:
     active: bool
     stale: bool
     started_at: datetime | None
+    :var host, pid, asyncz_version, stores, executors: what the instance registered (the
+        scheduler asked fills them in too)
     last_seen_at: datetime | None
     uptime_seconds: float | None
     heartbeat_age_seconds: float | None
     stale_after_seconds: float
-    task_count: int
+    task_count: int | None
+    host: str | None = None
+    pid: int | None = None
+    asyncz_version: str | None = None
+    stores: tuple[str, ...] = ()
+    executors: tuple[str, ...] = ()
 
 
 def _check_alias(kind: str, alias: Any) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import timezone, tzinfo
@@ -56,6 +57,10 @@ __all__ = [
     "open_envelope",
     "order_key",
 ]
+
+
+#: At most one wake-up per this many seconds from other instances' notifications.
+NOTIFY_COALESCE_SECONDS = 0.05
 
 
 def open_envelope(envelope: TaskStateEnvelope) -> Any:
@@ -143,6 +148,12 @@ class PersistentStore(BaseStore):
         self._quarantined: dict[str, str] = {}
         self._quarantine_lock = threading.Lock()
         self._token = uuid.uuid4().hex
+        # Coalescing of other instances' notifications (see notified()).
+        self._notify_lock = threading.Lock()
+        self._notify_last_at = float("-inf")
+        self._notify_last_key: int | None = None
+        self._notify_held: tuple[int, Any] | None = None
+        self._notify_timer: threading.Timer | None = None
 
     # -- codec -----------------------------------------------------------------------------
 
@@ -539,20 +550,61 @@ class PersistentStore(BaseStore):
         return f"{self._token} {min(utc_timestamp_us(t) for t in times)}"
 
     def notified(self, message: str | bytes) -> None:
-        """Handle a message from another store instance: wake the scheduler up."""
+        """Handle a message from another store instance: wake the scheduler up.
+
+        A storm of messages (another process adding thousands of tasks one by one) gives at
+        most one wake-up per :data:`NOTIFY_COALESCE_SECONDS`: a message within that time of the
+        last wake-up is held, and the earliest moment held is passed on when the time is up
+        (at once if it is earlier than the moment last passed on).
+        """
         if isinstance(message, bytes):
             message = message.decode("utf-8", "replace")
         token, _, when = message.partition(" ")
         if token == self._token:
             return
-        wakeup = getattr(self.scheduler, "wakeup", None)
-        if wakeup is None:
+        if getattr(self.scheduler, "wakeup", None) is None:
             return
         try:
             moment = from_timestamp_us(int(when)) if when else None
         except ValueError:
             moment = None
-        wakeup(moment)
+        key = utc_timestamp_us(moment) if moment is not None else -1  # None: look now
+        with self._notify_lock:
+            now = time.monotonic()
+            last_key = self._notify_last_key
+            if now - self._notify_last_at >= NOTIFY_COALESCE_SECONDS or (
+                last_key is not None and key < last_key
+            ):
+                self._notify_last_at, self._notify_last_key = now, key
+                forward = True
+            else:
+                if self._notify_held is None or key < self._notify_held[0]:
+                    self._notify_held = (key, moment)
+                forward = False
+                if self._notify_timer is None:
+                    timer = threading.Timer(
+                        NOTIFY_COALESCE_SECONDS - (now - self._notify_last_at),
+                        self._forward_held,
+                    )
+                    timer.daemon = True
+                    self._notify_timer = timer
+                    timer.start()
+        if forward:
+            self._wake(moment)
+
+    def _forward_held(self) -> None:
+        with self._notify_lock:
+            held, self._notify_held = self._notify_held, None
+            self._notify_timer = None
+            if held is None:
+                return
+            self._notify_last_at, self._notify_last_key = time.monotonic(), held[0]
+        self._wake(held[1])
+
+    def _wake(self, moment: Any) -> None:
+        wakeup = getattr(self.scheduler, "wakeup", None)
+        if wakeup is not None:
+            wakeup(moment)
 
     def add_tasks(self, tasks: Sequence[Task]) -> None:
         """Add several tasks (stores with transactions do it in one)."""

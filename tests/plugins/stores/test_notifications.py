@@ -85,3 +85,31 @@ def test_notifications_can_be_turned_off(backend: Backend) -> None:
     finally:
         writer.shutdown()
         other.shutdown()
+
+
+def test_a_storm_of_notifications_wakes_the_scheduler_a_few_times_not_once_each() -> None:
+    """Another process adding 500 tasks one by one sends 500 notifications: the scheduler is
+    woken at once for the first, then at most once per coalescing window, and the earliest
+    moment held back is passed on when the window closes (nothing is lost)."""
+    from asyncz.plugins.stores.persistent import NOTIFY_COALESCE_SECONDS, PersistentStore
+
+    store = PersistentStore()
+    recorder = WakeRecorder()
+    store.scheduler = recorder
+    base = int(T0.timestamp() * 1_000_000)
+    store.notified(f"other-token {base + 10_000_000}")  # the first: passed on at once
+    for step in range(499):
+        # later moments than the first, then one earlier than everything in the middle
+        offset = 5_000_000 if step == 250 else 20_000_000 + step
+        store.notified(f"other-token {base + offset}")
+    assert len(recorder.wakeups) == 2  # the first, and the earlier moment at step 250 at once
+    assert recorder.wakeups[-1] == T0 + timedelta(seconds=5)
+    deadline = time.monotonic() + 5
+    while len(recorder.wakeups) < 3 and time.monotonic() < deadline:
+        time.sleep(NOTIFY_COALESCE_SECONDS / 5)
+    # The held-back messages come out as one wake-up for the earliest of them.
+    assert recorder.wakeups[2] == T0 + timedelta(seconds=20)
+    time.sleep(NOTIFY_COALESCE_SECONDS * 3)
+    assert len(recorder.wakeups) == 3
+    store.notified(f"{store._token} {base}")  # its own messages never wake it
+    assert len(recorder.wakeups) == 3
