@@ -92,7 +92,7 @@ def _sql_backend(name: str, url: str) -> Backend:
 
     def drop() -> None:
         with engine.begin() as conn:
-            for suffix in ("", "_version"):
+            for suffix in ("_runs", "_instances", "", "_version"):
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}{suffix}")
         engine.dispose()
 
