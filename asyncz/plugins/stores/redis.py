@@ -7,16 +7,47 @@ Keys (``key_prefix`` defaults to ``"asyncz."``, so the first two are Asyncz's ow
   that are scheduled and not leased (paused tasks are absent). Equal scores are ordered by
   member, which gives "ties by id" for free.
 * ``<prefix>leases`` — ZSET id -> lease expiry (µs) of tasks handed to a scheduler
-* ``<prefix>lease_info`` — HASH id -> ``"<run time µs>|<owner>"`` of those tasks
+* ``<prefix>lease_info`` — HASH id -> ``"<run time µs>|<token>|<owner>"`` of those tasks (the
+  token is hex, made fresh by each ``acquire_due_tasks`` call; the owner is the rest, so it may
+  hold ``|``)
+* ``<prefix>versions`` — HASH id -> the task's version: ``new_store_version()`` when added, plus
+  one for every write of the task (``update_task``, and a release or fire that stores its next
+  run time). Taking, renewing or ending a lease is not a write of the task.
+* ``<prefix>instances`` — HASH identity -> JSON info of each registered scheduler
+* ``<prefix>heartbeats`` — ZSET identity -> last heartbeat (µs, Redis's ``TIME``)
+* ``<prefix>runs`` — HASH run key -> run record (below)
+* ``<prefix>runs_by_time`` — ZSET run key -> scheduled time (µs): newest runs, retention
+* ``<prefix>runs_by_task`` — ZSET run key -> 0: one task's runs by lexicographic range
+* ``<prefix>started`` — HASH run key -> instance, of the runs whose status is ``started``
+  (instance ``""``: its scheduler died and it waits for another to rerun it)
+* ``<prefix>started_counts`` — HASH id -> how many of the task's runs are ``started`` (the
+  cluster-wide ``max_instances`` check)
+* ``<prefix>reruns`` — ZSET run key -> scheduled time (µs), of the runs waiting for a taker
+* ``<prefix>meta`` — HASH: ``purged_at`` (µs), the last retention pass
 
-Every change that touches more than one key runs as one Lua script, so it is atomic on the server:
-no check-then-write race between schedulers sharing the keys, and no half-applied change if a
-client dies. Under Redis Cluster, give a prefix with a hash tag (``"{asyncz}."``) so all four
-keys live in one slot.
+A **run key** is ``"<n>:<id>\\x1f<scheduled µs, 17 digits>"`` with ``n`` the byte length of the
+id in UTF-8: the length makes ``"<n>:<id>"`` a prefix of no other task's keys whatever the id
+holds (``|``, ``:``, the separator), so one task's runs are the lexicographic range between
+``"<n>:<id>\\x1f"`` and ``"<n>:<id>\\x20"`` in ``runs_by_task``, newest last.
 
-Added and updated tasks are announced on the pub/sub channel ``<prefix>changes``; every store
-instance listens there (one thread) and wakes its scheduler when another instance announces a
-change, so a task added by one process runs on time in another without waiting for a poll.
+A **run record** is
+``"<status>\\x1f<attempt>\\x1f<fired µs>\\x1f<on_crash>\\x1f<instance>\\x1f<details>"``
+where details is compact JSON (run id, started/finished µs, duration, error) written by
+:meth:`RedisStore.finish_runs`, empty until then. The scripts change status, attempt, fired time
+and instance without parsing JSON (Lua's JSON library rounds numbers to 14 digits); JSON never
+holds a raw control character, so the instance is whatever lies between the fourth and the last
+separator.
+
+Every change that touches more than one key runs as one Lua script (:mod:`.redis_scripts`), so it
+is atomic on the server: no check-then-write race between schedulers sharing the keys, and no
+half-applied change if a client dies. The store clock of the instance registry, lease renewal and
+run records is ``TIME`` inside the scripts. Under Redis Cluster, give a prefix with a hash tag
+(``"{asyncz}."``) so all the keys live in one slot.
+
+Schedule changes (adds, and updates that change when a task runs) are announced on the pub/sub
+channel ``<prefix>changes``; every store instance listens there (one thread) and wakes its
+scheduler when another instance announces a change, so a task added by one process runs on time
+in another without waiting for a poll.
 
 The ``redis`` package is imported when a store is created, not when this module is imported, so
 plugin discovery works without it.
@@ -25,16 +56,20 @@ plugin discovery works without it.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from asyncz.core.converters import utc_timestamp_us
-from asyncz.core.errors import ConflictIdError, TaskLookupError
+from asyncz.core.converters import datetime_from_us, utc_timestamp_us
+from asyncz.core.errors import ConflictIdError, TaskConflictError, TaskLookupError
 from asyncz.core.hookspecs import hookimpl
-from asyncz.core.records import from_timestamp_us
+from asyncz.core.records import from_timestamp_us, new_store_version
+from asyncz.core.runs import RunOutcome, RunRecord, summarize_error
 from asyncz.core.task import Task
+from asyncz.plugins.stores import redis_scripts as scripts
 from asyncz.plugins.stores.persistent import PersistentStore, order_key
 
 if TYPE_CHECKING:
@@ -42,130 +77,13 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisStore"]
 
-# KEYS: tasks, run_times. ARGV: n, then n x (id, record, run time or "").
-_ADD = """
-local n = tonumber(ARGV[1])
-for i = 0, n - 1 do
-  if redis.call('HEXISTS', KEYS[1], ARGV[2 + i * 3]) == 1 then return ARGV[2 + i * 3] end
-end
-for i = 0, n - 1 do
-  local id, nxt = ARGV[2 + i * 3], ARGV[4 + i * 3]
-  redis.call('HSET', KEYS[1], id, ARGV[3 + i * 3])
-  if nxt ~= '' then redis.call('ZADD', KEYS[2], nxt, id) end
-end
-return false
-"""
-
-# KEYS: tasks, run_times, leases, lease_info. ARGV: id, record, run time or "".
-_UPDATE = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('HDEL', KEYS[4], ARGV[1])
-if ARGV[3] == '' then
-  redis.call('ZREM', KEYS[2], ARGV[1])
-else
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-end
-return 1
-"""
-
-# KEYS: tasks, run_times, leases, lease_info. ARGV: id.
-_DELETE = """
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('HDEL', KEYS[4], ARGV[1])
-return 1
-"""
-
-# KEYS: tasks, run_times, leases, lease_info. ARGV: now, owner, limit, lease expiry.
-# Returns a flat list of (id, run time, record) for the tasks now leased to owner.
-_ACQUIRE = """
-local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])
-for _, id in ipairs(expired) do
-  local info = redis.call('HGET', KEYS[4], id)
-  redis.call('ZREM', KEYS[3], id)
-  redis.call('HDEL', KEYS[4], id)
-  if info then
-    local sep = string.find(info, '|', 1, true)
-    redis.call('ZADD', KEYS[2], string.sub(info, 1, sep - 1), id)
-  end
-end
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0,
-                       tonumber(ARGV[3]))
-local out = {}
-for i = 1, #due, 2 do
-  local id, score = due[i], due[i + 1]
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('ZADD', KEYS[3], ARGV[4], id)
-  redis.call('HSET', KEYS[4], id, score .. '|' .. ARGV[2])
-  table.insert(out, id)
-  table.insert(out, score)
-  table.insert(out, redis.call('HGET', KEYS[1], id) or '')
-end
-return out
-"""
-
-# KEYS: tasks, run_times, leases, lease_info. ARGV: now. Read-only, one round trip.
-# Returns {due, records, leased}: the flat (id, run time) list of the scheduled tasks due at now,
-# in run-time order (ties by id); their records in the same order (false for one that vanished);
-# and a flat (id, run time, record) list of the leased ones due (their run time is in
-# lease_info). The records are read with HMGET in slices, which is several times faster than one
-# HGET per task (unpack() is bounded by Lua's stack, hence the slices).
-_DUE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'WITHSCORES')
-local ids, records = {}, {}
-for i = 1, #due, 2 do ids[#ids + 1] = due[i] end
-for first = 1, #ids, 1000 do
-  local got = redis.call('HMGET', KEYS[1], unpack(ids, first, math.min(first + 999, #ids)))
-  for j = 1, #got do records[#records + 1] = got[j] end
-end
-local leased = {}
-local infos = redis.call('HGETALL', KEYS[4])
-for i = 1, #infos, 2 do
-  local id, info = infos[i], infos[i + 1]
-  local sep = string.find(info, '|', 1, true)
-  local at = string.sub(info, 1, sep - 1)
-  if tonumber(at) <= tonumber(ARGV[1]) and not redis.call('ZSCORE', KEYS[2], id) then
-    local data = redis.call('HGET', KEYS[1], id)
-    if data then
-      table.insert(leased, id)
-      table.insert(leased, at)
-      table.insert(leased, data)
-    end
-  end
-end
-return {due, records, leased}
-"""
-
-# KEYS: tasks, run_times, leases, lease_info. ARGV: owner, n, then n x (id, run time or "").
-_RELEASE = """
-local n = tonumber(ARGV[2])
-local released = {}
-for i = 0, n - 1 do
-  local id, nxt = ARGV[3 + i * 2], ARGV[4 + i * 2]
-  local info = redis.call('HGET', KEYS[4], id)
-  if info then
-    local sep = string.find(info, '|', 1, true)
-    if string.sub(info, sep + 1) == ARGV[1] then
-      redis.call('HDEL', KEYS[4], id)
-      redis.call('ZREM', KEYS[3], id)
-      if nxt == '' then
-        redis.call('HDEL', KEYS[1], id)
-      else
-        redis.call('ZADD', KEYS[2], nxt, id)
-      end
-      table.insert(released, id)
-    end
-  end
-end
-return released
-"""
-
-
 #: How many quarantined entries of each sorted set the next-run-time lookup reads past at first.
 _SKIP_PAGE = 15
+#: Retention: at most one purge pass this often (seconds), removing at most this many records.
+_PURGE_EVERY = 300.0
+_PURGE_BATCH = 10_000
+_SEP = "\x1f"
+_DAY = 86_400.0
 
 
 def _member(value: Any) -> str:
@@ -182,6 +100,76 @@ def _int(value: Any) -> int:
         return int(float(value))
 
 
+def _version(value: Any) -> int | None:
+    return None if value is None or value is False else int(value)
+
+
+def _set_version(task: Task, version: int | None) -> None:
+    object.__setattr__(task, "store_version", version)
+
+
+def run_key(task_id: str, scheduled_us: int) -> str:
+    """The key of the run record of ``task_id`` at ``scheduled_us`` (see the module docstring)."""
+    return f"{len(task_id.encode())}:{task_id}{_SEP}{scheduled_us:017d}"
+
+
+def _task_prefix(task_id: str) -> bytes:
+    return f"{len(task_id.encode())}:{task_id}".encode()
+
+
+def parse_run_key(key: bytes | str) -> tuple[str, int]:
+    """``(task id, scheduled µs)`` of a run key."""
+    raw = key.encode() if isinstance(key, str) else key
+    colon = raw.index(b":")
+    size = int(raw[:colon])
+    start = colon + 1
+    return raw[start : start + size].decode(), int(raw[start + size + 1 :])
+
+
+def _time(us: Any) -> datetime | None:
+    return None if us is None or us == "" else from_timestamp_us(int(us))
+
+
+def parse_run(key: bytes | str, record: bytes | str) -> RunRecord:
+    """The :class:`RunRecord` stored as ``record`` under ``key``."""
+    task_id, scheduled_us = parse_run_key(key)
+    text = record.decode() if isinstance(record, bytes) else record
+    status, attempt, fired, on_crash, rest = text.split(_SEP, 4)
+    instance, _, details = rest.rpartition(_SEP)
+    extra = json.loads(details) if details else {}
+    duration = extra.get("d")
+    return RunRecord(
+        task_id=task_id,
+        scheduled_at=datetime_from_us(scheduled_us, timezone.utc),
+        status=status,  # type: ignore[arg-type]
+        instance=instance,
+        fired_at=_time(fired),
+        run_id=extra.get("r"),
+        started_at=_time(extra.get("b")),
+        finished_at=_time(extra.get("e")),
+        duration=None if duration is None else float(duration),
+        error=extra.get("x"),
+        attempt=int(attempt),
+        on_crash=on_crash,
+    )
+
+
+def _details(outcome: RunOutcome) -> str:
+    extra: dict[str, Any] = {}
+    if outcome.run_id is not None:
+        extra["r"] = str(outcome.run_id)
+    if outcome.started_at is not None:
+        extra["b"] = utc_timestamp_us(outcome.started_at)
+    if outcome.finished_at is not None:
+        extra["e"] = utc_timestamp_us(outcome.finished_at)
+    if outcome.duration is not None:
+        extra["d"] = outcome.duration
+    error = summarize_error(outcome.error)
+    if error is not None:
+        extra["x"] = error
+    return json.dumps(extra, separators=(",", ":")) if extra else ""
+
+
 class RedisStore(PersistentStore):
     """Keeps tasks in Redis.
 
@@ -190,8 +178,10 @@ class RedisStore(PersistentStore):
         ``password``, ...) as keyword arguments, as in Asyncz, or a ready ``client``
     :param key_prefix: prefix of the store's keys
     :param tasks_key, run_times_key: override those two key names (Asyncz's options)
-    :param notify: announce added and updated tasks on ``<prefix>changes`` and listen there,
-        so schedulers sharing the store wake up at once (the poll stays as a safety net)
+    :param notify: announce schedule changes on ``<prefix>changes`` and listen there, so
+        schedulers sharing the store wake up at once (the poll stays as a safety net)
+    :param run_retention: seconds finished run records are kept (by their scheduled time;
+        purged during heartbeats, at most every few minutes); ``None`` keeps them all
     :param pickle_protocol: the pickle protocol, for the ``pickle`` serializer
     :param serializer, signing_key, encryption_key, accept_unprotected, poll_interval,
         cache_size: see
@@ -215,6 +205,7 @@ class RedisStore(PersistentStore):
         poll_interval: float | None = 5.0,
         cache_size: int = 100_000,
         notify: bool = True,
+        run_retention: float | None = 7 * _DAY,
         **connect_args: Any,
     ) -> None:
         super().__init__(
@@ -229,6 +220,15 @@ class RedisStore(PersistentStore):
         # Imported here, not at module level: discovering plugins must not need redis.
         import redis
 
+        if run_retention is not None and not (
+            isinstance(run_retention, (int, float))
+            and not isinstance(run_retention, bool)
+            and run_retention > 0
+        ):
+            raise ValueError(
+                f"run_retention must be a number of seconds > 0 or None, got {run_retention!r}"
+            )
+        self.run_retention = None if run_retention is None else float(run_retention)
         self.client: redis.Redis
         if isinstance(database, str):  # RedisStore("redis://...") reads naturally too
             url, database = url or database, 0
@@ -238,25 +238,51 @@ class RedisStore(PersistentStore):
             self.client = redis.Redis.from_url(url, **connect_args)
         else:
             self.client = redis.Redis(db=database, **connect_args)
-        self.tasks_key = tasks_key or f"{key_prefix}tasks"
-        self.run_times_key = run_times_key or f"{key_prefix}run_times"
-        self.leases_key = f"{key_prefix}leases"
-        self.lease_info_key = f"{key_prefix}lease_info"
-        #: pub/sub channel where added and updated tasks are announced to other schedulers
+        names = {name: f"{key_prefix}{name}" for name in scripts.KEY_NAMES}
+        names["tasks"] = tasks_key or names["tasks"]
+        names["run_times"] = run_times_key or names["run_times"]
+        self.tasks_key = names["tasks"]
+        self.run_times_key = names["run_times"]
+        self.leases_key = names["leases"]
+        self.lease_info_key = names["lease_info"]
+        self.versions_key = names["versions"]
+        self.instances_key = names["instances"]
+        self.heartbeats_key = names["heartbeats"]
+        self.runs_key = names["runs"]
+        self.runs_by_time_key = names["runs_by_time"]
+        self.runs_by_task_key = names["runs_by_task"]
+        #: pub/sub channel where schedule changes are announced to other schedulers
         self.channel = f"{key_prefix}changes"
         self.notify = notify
         self._listener: threading.Thread | None = None
         self._stop = threading.Event()
-        self._keys = [self.tasks_key, self.run_times_key, self.leases_key, self.lease_info_key]
-        self._add = self.client.register_script(_ADD)
-        self._update = self.client.register_script(_UPDATE)
-        self._delete = self.client.register_script(_DELETE)
-        self._acquire = self.client.register_script(_ACQUIRE)
-        self._release = self.client.register_script(_RELEASE)
-        self._due = self.client.register_script(_DUE)
+        #: every script's KEYS, in the order of redis_scripts.KEY_NAMES
+        self._keys = [names[name] for name in scripts.KEY_NAMES]
+        #: the keys of tasks (what remove_all_tasks clears)
+        self._task_keys = self._keys[:5]
+        register = self.client.register_script
+        self._add = register(scripts.ADD)
+        self._update = register(scripts.UPDATE)
+        self._delete = register(scripts.DELETE)
+        self._acquire = register(scripts.ACQUIRE)
+        self._release = register(scripts.RELEASE)
+        self._due = register(scripts.DUE)
+        self._renew = register(scripts.RENEW)
+        self._register = register(scripts.REGISTER)
+        self._unregister = register(scripts.UNREGISTER)
+        self._heartbeat = register(scripts.HEARTBEAT)
+        self._fire = register(scripts.FIRE)
+        self._finish = register(scripts.FINISH)
+        self._take_reruns = register(scripts.TAKE_RERUNS)
+        # (owner, task id) -> lease token, for the tasks this instance acquired and has not
+        # released: a release, fire or renewal names the token, and is refused when the lease
+        # was taken over, cleared by a change of schedule, or the task deleted meanwhile.
+        self._tokens: dict[tuple[str, str], str] = {}
+        self._tokens_lock = threading.Lock()
 
     def start(self, scheduler: Any, alias: str) -> None:
         super().start(scheduler, alias)
+        self._backfill_versions()
         if self.notify and self._listener is None:
             # A fresh event per listener: one still winding down from an earlier shutdown
             # must not be revived.
@@ -304,6 +330,21 @@ class RedisStore(PersistentStore):
         # The connection pool reconnects on the next use, so a restart needs nothing here.
         self.client.connection_pool.disconnect()
 
+    def _backfill_versions(self) -> None:
+        """Give a version to tasks stored without one (by an asyncz before versions)."""
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hlen(self.tasks_key)
+            pipe.hlen(self.versions_key)
+            tasks, versions = pipe.execute()
+        if tasks == versions:
+            return
+        missing = set(self.client.hkeys(self.tasks_key)) - set(self.client.hkeys(self.versions_key))
+        if missing:
+            with self.client.pipeline(transaction=False) as pipe:
+                for task_id in missing:
+                    pipe.hsetnx(self.versions_key, task_id, new_store_version())
+                pipe.execute()
+
     # -- the Store protocol ----------------------------------------------------------------
 
     def add_task(self, task: Task) -> None:
@@ -314,26 +355,57 @@ class RedisStore(PersistentStore):
         ids = [task.id for task in tasks]
         if len(set(ids)) != len(ids):
             raise ConflictIdError(next(i for i in ids if ids.count(i) > 1))
-        args: list[Any] = [len(tasks)]
-        encoded = [self.encode(task) for task in tasks]
-        for task, enc in zip(tasks, encoded, strict=True):
-            args += [task.id, enc[0], _score(task.next_run_time)]
         if not tasks:
             return
-        taken = self._add(keys=self._keys[:2], args=args)
+        args: list[Any] = [len(tasks)]
+        encoded = [self.encode(task) for task in tasks]
+        versions = [new_store_version() for _ in tasks]
+        for task, enc, version in zip(tasks, encoded, versions, strict=True):
+            args += [task.id, enc[0], _score(task.next_run_time), version]
+        taken = self._add(keys=self._keys, args=args)
         if taken:
-            raise ConflictIdError(taken.decode() if isinstance(taken, bytes) else str(taken))
-        for task, enc in zip(tasks, encoded, strict=True):
+            raise ConflictIdError(_member(taken))
+        for task, enc, version in zip(tasks, encoded, versions, strict=True):
             self.stored(task, enc)
+            _set_version(task, version)
         self._announce(tasks)
 
-    def update_task(self, task: Task) -> None:
+    def update_task(self, task: Task, keep_schedule: bool = False) -> None:
+        """Store the changed ``task``.
+
+        Conditional when ``task.store_version`` is set: :class:`TaskConflictError` when the
+        stored version differs (another writer came first). With ``keep_schedule`` the stored
+        run time and any lease stay as they are (and ``task.next_run_time`` is set to the stored
+        run time); otherwise the task's ``next_run_time`` is stored and any lease ends.
+        """
         encoded = self.encode(task)
-        args: list[Any] = [task.id, encoded[0], _score(task.next_run_time)]
-        if not self._update(keys=self._keys, args=args):
+        expected = task.store_version
+        args: list[Any] = [
+            task.id,
+            encoded[0],
+            _score(task.next_run_time),
+            "" if expected is None else expected,
+            "1" if keep_schedule else "0",
+            new_store_version(),
+        ]
+        result = self._update(keys=self._keys, args=args)
+        status = int(result[0])
+        if status == 0:
             raise TaskLookupError(task.id, self.alias)
+        if status < 0:
+            raise TaskConflictError(task.id, self.alias, expected, _version(result[1]))
+        if keep_schedule:
+            run = result[2]
+            zone = getattr(task.trigger, "timezone", None)
+            next_time = from_timestamp_us(
+                None if run is None or run is False else _int(run),
+                zone if isinstance(zone, tzinfo) else timezone.utc,
+            )
+            object.__setattr__(task, "next_run_time", next_time)
         self.stored(task, encoded)
-        self._announce([task])
+        _set_version(task, int(result[1]))
+        if not keep_schedule:
+            self._announce([task])
 
     def delete_task(self, task_id: str) -> None:
         self.forget([task_id])
@@ -342,18 +414,24 @@ class RedisStore(PersistentStore):
 
     def remove_all_tasks(self) -> None:
         self.forget()
-        self.client.delete(*self._keys)
+        with self._tokens_lock:
+            self._tokens.clear()
+        self.client.delete(*self._task_keys)
 
     def lookup_task(self, task_id: str) -> Task | None:
         with self.client.pipeline(transaction=True) as pipe:
             pipe.hget(self.tasks_key, task_id)
             pipe.zscore(self.run_times_key, task_id)
             pipe.hget(self.lease_info_key, task_id)
-            data, score, info = pipe.execute()
+            pipe.hget(self.versions_key, task_id)
+            data, score, info, version = pipe.execute()
         if data is None:
             return None
         tasks = self.restore_all([(task_id, data, self._run_time(score, info))])
-        return tasks[0] if tasks else None
+        if not tasks:
+            return None
+        _set_version(tasks[0], _version(version))
+        return tasks[0]
 
     @staticmethod
     def _run_time(score: Any, info: Any) -> int | None:
@@ -363,36 +441,49 @@ class RedisStore(PersistentStore):
             return _int(info.split(b"|", 1)[0])
         return None
 
-    def iter_records(self) -> Iterator[tuple[str, bytes, int | bool | None]]:
+    def _all_records(self) -> tuple[list[tuple[str, bytes, int | bool | None]], dict[str, Any]]:
         with self.client.pipeline(transaction=True) as pipe:
             pipe.hgetall(self.tasks_key)
             pipe.zrange(self.run_times_key, 0, -1, withscores=True)
             pipe.hgetall(self.lease_info_key)
-            records, scores, infos = pipe.execute()
+            pipe.hgetall(self.versions_key)
+            records, scores, infos, versions = pipe.execute()
         times = {member: _int(score) for member, score in scores}
         for member, info in infos.items():
             times.setdefault(member, _int(info.split(b"|", 1)[0]))
-        for raw_id in sorted(records):
-            yield raw_id.decode(), records[raw_id], times.get(raw_id)
+        rows = [(raw_id.decode(), records[raw_id], times.get(raw_id)) for raw_id in sorted(records)]
+        return rows, {_member(k): v for k, v in versions.items()}
+
+    def iter_records(self) -> Iterator[tuple[str, bytes, int | bool | None]]:
+        yield from self._all_records()[0]
 
     def get_all_tasks(self) -> list[Task]:
-        return sorted(self.restore_all(self.iter_records()), key=order_key)
+        rows, versions = self._all_records()
+        tasks = self.restore_all(rows)
+        for task in tasks:
+            _set_version(task, _version(versions.get(task.id)))
+        return sorted(tasks, key=order_key)
 
     def get_due_tasks(self, now: datetime) -> list[Task]:
         # Only the due tasks, through the run-time index (not every record), in one round trip.
-        due, records, leased = self._due(keys=self._keys, args=[utc_timestamp_us(now)])
+        due, records, versions, leased = self._due(keys=self._keys, args=[utc_timestamp_us(now)])
         rows = [
             (task_id.decode(), data, _int(score))
             for task_id, score, data in zip(due[::2], due[1::2], records, strict=True)
             if data is not None  # deleted while the script ran
         ]
+        version_of = {
+            _member(task_id): version for task_id, version in zip(due[::2], versions, strict=True)
+        }
         if leased:
-            rows += [
-                (leased[i].decode(), leased[i + 2], _int(leased[i + 1]))
-                for i in range(0, len(leased), 3)
-            ]
+            for i in range(0, len(leased), 4):
+                rows.append((leased[i].decode(), leased[i + 2], _int(leased[i + 1])))
+                version_of[_member(leased[i])] = leased[i + 3]
             rows.sort(key=lambda row: (row[2], row[0]))
-        return self.restore_all(rows)
+        tasks = self.restore_all(rows)
+        for task in tasks:
+            _set_version(task, _version(version_of.get(task.id)))
+        return tasks
 
     def get_next_run_time(self) -> datetime | None:
         if self._quarantined:
@@ -431,36 +522,116 @@ class RedisStore(PersistentStore):
                 entries = self.client.zrange(key, start, start + size - 1, withscores=True)
         return from_timestamp_us(min(candidates)) if candidates else None
 
+    # -- leases ------------------------------------------------------------------------------
+
     def acquire_due_tasks(self, now: datetime, owner: str, limit: int, lease: float) -> list[Task]:
         now_us = utc_timestamp_us(now)
         until = now_us + int(lease * 1_000_000)
+        token = uuid.uuid4().hex
         acquired: list[Task] = []
         reports: list[tuple[str, str]] = []
         reader = self.reader()
         while len(acquired) < limit:
             wanted = limit - len(acquired)
-            flat = self._acquire(keys=self._keys, args=[now_us, owner, wanted, until])
-            for i in range(0, len(flat), 3):
-                # One that does not restore stays leased: retried when the lease runs out.
+            flat = self._acquire(keys=self._keys, args=[now_us, owner, wanted, until, token])
+            for i in range(0, len(flat), 4):
+                # One that does not restore stays leased (its token is not remembered, so it
+                # is not renewed either): retried when the lease runs out.
                 task = self.restore(
                     flat[i].decode(), flat[i + 2], _int(flat[i + 1]), reports, reader
                 )
                 if task is not None:
+                    _set_version(task, _version(flat[i + 3]))
                     acquired.append(task)
-            if len(flat) // 3 < wanted:
+            if len(flat) // 4 < wanted:
                 break
+        if acquired:
+            with self._tokens_lock:
+                for task in acquired:
+                    self._tokens[owner, task.id] = token
         self.report(reports)
         return acquired
+
+    def _take_tokens(self, owner: str, task_ids: Iterator[str] | Sequence[str]) -> list[str]:
+        """The remembered tokens of ``task_ids`` ("" for none), forgotten."""
+        with self._tokens_lock:
+            pop = self._tokens.pop
+            return [pop((owner, task_id), "") for task_id in task_ids]
 
     def release_tasks(self, owner: str, next_run_times: Mapping[str, datetime | None]) -> list[str]:
         if not next_run_times:
             return []
         self.forget(i for i, n in next_run_times.items() if n is None)
+        tokens = self._take_tokens(owner, list(next_run_times))
         args: list[Any] = [owner, len(next_run_times)]
-        for task_id, next_time in next_run_times.items():
-            args += [task_id, _score(next_time)]
+        for (task_id, next_time), token in zip(next_run_times.items(), tokens, strict=True):
+            args += [task_id, token, _score(next_time)]
         released = self._release(keys=self._keys, args=args) or []
-        return [i.decode() if isinstance(i, bytes) else str(i) for i in released]
+        return [_member(i) for i in released]
+
+    def renew_leases(self, owner: str, lease: float) -> int:
+        """Extend to (store now + ``lease``) the leases this instance still holds for
+        ``owner``; returns how many. Safe from any thread."""
+        with self._tokens_lock:
+            held = [
+                (task_id, token) for (who, task_id), token in self._tokens.items() if who == owner
+            ]
+        if not held:
+            return 0
+        args: list[Any] = [owner, int(lease * 1_000_000), len(held)]
+        for task_id, token in held:
+            args += [task_id, token]
+        renewed = {_member(i) for i in self._renew(keys=self._keys, args=args) or []}
+        if len(renewed) < len(held):
+            with self._tokens_lock:  # lost meanwhile: no release can succeed, forget them
+                for task_id, token in held:
+                    if task_id not in renewed and self._tokens.get((owner, task_id)) == token:
+                        del self._tokens[owner, task_id]
+        return len(renewed)
+
+    # -- instances ---------------------------------------------------------------------------
+
+    def register_instance(self, identity: str, info: Mapping[str, Any]) -> None:
+        """Register (or re-register) a scheduler, with its heartbeat at the store's now."""
+        self._register(keys=self._keys, args=[identity, _info_json(info)])
+
+    def heartbeat(self, identity: str, info: Mapping[str, Any], dead_after: float) -> list[str]:
+        """Record ``identity``'s heartbeat and declare dead the instances silent for more than
+        ``dead_after`` seconds (store clock): their leases end at once, their started runs are
+        abandoned or wait for a rerun (``on_crash``). Finished run records older than
+        ``run_retention`` are purged at most every few minutes. Returns the identities this
+        call declared dead."""
+        retention = "" if self.run_retention is None else int(self.run_retention * 1_000_000)
+        args: list[Any] = [
+            identity,
+            _info_json(info),
+            int(dead_after * 1_000_000),
+            retention,
+            int(_PURGE_EVERY * 1_000_000),
+            _PURGE_BATCH,
+        ]
+        return [_member(i) for i in self._heartbeat(keys=self._keys, args=args) or []]
+
+    def unregister_instance(self, identity: str) -> None:
+        """Remove a scheduler (clean shutdown) and end its leases."""
+        self._unregister(keys=self._keys, args=[identity])
+
+    def get_instances(self) -> list[tuple[str, dict[str, Any], float]]:
+        """``(identity, info, heartbeat age in seconds by the store clock)``, by identity."""
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.time()
+            pipe.hgetall(self.instances_key)
+            pipe.zrange(self.heartbeats_key, 0, -1, withscores=True)
+            (seconds, micros), infos, beats = pipe.execute()
+        now = int(seconds) * 1_000_000 + int(micros)
+        last = {_member(m): _int(s) for m, s in beats}
+        out = []
+        for raw, data in infos.items():
+            identity = _member(raw)
+            beat = last.get(identity)
+            age = float("inf") if beat is None else max(0.0, (now - beat) / 1_000_000)
+            out.append((identity, json.loads(data), age))
+        return sorted(out, key=lambda item: item[0])
 
     def __repr__(self) -> str:
         # Asyncz's repr; the keys are shown only when they are not the default ones.
@@ -473,6 +644,10 @@ def _score(value: datetime | None) -> str:
     # Microseconds since the epoch stay below 2**53, so a Redis score (a double) holds them
     # exactly; passed as text so no float rounding happens on the way.
     return "" if value is None else str(utc_timestamp_us(value))
+
+
+def _info_json(info: Mapping[str, Any]) -> str:
+    return json.dumps(dict(info), separators=(",", ":"), default=str)
 
 
 @hookimpl
