@@ -146,6 +146,8 @@ class SchedulerInstanceInfo:
     :var scope: ``"process-local"`` for the scheduler asked; ``"cluster"`` for another
         scheduler registered in one of its stores (heartbeat ages by the store's clock)
     :var stale: no heartbeat within ``stale_after_seconds`` (a stopped scheduler is stale)
+    :var host, pid, asyncz_version, stores, executors: what the instance registered (the
+        scheduler asked fills them in too)
     """
 
     identity: str
@@ -154,8 +156,6 @@ class SchedulerInstanceInfo:
     active: bool
     stale: bool
     started_at: datetime | None
-    :var host, pid, asyncz_version, stores, executors: what the instance registered (the
-        scheduler asked fills them in too)
     last_seen_at: datetime | None
     uptime_seconds: float | None
     heartbeat_age_seconds: float | None
@@ -203,6 +203,11 @@ class _SchedulerCore:
         startup_delay: float
         store_retry_interval: float
         heartbeat_stale_after: float
+        heartbeat_interval: float
+        heartbeat_dead_after: float
+        _heartbeat: Heartbeat | None
+        _run_recorder: RunRecorder | None
+        _rerun_stores: set[str]
         task_defaults: dict[str, Any]
 
         # _ConfigurationMixin
@@ -211,15 +216,11 @@ class _SchedulerCore:
         def add_store(self, store: Any, alias: str = "default", **options: Any) -> None: ...
         def add_executor(self, executor: Any, alias: str = "default", **options: Any) -> None: ...
         def _make_store_lock(self, alias: str) -> LockProtectedProtocol: ...
-        heartbeat_interval: float
-        heartbeat_dead_after: float
-        _heartbeat: Heartbeat | None
-        _run_recorder: RunRecorder | None
-        _rerun_stores: set[str]
         def lookup_store(self, alias: str) -> Store: ...
         def lookup_executor(self, alias: str) -> Executor: ...
         def create_trigger(self, trigger: Any, trigger_args: Mapping[str, Any]) -> Trigger: ...
         def dispatch_event(self, event: events.SchedulerEvent) -> None: ...
+        def _refresh_listener_mask(self) -> None: ...
         def _dispatch(self, event: events.SchedulerEvent) -> None: ...
         def _task_event(self, code: int, task_id: str, store: str | None) -> None: ...
         def _submission_event(
@@ -228,7 +229,6 @@ class _SchedulerCore:
             task: Task,
             store: str,
             run_times: list[datetime],
-        def _refresh_listener_mask(self) -> None: ...
             coalesced: int,
             source: str,
         ) -> None: ...
