@@ -2,22 +2,38 @@
 
 Layout of ``directory``:
 
-* ``<id><suffix>`` — one encoded record per task, always written whole: to a temporary file,
+* ``<name><suffix>`` — one encoded record per task, always written whole: to a temporary file,
   flushed to disk, then renamed over the old one, so a reader (or a process that crashed while
-  writing) never sees half a task.
-* ``.asyncz-index`` — an append-only journal of one JSON line per change (``S`` set run time,
-  ``D`` delete, ``L`` lease, ``C`` clear). Each process replays only the lines it has not seen
+  writing) never sees half a task. ``<name>`` is the task id, escaped where it cannot be a file
+  name and a hash when too long (:mod:`asyncz.plugins.stores.file_names`): every id the kernel
+  accepts works, compared exactly.
+* ``.asyncz-index`` — an append-only journal of one JSON line per change, the store's index of
+  run times, versions and leases: ``["S", id, run time, version]`` (set the run time and the
+  version, clear the lease), ``["V", id, version]`` (a new record; run time and lease
+  untouched), ``["L", id, owner, until, token]`` (lease), ``["U", id]`` (clear the lease),
+  ``["D", id]`` (delete), ``["C"]`` (clear). Each process replays only the lines it has not seen
   yet, so a wake-up costs a ``stat`` and a short read instead of reading every task file. The
   journal is rewritten (compacted) once it holds mostly dead lines. It is a cache: a missing or
-  damaged one is rebuilt from the task files, and at start the task files are reconciled with it.
+  damaged one is rebuilt from the task files (with new versions), and at start the task files
+  are reconciled with it.
 * ``.asyncz-lock`` — ``flock``-ed by every operation (shared to read, exclusive to change), which
-  is what makes leases safe between processes: a due task is leased by appending an ``L`` line
-  under the exclusive lock, after replaying everyone else's.
+  is what makes leases and conditional writes safe between processes: every write is decided
+  under the exclusive lock, after replaying everyone else's lines.
+* ``.asyncz-runs``, ``.asyncz-instances`` — run records and registered schedulers
+  (:mod:`asyncz.plugins.stores.file_runs`).
 * ``.tmp-*`` — temporary files of writes in progress; leftovers of a crash are removed at start.
 
 The run time in the journal wins over the one in the task file: releasing a task after a run
-appends one line instead of rewriting the task. Ids must be usable as file names (no leading
-dot, no ``/ \\ : * ? " < > |``, no control characters, at most 200 bytes).
+appends one line instead of rewriting the task, and ``update_task(task, keep_schedule=True)``
+rewrites the file without touching the run time or the lease.
+
+Versions (cluster mode): every task has an integer version in the journal, random when added
+(:func:`~asyncz.core.records.new_store_version`) and one more after every write — an update or
+a release (a release changes the run time, so an update that read the old one conflicts). A
+lease carries a fresh token per ``acquire_due_tasks`` call, which the store instance remembers
+per (owner, task) until it releases the task: a task re-leased, rescheduled or deleted
+meanwhile is not released. The store's clock, for heartbeats and lease renewals, is
+``time.time()`` (one host).
 """
 
 from __future__ import annotations
@@ -28,17 +44,31 @@ import json
 import os
 import shutil
 import threading
+import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from asyncz.core.converters import utc_timestamp_us
-from asyncz.core.errors import AsynczException, ConflictIdError, TaskLookupError
+from asyncz.core.errors import (
+    AsynczException,
+    ConflictIdError,
+    TaskConflictError,
+    TaskLookupError,
+)
 from asyncz.core.hookspecs import hookimpl
-from asyncz.core.records import from_timestamp_us, record_run_time
-from asyncz.core.task import Task
+from asyncz.core.records import from_timestamp_us, new_store_version, record_run_time
+from asyncz.core.task import Task, _id_problem
+from asyncz.plugins.stores.file_names import (
+    decode_stem,
+    file_stem,
+    hashed_header,
+    hashed_id,
+    is_hashed,
+)
+from asyncz.plugins.stores.file_runs import INSTANCES_NAME, dump_instances, read_instances
 from asyncz.plugins.stores.persistent import PersistentStore, order_key
 
 try:
@@ -50,14 +80,14 @@ __all__ = ["FileStore", "InvalidTaskIdError"]
 
 INDEX_NAME = ".asyncz-index"
 LOCK_NAME = ".asyncz-lock"
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 _HEADER = json.dumps({"asyncz-file-index": INDEX_VERSION}).encode() + b"\n"
-_FORBIDDEN = set('/\\:*?"<>|\0')
 _COMPACT_MIN = 1000
 
 
 class InvalidTaskIdError(TaskLookupError, ValueError, RuntimeError):
-    """A task id the file store cannot use as a file name.
+    """A task id no task can have (the kernel's rule: 1-191 characters, no control characters
+    or lone surrogates), given to a call of the file store.
 
     A ``RuntimeError``, as Asyncz raises; a ``ValueError`` (a bad argument); and a
     :class:`TaskLookupError`, since no task of this store can have that id.
@@ -69,20 +99,14 @@ class InvalidTaskIdError(TaskLookupError, ValueError, RuntimeError):
 
 
 def check_task_id(task_id: str) -> None:
-    """Refuse ids that are not safe as a file name on every platform."""
-    bad = (
-        not task_id
-        or task_id.startswith(".")
-        or any(c in _FORBIDDEN or ord(c) < 32 for c in task_id)
-        or len(task_id.encode("utf-8")) > 200
-    )
-    if bad:
-        raise InvalidTaskIdError(
-            task_id,
-            f"the file store cannot keep a task with the id {task_id!r}: ids become file "
-            "names, so they may not start with '.', contain / \\ : * ? \" < > | or control "
-            "characters, or be longer than 200 bytes; use e.g. letters, digits, '-' and '_'",
-        )
+    """Refuse ids the kernel refuses (every other id has a file name)."""
+    problem = _id_problem(task_id) if isinstance(task_id, str) else "id must be a string."
+    if problem is not None:
+        shown = task_id if len(task_id) <= 80 else f"{task_id[:40]}...{task_id[-20:]}"
+        raise InvalidTaskIdError(task_id, f"no task can have the id {shown!r}: {problem}")
+
+
+Lease = tuple[str, int, "str | None"]  # owner, until (µs), token
 
 
 class FileStore(PersistentStore):
@@ -94,6 +118,8 @@ class FileStore(PersistentStore):
         without execute bits)
     :param cleanup_directory: delete the directory and everything in it at shutdown
     :param pickle_protocol: the pickle protocol, for the ``pickle`` serializer
+    :param run_retention: seconds after which finished run records are removed (by their
+        scheduled time); ``None`` keeps them all
     :param serializer, signing_key, encryption_key, accept_unprotected, poll_interval,
         cache_size: see
         :class:`~asyncz.plugins.stores.persistent.PersistentStore`
@@ -107,6 +133,7 @@ class FileStore(PersistentStore):
         cleanup_directory: bool = False,
         *,
         pickle_protocol: int | None = None,
+        run_retention: float | None = 7 * 86400.0,
         serializer: Any = "pickle",
         signing_key: Any = None,
         encryption_key: Any = None,
@@ -127,14 +154,26 @@ class FileStore(PersistentStore):
             raise TypeError("the file store needs directory=, the directory to keep tasks in")
         if not isinstance(suffix, str) or not suffix or "/" in suffix or "\\" in suffix:
             raise ValueError(f"suffix must be a non-empty file name suffix, got {suffix!r}")
+        if run_retention is not None and (
+            isinstance(run_retention, bool)
+            or not isinstance(run_retention, (int, float))
+            or run_retention <= 0
+        ):
+            raise ValueError(
+                f"run_retention must be a number of seconds > 0 or None, got {run_retention!r}"
+            )
         self.directory = Path(directory)
         self.suffix = suffix
         self.mode = mode
         self.file_mode = (mode & 0o666) | 0o600
         self.cleanup_directory = cleanup_directory
+        self.run_retention = None if run_retention is None else float(run_retention)
         self._index_path = self.directory / INDEX_NAME
+        self._instances_path = self.directory / INSTANCES_NAME
         self._lock = threading.RLock()
         self._lock_fd = -1
+        # (owner, task id) -> the token of the lease this instance acquired and not released
+        self._held: dict[tuple[str, str], str] = {}
         self._reset()
 
     # -- in-memory view of the journal (call with self._lock held) ---------------------------
@@ -144,7 +183,8 @@ class FileStore(PersistentStore):
         self._offset = 0
         self._lines = 0
         self._entries: dict[str, int | None] = {}
-        self._leased: dict[str, tuple[str, int]] = {}
+        self._versions: dict[str, int] = {}
+        self._leased: dict[str, Lease] = {}
         self._heap: list[tuple[int, str]] = []
 
     def _apply(self, item: list[Any]) -> None:
@@ -152,16 +192,30 @@ class FileStore(PersistentStore):
         if op == "S":
             task_id, next_us = item[1], item[2]
             self._entries[task_id] = next_us
+            if len(item) > 3 and isinstance(item[3], int):
+                self._versions[task_id] = item[3]
+            else:  # a line of the first journal format: given one at the next start
+                self._versions.pop(task_id, None)
             self._leased.pop(task_id, None)
             if next_us is not None:
                 heapq.heappush(self._heap, (next_us, task_id))
+        elif op == "V":
+            if item[1] in self._entries:
+                self._versions[item[1]] = item[2]
+        elif op == "L":
+            self._leased[item[1]] = (item[2], item[3], item[4] if len(item) > 4 else None)
+        elif op == "U":
+            if self._leased.pop(item[1], None) is not None:
+                next_us = self._entries.get(item[1])
+                if next_us is not None:
+                    heapq.heappush(self._heap, (next_us, item[1]))
         elif op == "D":
             self._entries.pop(item[1], None)
+            self._versions.pop(item[1], None)
             self._leased.pop(item[1], None)
-        elif op == "L":
-            self._leased[item[1]] = (item[2], item[3])
         elif op == "C":
             self._entries.clear()
+            self._versions.clear()
             self._leased.clear()
             self._heap.clear()
         if len(self._heap) > 2 * len(self._entries) + _COMPACT_MIN:
@@ -203,7 +257,10 @@ class FileStore(PersistentStore):
                 self.logger.warning("Skipping a damaged line of %s", self._index_path)
                 continue
             if isinstance(item, list) and item:
-                self._apply(item)
+                try:
+                    self._apply(item)
+                except (IndexError, TypeError):
+                    self.logger.warning("Skipping a damaged line of %s", self._index_path)
         self._offset += end
         return True
 
@@ -225,10 +282,14 @@ class FileStore(PersistentStore):
                 yield
             except OSError:
                 self._reset()  # memory may be ahead of the disk now: reload next time
+                self._reset_runs()
                 raise
             finally:
                 if fcntl is not None:
                     fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _reset_runs(self) -> None:
+        """Forget the run journal's index (phase 2 keeps one)."""
 
     def _open(self) -> None:
         self.directory.mkdir(mode=self.mode, parents=True, exist_ok=True)
@@ -258,23 +319,31 @@ class FileStore(PersistentStore):
 
     def _compact(self) -> None:
         """Rewrite the journal as one line per live task and lease (exclusive lock held)."""
-        items: list[list[Any]] = [["S", i, n] for i, n in self._entries.items()]
-        items += [["L", i, owner, until] for i, (owner, until) in self._leased.items()]
+        versions = self._versions
+        items: list[list[Any]] = [
+            ["S", i, n, versions[i]] if i in versions else ["S", i, n]
+            for i, n in self._entries.items()
+        ]
+        items += [["L", i, *held] for i, held in self._leased.items()]
         body = b"".join(json.dumps(item).encode("utf-8") + b"\n" for item in items)
         self._write_atomically(self._index_path, _HEADER + body, self.file_mode)
         self._sync()
 
-    def _write_atomically(self, path: Path, data: bytes, mode: int) -> None:
-        # Short and unique (a long id plus the suffix must not exceed the file name limit).
+    def _write_atomically(
+        self, path: Path, data: bytes, mode: int, *, durable: bool = True, sync_dir: bool = True
+    ) -> None:
+        # Short and unique (a long name plus the suffix must not exceed the file name limit).
         tmp = self.directory / f".tmp-{os.getpid()}-{uuid.uuid4().hex[:16]}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
             _write_all(fd, data)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
-        self._fsync_directory()
+        if durable and sync_dir:
+            self._fsync_directory()
 
     def _fsync_directory(self) -> None:
         # Makes the rename itself durable; not possible (nor needed) on Windows.
@@ -285,22 +354,64 @@ class FileStore(PersistentStore):
             finally:
                 os.close(fd)
 
-    def _path(self, task_id: str) -> Path:
-        return self.directory / f"{task_id}{self.suffix}"
+    # -- task files ------------------------------------------------------------------------
 
-    def _task_ids_on_disk(self) -> set[str]:
+    def _path(self, task_id: str) -> Path:
+        return self.directory / f"{file_stem(task_id)}{self.suffix}"
+
+    def _write_task(self, task_id: str, data: bytes, *, sync_dir: bool = True) -> None:
+        stem = file_stem(task_id)
+        if is_hashed(stem):
+            data = hashed_header(task_id) + data
+        self._write_atomically(
+            self.directory / f"{stem}{self.suffix}", data, self.file_mode, sync_dir=sync_dir
+        )
+
+    def _task_files(self) -> dict[str, str]:
+        """Every task file in the directory: id -> file name (exclusive lock held). Files of
+        the first naming scheme whose name is not the canonical one of their id are renamed."""
         n = len(self.suffix)
-        return {
-            name[:-n]
-            for name in os.listdir(self.directory)
-            if name.endswith(self.suffix) and not name.startswith(".")
-        }
+        found: dict[str, str] = {}
+        for name in os.listdir(self.directory):
+            if not name.endswith(self.suffix) or name.startswith(".") or len(name) == n:
+                continue
+            stem = name[:-n]
+            task_id = decode_stem(stem)
+            if task_id is None and is_hashed(stem):
+                try:
+                    with open(self.directory / name, "rb") as f:
+                        head = f.read(4096)
+                except FileNotFoundError:
+                    continue
+                parsed = hashed_id(head)
+                if parsed is not None and file_stem(parsed[0]) == stem:
+                    found[parsed[0]] = name
+                    continue
+            if task_id is None:
+                # A name of the first scheme (an id such as "50%" or "a."): its id is the name.
+                task_id = stem
+                canonical = f"{file_stem(task_id)}{self.suffix}"
+                if canonical != name and not os.path.exists(self.directory / canonical):
+                    data = (self.directory / name).read_bytes()
+                    self._write_task(task_id, data)
+                    os.unlink(self.directory / name)
+                    self.logger.info("Renamed the task file %r to %r", name, canonical)
+                    name = canonical
+            found[task_id] = name
+        return found
 
     def _read(self, task_id: str) -> bytes | None:
+        stem = file_stem(task_id)
         try:
-            return self._path(task_id).read_bytes()
+            data = (self.directory / f"{stem}{self.suffix}").read_bytes()
         except FileNotFoundError:
             return None
+        if is_hashed(stem):
+            parsed = hashed_id(data)
+            if parsed is None or parsed[0] != task_id:
+                return None
+            return parsed[1]
+        return data
 
     def _record_run_time(self, data: bytes) -> int | None:
         """The run time written in a task file, for rebuilding the journal without one."""
@@ -312,25 +423,32 @@ class FileStore(PersistentStore):
         return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     def _rebuild(self) -> None:
-        """Write a journal from the task files (exclusive lock held)."""
+        """Write a journal from the task files (exclusive lock held); every task gets a new
+        version (a writer that read an old one conflicts)."""
         items: list[list[Any]] = []
-        for task_id in sorted(self._task_ids_on_disk()):
+        for task_id in sorted(self._task_files()):
             data = self._read(task_id)
             if data is not None:
-                items.append(["S", task_id, self._record_run_time(data)])
+                items.append(["S", task_id, self._record_run_time(data), new_store_version()])
         body = b"".join(json.dumps(item).encode("utf-8") + b"\n" for item in items)
         self._write_atomically(self._index_path, _HEADER + body, self.file_mode)
         self._reset()
         self._sync()
 
     def _reconcile(self) -> None:
-        """Repair what a crash between writing a task file and its journal line left behind."""
-        on_disk = self._task_ids_on_disk()
+        """Repair what a crash between writing a task file and its journal line left behind,
+        and give a version to tasks of a journal of the first format."""
+        on_disk = self._task_files()
         items: list[list[Any]] = [["D", i] for i in self._entries if i not in on_disk]
-        for task_id in sorted(on_disk - self._entries.keys()):
+        for task_id in sorted(on_disk.keys() - self._entries.keys()):
             data = self._read(task_id)
             if data is not None:
-                items.append(["S", task_id, self._record_run_time(data)])
+                items.append(["S", task_id, self._record_run_time(data), new_store_version()])
+        items += [
+            ["V", i, new_store_version()]
+            for i in self._entries
+            if i in on_disk and i not in self._versions
+        ]
         self._append(items)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -351,60 +469,107 @@ class FileStore(PersistentStore):
                 os.close(self._lock_fd)
                 self._lock_fd = -1
             self._reset()
+            self._reset_runs()
+            self._held.clear()
             if self.cleanup_directory:
                 shutil.rmtree(self.directory, ignore_errors=True)
 
     # -- the Store protocol ----------------------------------------------------------------
 
-    def add_task(self, task: Task) -> None:
-        check_task_id(task.id)
-        encoded = self.encode(task)
-        with self._locked(exclusive=True):
-            if task.id in self._entries or self._path(task.id).exists():
-                raise ConflictIdError(task.id)
-            self._write_atomically(self._path(task.id), encoded[0], self.file_mode)
-            self._append([["S", task.id, _us(task.next_run_time)]])
-        self.stored(task, encoded)
+    def _versioned(self, tasks: list[Task], versions: Mapping[str, int]) -> list[Task]:
+        for task in tasks:
+            object.__setattr__(task, "store_version", versions.get(task.id))
+        return tasks
 
-    def update_task(self, task: Task) -> None:
+    def add_task(self, task: Task) -> None:
+        self.add_tasks([task])
+
+    def add_tasks(self, tasks: Sequence[Task]) -> None:
+        """Add several tasks: all of them, or (``ConflictIdError``) none."""
+        for task in tasks:
+            check_task_id(task.id)
+        encoded = [self.encode(task) for task in tasks]
+        versions: list[int] = []
+        with self._locked(exclusive=True):
+            seen: set[str] = set()
+            for task in tasks:
+                # The file too: one left by a crash, or (on a file system that ignores case)
+                # another id's.
+                if task.id in self._entries or task.id in seen or self._path(task.id).exists():
+                    raise ConflictIdError(task.id)
+                seen.add(task.id)
+            items: list[list[Any]] = []
+            for task, (data, *_) in zip(tasks, encoded, strict=True):
+                version = new_store_version()
+                versions.append(version)
+                self._write_task(task.id, data, sync_dir=False)
+                items.append(["S", task.id, _us(task.next_run_time), version])
+            if items:
+                self._fsync_directory()
+            self._append(items)
+        for task, version, done in zip(tasks, versions, encoded, strict=True):
+            object.__setattr__(task, "store_version", version)
+            self.stored(task, done)
+
+    def update_task(self, task: Task, *, keep_schedule: bool = False) -> None:
+        """Replace a stored task; ``TaskLookupError`` if missing.
+
+        Conditional when ``task.store_version`` is set: ``TaskConflictError`` if the stored
+        version differs. ``keep_schedule``: the stored run time and lease stay as they are;
+        otherwise the task's ``next_run_time`` is written and the lease cleared.
+        """
         check_task_id(task.id)
         encoded = self.encode(task)
+        expected = task.store_version
         with self._locked(exclusive=True):
-            if not self._path(task.id).exists():
+            if task.id not in self._entries:
                 raise TaskLookupError(task.id, self.alias)
-            self._write_atomically(self._path(task.id), encoded[0], self.file_mode)
-            self._append([["S", task.id, _us(task.next_run_time)]])
+            stored = self._versions.get(task.id)
+            if expected is not None and stored != expected:
+                raise TaskConflictError(task.id, self.alias, expected=expected, found=stored)
+            version = new_store_version() if stored is None else stored + 1
+            self._write_task(task.id, encoded[0])
+            if keep_schedule:
+                self._append([["V", task.id, version]])
+            else:
+                self._append([["S", task.id, _us(task.next_run_time), version]])
+        object.__setattr__(task, "store_version", version)
         self.stored(task, encoded)
 
     def delete_task(self, task_id: str) -> None:
-        check_task_id(task_id)  # "../x" never names a file of this store: refused, as in Asyncz
+        check_task_id(task_id)
         self.forget([task_id])
         with self._locked(exclusive=True):
-            try:
+            if task_id not in self._entries:
+                raise TaskLookupError(task_id, self.alias)
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._path(task_id))
-            except FileNotFoundError:
-                raise TaskLookupError(task_id, self.alias) from None
             self._append([["D", task_id]])
 
     def remove_all_tasks(self) -> None:
         self.forget()
         with self._locked(exclusive=True):
-            for task_id in self._task_ids_on_disk():
+            for name in self._task_files().values():
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self._path(task_id))
+                    os.unlink(self.directory / name)
             self._append([["C"]])
             self._compact()
 
     def lookup_task(self, task_id: str) -> Task | None:
-        check_task_id(task_id)
+        if not isinstance(task_id, str) or _id_problem(task_id) is not None:
+            return None  # no task can have it
         with self._locked(exclusive=False):
             data = self._read(task_id)
             # The journal's run time wins; a file it does not know yet keeps its own.
             next_us: int | bool | None = self._entries.get(task_id, False)
+            version = self._versions.get(task_id)
         if data is None:
             return None
         tasks = self.restore_all([(task_id, data, next_us)])
-        return tasks[0] if tasks else None
+        if not tasks:
+            return None
+        object.__setattr__(tasks[0], "store_version", version)
+        return tasks[0]
 
     def _load(self, ids: list[str]) -> list[tuple[str, bytes, int | bool | None]]:
         rows: list[tuple[str, bytes, int | bool | None]] = []
@@ -417,7 +582,8 @@ class FileStore(PersistentStore):
     def get_all_tasks(self) -> list[Task]:
         with self._locked(exclusive=False):
             rows = self._load(list(self._entries))
-        return sorted(self.restore_all(rows), key=order_key)
+            versions = dict(self._versions)
+        return sorted(self._versioned(self.restore_all(rows), versions), key=order_key)
 
     def iter_records(self) -> Iterator[tuple[str, bytes, int | bool | None]]:
         with self._locked(exclusive=False):
@@ -429,7 +595,8 @@ class FileStore(PersistentStore):
         with self._locked(exclusive=False):
             due = sorted((n, i) for i, n in self._entries.items() if n is not None and n <= now_us)
             rows = self._load([i for _, i in due])
-        return self.restore_all(rows)
+            versions = {i: self._versions[i] for _, i in due if i in self._versions}
+        return self._versioned(self.restore_all(rows), versions)
 
     def _top(self) -> tuple[int, str] | None:
         """The earliest unleased run time in the heap, dropping stale entries."""
@@ -471,14 +638,14 @@ class FileStore(PersistentStore):
                 quarantined = self._quarantined_ids()
                 first = self._first_not_in(quarantined)
                 candidates = [first] if first is not None else []
-                expiries = [u for i, (_, u) in self._leased.items() if i not in quarantined]
+                expiries = [h[1] for i, h in self._leased.items() if i not in quarantined]
                 if expiries:
                     candidates.append(min(expiries))
             else:
                 top = self._top()
                 candidates = [top[0]] if top else []
                 if self._leased:
-                    candidates.append(min(until for _, until in self._leased.values()))
+                    candidates.append(min(held[1] for held in self._leased.values()))
         return from_timestamp_us(min(candidates)) if candidates else None
 
     def acquire_due_tasks(self, now: datetime, owner: str, limit: int, lease: float) -> list[Task]:
@@ -505,9 +672,11 @@ class FileStore(PersistentStore):
         """
         now_us = utc_timestamp_us(now)
         until = now_us + int(lease * 1_000_000)
+        token = uuid.uuid4().hex
         rows: list[tuple[str, bytes, int | bool | None]] = []
+        versions: dict[str, int] = {}
         with self._locked(exclusive=True):
-            expired = [i for i, (_, u) in self._leased.items() if u <= now_us] if expire else []
+            expired = [i for i, h in self._leased.items() if h[1] <= now_us] if expire else []
             for task_id in expired:  # the holder is gone or too slow: hand it out again
                 del self._leased[task_id]
                 next_us = self._entries.get(task_id)
@@ -526,30 +695,142 @@ class FileStore(PersistentStore):
                     continue
                 # Leased even if it turns out not to restore: it is then retried after the
                 # lease, instead of blocking the tasks behind it.
-                self._leased[task_id] = (owner, until)
-                items.append(["L", task_id, owner, until])
+                self._leased[task_id] = (owner, until, token)
+                items.append(["L", task_id, owner, until, token])
                 rows.append((task_id, data, top[0]))
+                if task_id in self._versions:
+                    versions[task_id] = self._versions[task_id]
             self._append(items)
-        return len(rows), self.restore_all(rows)
+            for task_id, _, _ in rows:
+                self._held[(owner, task_id)] = token
+        return len(rows), self._versioned(self.restore_all(rows), versions)
+
+    def _holds(self, owner: str, task_id: str) -> bool:
+        """Whether ``owner``'s lease on ``task_id``, as acquired through this instance, still
+        stands; the remembered token is forgotten either way (lock held)."""
+        token = self._held.pop((owner, task_id), None)
+        held = self._leased.get(task_id)
+        return (
+            token is not None
+            and held is not None
+            and held[0] == owner
+            and held[2] == token
+            and task_id in self._entries
+        )
+
+    def _release(self, task_id: str, next_time: datetime | None) -> list[Any]:
+        """The journal line releasing a held task (lock held); deletes its file when done."""
+        if next_time is None:
+            self.forget([task_id])
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path(task_id))
+            return ["D", task_id]
+        stored = self._versions.get(task_id)
+        version = new_store_version() if stored is None else stored + 1
+        return ["S", task_id, utc_timestamp_us(next_time), version]
 
     def release_tasks(self, owner: str, next_run_times: Mapping[str, datetime | None]) -> list[str]:
         released: list[str] = []
         with self._locked(exclusive=True):
             items: list[list[Any]] = []
             for task_id, next_time in next_run_times.items():
-                held = self._leased.get(task_id)
-                if held is None or held[0] != owner or task_id not in self._entries:
-                    continue  # the lease was lost: the task was changed meanwhile
+                if not self._holds(owner, task_id):
+                    continue  # the lease was lost: the task was changed or re-leased meanwhile
                 released.append(task_id)
-                if next_time is None:
-                    self.forget([task_id])
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(self._path(task_id))
-                    items.append(["D", task_id])
-                else:
-                    items.append(["S", task_id, utc_timestamp_us(next_time)])
+                items.append(self._release(task_id, next_time))
             self._append(items)
         return released
+
+    def renew_leases(self, owner: str, lease: float) -> int:
+        """Push the end of ``owner``'s leases still held through this instance to now (the
+        store's clock) + ``lease`` seconds; how many were renewed. Safe from any thread."""
+        with self._locked(exclusive=True):
+            until = int(self._clock() * 1_000_000) + int(lease * 1_000_000)
+            items: list[list[Any]] = []
+            for (holder, task_id), token in list(self._held.items()):
+                if holder != owner:
+                    continue
+                held = self._leased.get(task_id)
+                if held is None or held[0] != owner or held[2] != token:
+                    del self._held[(holder, task_id)]  # lost: nothing to renew, ever
+                    continue
+                if held[1] < until:
+                    items.append(["L", task_id, owner, until, token])
+            self._append(items)
+        return len(items)
+
+    # -- scheduler instances ---------------------------------------------------------------
+
+    def _clock(self) -> float:
+        """The store's clock: seconds since the epoch (every process is on this host)."""
+        return time.time()
+
+    def _write_instances(self, instances: dict[str, dict[str, Any]]) -> None:
+        self._write_atomically(
+            self._instances_path, dump_instances(instances), self.file_mode, durable=False
+        )
+
+    def _clear_leases_of(self, owners: set[str]) -> None:
+        """Clear every lease held by one of ``owners`` (exclusive lock held): due at once."""
+        self._append([["U", i] for i, held in self._leased.items() if held[0] in owners])
+
+    def register_instance(self, identity: str, info: Mapping[str, Any]) -> None:
+        """Register (or refresh) the scheduler ``identity``, heartbeat now."""
+        with self._locked(exclusive=True):
+            instances = read_instances(self._instances_path, self.logger)
+            instances[identity] = {"info": dict(info), "heartbeat": self._clock()}
+            self._write_instances(instances)
+
+    def heartbeat(self, identity: str, info: Mapping[str, Any], dead_after: float) -> list[str]:
+        """Refresh ``identity``'s heartbeat and declare dead the instances whose heartbeat is
+        older than ``dead_after`` seconds: remove them and clear their leases. Returns the
+        instances declared dead (each by exactly one caller: all under the exclusive lock)."""
+        with self._locked(exclusive=True):
+            now = self._clock()
+            instances = read_instances(self._instances_path, self.logger)
+            dead = sorted(
+                other
+                for other, entry in instances.items()
+                if other != identity and now - entry["heartbeat"] > dead_after
+            )
+            if dead:
+                # The leases (and runs) first: a crash before the registry is written then
+                # declares them dead again, instead of leaving their leases behind.
+                self._reap(set(dead))
+            for other in dead:
+                del instances[other]
+            instances[identity] = {"info": dict(info), "heartbeat": now}
+            self._write_instances(instances)
+            self._housekeeping(now)
+        return dead
+
+    def _reap(self, dead: set[str]) -> None:
+        """What the death of the instances ``dead`` does to the store (exclusive lock held)."""
+        self._clear_leases_of(dead)
+
+    def _housekeeping(self, now: float) -> None:
+        """Periodic upkeep during a heartbeat (phase 2: the run records' retention)."""
+
+    def unregister_instance(self, identity: str) -> None:
+        """Remove ``identity`` and clear its leases (a clean shutdown)."""
+        with self._locked(exclusive=True):
+            self._clear_leases_of({identity})
+            for key in [k for k in self._held if k[0] == identity]:
+                del self._held[key]
+            instances = read_instances(self._instances_path, self.logger)
+            if instances.pop(identity, None) is not None:
+                self._write_instances(instances)
+
+    def get_instances(self) -> list[tuple[str, dict[str, Any], float]]:
+        """``(identity, info, seconds since its last heartbeat)`` of every registered
+        scheduler, by identity."""
+        with self._locked(exclusive=False):
+            instances = read_instances(self._instances_path, self.logger)
+            now = self._clock()
+        return [
+            (identity, dict(entry.get("info") or {}), max(0.0, now - entry["heartbeat"]))
+            for identity, entry in sorted(instances.items())
+        ]
 
     def __repr__(self) -> str:
         return f"<FileStore (directory={self.directory})>"  # Asyncz's repr

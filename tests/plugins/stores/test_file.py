@@ -1,4 +1,4 @@
-"""The file store's own promises: safe ids, atomic files, a cheap index that survives crashes."""
+"""The file store's own promises: every id, atomic files, a cheap index that survives crashes."""
 
 from __future__ import annotations
 
@@ -36,20 +36,123 @@ def open_store(directory: Path, **options: Any) -> FileStore:
     return store
 
 
-@pytest.mark.parametrize("bad", [".hidden", "a/b", "a\\b", "c:d", "x" * 201, "tab\tid", "q?"])
-def test_unsafe_ids_are_refused(tmp_path: Path, bad: str) -> None:
+#: Ids that are not file names as they are: escaped, or named by a hash when too long.
+ODD_IDS = [
+    ".hidden",
+    "..",
+    "../x",
+    "a/b",
+    "a\\b",
+    "c:d",
+    "q?",
+    '*<>|"',
+    "%",
+    "%2F",  # not the same task as "/"
+    "/",
+    "a.",
+    "a ",
+    "a",
+    "A",
+    " lead",
+    "CON",
+    "é" * 191,  # 382 bytes of UTF-8: named by a hash
+    "日本" * 95,
+    "x" * 191,
+    "%%" + "0" * 40,  # looks like a hashed name
+    "\u00a0nbsp\u2028line-separator",
+]
+
+
+def test_every_id_the_kernel_accepts_works(tmp_path: Path) -> None:
+    directory = tmp_path / "d"
+    store = open_store(directory)
+    for i, task_id in enumerate(ODD_IDS):
+        store.add_task(make(task_id, i))
+    for i, task_id in enumerate(ODD_IDS):
+        task = store.lookup_task(task_id)
+        assert task is not None and task.id == task_id
+        assert task.next_run_time == T0 + timedelta(seconds=i)
+    assert [t.id for t in store.get_all_tasks()] == ODD_IDS
+    # Nothing outside the directory, no name longer than file systems allow.
+    assert sorted(os.listdir(tmp_path)) == ["d"]
+    assert all(len(name.encode()) <= 255 for name in os.listdir(directory))
+    assert "%2Fb.task" not in os.listdir(directory)
+    assert "a%2Fb.task" in os.listdir(directory)
+    assert "a.task" in os.listdir(directory)  # plain ids keep their names
+    # Another process's view, and a directory read back from its files alone.
+    assert [t.id for t in open_store(directory).get_all_tasks()] == ODD_IDS
+    store.shutdown()
+    (directory / INDEX_NAME).unlink()
+    again = open_store(directory)
+    assert [(t.id, t.next_run_time) for t in again.get_all_tasks()] == [
+        (task_id, T0 + timedelta(seconds=i)) for i, task_id in enumerate(ODD_IDS)
+    ]
+    for task_id in ODD_IDS:
+        again.delete_task(task_id)
+    assert again.get_all_tasks() == []
+    assert [n for n in os.listdir(directory) if not n.startswith(".")] == []
+
+
+@pytest.mark.parametrize("bad", ["", "x" * 192, "tab\tid", "nul\0", "\ud800"])
+def test_ids_the_kernel_refuses_name_no_task(tmp_path: Path, bad: str) -> None:
     store = open_store(tmp_path / "d")
-    with pytest.raises(ValueError, match="ids become file names"):
-        store.add_task(make(bad, 0))
-    # Refused everywhere, as Asyncz does (RuntimeError); also a ValueError and, as no task of
-    # the store can have it, a TaskLookupError.
-    for call in (store.lookup_task, store.delete_task):
-        with pytest.raises(InvalidTaskIdError) as caught:
-            call(bad)
-        assert isinstance(caught.value, RuntimeError)
-        assert isinstance(caught.value, ValueError)
-        assert isinstance(caught.value, TaskLookupError)
-        assert repr(bad) in str(caught.value)
+    assert store.lookup_task(bad) is None
+    with pytest.raises(InvalidTaskIdError) as caught:
+        store.delete_task(bad)
+    # Refused as Asyncz does (RuntimeError); also a ValueError and, as no task of the store
+    # can have it, a TaskLookupError.
+    assert isinstance(caught.value, RuntimeError)
+    assert isinstance(caught.value, ValueError)
+    assert isinstance(caught.value, TaskLookupError)
+
+
+def test_long_ids_are_named_by_a_hash_with_the_id_inside(tmp_path: Path) -> None:
+    directory = tmp_path / "d"
+    store = open_store(directory)
+    task_id = "ü" * 150  # 300 bytes
+    store.add_task(make(task_id, 0))
+    (name,) = [n for n in os.listdir(directory) if not n.startswith(".")]
+    assert name.startswith("%%") and name.endswith(".task") and len(name) == 47
+    data = (directory / name).read_bytes()
+    assert data.startswith(b"asyncz-task-id " + json.dumps(task_id).encode() + b"\n")
+    assert store.lookup_task(task_id).id == task_id
+    assert store.lookup_task("ü" * 149) is None
+
+
+def test_a_directory_of_the_first_naming_scheme_still_loads(tmp_path: Path) -> None:
+    """Ids that were valid file names keep their files; names that are no longer canonical
+    (ids with '%', a trailing dot) are read as their own id and renamed at start."""
+    directory = tmp_path / "d"
+    directory.mkdir()
+    encoder = FileStore(tmp_path / "scratch")
+    old = {"plain-1": 1, "50%": 2, "a.": 3, "x%41": 4, "sp ace": 5}
+    lines = [b'{"asyncz-file-index": 1}']
+    for task_id, offset in old.items():
+        (directory / f"{task_id}.task").write_bytes(encoder.encode_task(make(task_id, offset)))
+        lines.append(json.dumps(["S", task_id, _us(T0 + timedelta(seconds=offset))]).encode())
+    lines.append(json.dumps(["L", "plain-1", "someone", 5]).encode())  # a lease, no token
+    (directory / INDEX_NAME).write_bytes(b"\n".join(lines) + b"\n")
+    store = open_store(directory)
+    tasks = store.get_all_tasks()
+    assert [(t.id, t.next_run_time) for t in tasks] == [
+        (i, T0 + timedelta(seconds=o)) for i, o in old.items()
+    ]
+    assert all(isinstance(t.store_version, int) for t in tasks)  # given one at start
+    assert sorted(n for n in os.listdir(directory) if not n.startswith(".")) == sorted(
+        ["plain-1.task", "50%25.task", "a%2E.task", "x%2541.task", "sp ace.task"]
+    )
+    store.update_task(tasks[0])
+    assert store.delete_task("50%") is None
+    assert [t.id for t in open_store(directory).get_all_tasks()] == [
+        "plain-1",
+        "a.",
+        "x%41",
+        "sp ace",
+    ]
+
+
+def _us(value: datetime) -> int:
+    return (value - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 def test_layout_modes_and_suffix(tmp_path: Path) -> None:
