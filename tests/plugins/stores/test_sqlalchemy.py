@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,27 @@ def make(task_id: str, offset: float | None) -> Task:
     )
 
 
+@contextmanager
+def sql_backend(name: str, tmp_path: Path) -> Iterator[Backend]:
+    """``make_backend`` for a SQL backend, also dropping the tables of schema 2 it adds."""
+    with make_backend(name, tmp_path) as b:
+        if name != "sqlite":
+            url, table = b.options["database"], b.options["tablename"]
+
+            def drop_cluster_tables() -> None:
+                engine = sa.create_engine(url)
+                with engine.begin() as conn:
+                    for suffix in ("_instances", "_runs"):
+                        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}{suffix}")
+                engine.dispose()
+
+            b.cleanups.insert(0, drop_cluster_tables)
+        yield b
+
+
 @pytest.fixture(params=SQL)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    with make_backend(request.param, tmp_path) as b:
+    with sql_backend(request.param, tmp_path) as b:
         yield b
 
 
@@ -95,7 +114,7 @@ def test_due_queries_read_the_index(tmp_path: Path) -> None:
 
 def test_postgresql_knows_a_bulk_loaded_table_at_once(tmp_path: Path) -> None:
     """After a bulk add the planner must walk the due index, not read every unleased row."""
-    with make_backend("postgresql", tmp_path) as backend:
+    with sql_backend("postgresql", tmp_path) as backend:
         store = started(backend)
         assert store.engine is not None
         store.add_tasks([make(f"t{i:04}", 3600 + i) for i in range(600)])
@@ -120,8 +139,22 @@ def test_schema_and_version_row(backend: Backend) -> None:
     assert store.engine is not None
     inspector = sa.inspect(store.engine)
     columns = {c["name"]: c for c in inspector.get_columns(store.tablename)}
-    assert set(columns) == {"id", "next_run_time", "lease_owner", "lease_until", "state"}
+    assert set(columns) == {
+        "id",
+        "next_run_time",
+        "version",
+        "lease_owner",
+        "lease_token",
+        "lease_until",
+        "state",
+    }
     assert isinstance(columns["next_run_time"]["type"], sa.BigInteger | sa.Integer)
+    assert isinstance(columns["version"]["type"], sa.BigInteger | sa.Integer)
+    assert not columns["version"]["nullable"]
+    assert inspector.has_table(f"{store.tablename}_instances")
+    assert inspector.has_table(f"{store.tablename}_runs")
+    if backend.name == "mysql":
+        assert columns["id"]["type"].collation == "utf8mb4_nopad_bin"  # binary, NO PAD
     indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes(store.tablename)}
     assert indexes[f"ix_{store.tablename}_due"] == ["next_run_time", "id"]
     store.add_task(make("a", 0.000001))

@@ -1,48 +1,67 @@
-"""The ``sqlalchemy`` store: one table, SQLAlchemy 2 Core, shared safely by many schedulers.
+"""The ``sqlalchemy`` store: SQLAlchemy 2 Core tables, shared safely by many schedulers.
 
-Table ``<tablename>``: ``id`` (primary key), ``next_run_time`` (integer microseconds since the
-epoch, NULL = paused; indexed together with ``id`` so due queries and the next wake-up read the
-index, never scan the table), ``lease_owner``/``lease_until`` (who holds a due task and until when;
-indexed), ``state`` (the encoded record). Table ``<tablename>_version`` holds the schema version,
-written at start; a table written by a newer asyncz is refused rather than damaged.
+Tables (see :mod:`~asyncz.plugins.stores.sqlalchemy.schema`): ``<tablename>`` holds the tasks:
+``id`` (primary key, compared exactly), ``next_run_time`` (integer microseconds since the epoch,
+NULL = paused; indexed together with ``id`` so due queries and the next wake-up read the index,
+never scan the table), ``version`` (bumped by every write of the record or its schedule),
+``lease_owner``/``lease_token``/``lease_until`` (who holds a due task, with which fencing token,
+until when), ``state`` (the encoded record). ``<tablename>_version`` holds the schema version,
+written at start (a version-1 table is upgraded in place; one written by a newer asyncz is
+refused rather than damaged). ``<tablename>_instances`` registers the schedulers sharing the
+table and their heartbeats, on the database's clock.
 
 The ``next_run_time`` column is the truth about when a task runs: releasing a task after a run
-only updates that column and the lease, it does not rewrite the record.
+only updates that column and the lease, it does not rewrite the record; and an update that does
+not change the schedule (``keep_schedule=True``) leaves the column and the lease alone.
 
 Several schedulers — processes or hosts — may share one table: due tasks are only handed out
 with a lease recorded in the row, taken with ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL
 and MariaDB/MySQL (a concurrent acquirer skips rows being leased instead of waiting), and inside
 ``BEGIN IMMEDIATE`` on SQLite (one writer at a time, decided when the transaction begins, so two
-processes never both read a row as free). SQLite files are put in WAL mode, so readers do not
-block the writer. On PostgreSQL, added and updated tasks are announced with ``NOTIFY`` so that
-the other schedulers wake up at once rather than at their next poll.
+processes never both read a row as free). Each acquisition makes a fencing token; the store
+remembers the tokens of the tasks it holds, and a release counts only where the row still carries
+that token (an update of the schedule, a delete, a lease taken over by anyone — even the same
+owner after expiry — or a reaping by a peer all end it). Updates are conditional on the version
+the writer read (``TaskConflictError`` otherwise). SQLite files are put in WAL mode, so readers
+do not block the writer. On PostgreSQL, added tasks and schedule changes are announced with
+``NOTIFY`` so that the other schedulers wake up at once rather than at their next poll.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
 
 from asyncz.core.converters import reject_unknown_options, utc_timestamp_us
-from asyncz.core.errors import ConflictIdError, TaskLookupError
-from asyncz.core.task import Task
+from asyncz.core.errors import ConflictIdError, TaskConflictError, TaskLookupError
+from asyncz.core.records import from_timestamp_us, new_store_version
+from asyncz.core.task import Task, _id_problem
 from asyncz.plugins.stores.persistent import PersistentStore, order_key
+from asyncz.plugins.stores.sqlalchemy.schema import (
+    MARIADB_COLLATION,
+    SCHEMA_VERSION,
+    Tables,
+    ensure_schema,
+    exact_collation,
+    has_skip_locked,
+    store_now,
+)
 
 __all__ = ["SCHEMA_VERSION", "SQLAlchemyStore"]
 
-#: The table layout this version creates and the newest it can use.
-SCHEMA_VERSION = 1
 _BEGIN_OPTION = "asyncz_sqlite_begin"
 _CREATE_OPTIONS = frozenset({"pickle_protocol"})
 #: A bulk add of at least this many rows refreshes PostgreSQL's statistics of the table.
@@ -141,37 +160,19 @@ class SQLAlchemyStore(PersistentStore):
         self._sqlite = self._url.get_backend_name() == "sqlite"
         # A SQLite memory database is one connection shared by every thread: take turns.
         self._local_lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-        metadata = sa.MetaData()
-        self.table = sa.Table(
-            tablename,
-            metadata,
-            # Ids compare by code point everywhere, as in Python and the other stores: case
-            # matters ("Job" and "job" are two tasks) and ties are ordered the same way.
-            sa.Column(
-                "id",
-                sa.String(255)
-                .with_variant(sa.String(255, collation="C"), "postgresql")
-                .with_variant(mysql.VARCHAR(255, collation="utf8mb4_bin"), "mysql", "mariadb"),
-                primary_key=True,
-            ),
-            sa.Column("next_run_time", sa.BigInteger, nullable=True),
-            sa.Column("lease_owner", sa.String(255), nullable=True),
-            sa.Column("lease_until", sa.BigInteger, nullable=True),
-            sa.Column(
-                "state",
-                sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb"),
-                nullable=False,
-            ),
-            sa.Index(f"ix_{tablename}_due", "next_run_time", "id"),
-            sa.Index(f"ix_{tablename}_lease", "lease_until"),
-        )
-        self.version_table = sa.Table(
-            f"{tablename}_version",
-            metadata,
-            sa.Column("name", sa.String(64), primary_key=True),
-            sa.Column("version", sa.Integer, nullable=False),
-        )
-        self.metadata = metadata
+        # Ids compare by code point everywhere, as in Python and the other stores: case and
+        # trailing spaces matter ("Job", "job" and "job " are three tasks).
+        self._use_tables(Tables(tablename))
+        # task id -> (owner, fencing token) of the leases this instance took and still holds
+        self._held: dict[str, tuple[str, str]] = {}
+        self._held_lock = threading.Lock()
+
+    def _use_tables(self, tables: Tables) -> None:
+        self.tables = tables
+        self.table = tables.tasks
+        self.version_table = tables.version
+        self.instances_table = tables.instances
+        self.metadata = tables.metadata
 
     # -- engine and schema -----------------------------------------------------------------
 
@@ -258,17 +259,22 @@ class SQLAlchemyStore(PersistentStore):
 
     def _create_schema(self) -> None:
         assert self.engine is not None
-        for attempt in range(5):
+        if self.engine.dialect.name in ("mysql", "mariadb"):
+            with self.engine.connect() as conn:
+                collation = exact_collation(conn)
+            if collation != MARIADB_COLLATION:
+                self._use_tables(Tables(self.tablename, collation))
+        for attempt in range(8):
             try:
-                # One write transaction (BEGIN IMMEDIATE on SQLite): several processes starting
-                # at once then take turns instead of failing to upgrade a read lock.
+                # One write transaction (BEGIN IMMEDIATE on SQLite) under a lock every
+                # starting process takes: several processes starting at once take turns.
                 with self._write() as conn:
-                    self.metadata.create_all(conn, checkfirst=True)
-                    version = self._schema_version(conn)
+                    version = ensure_schema(conn, self.tables)
                 break
             except (OperationalError, ProgrammingError, IntegrityError):
-                # Another process created the table between our check and our CREATE.
-                if attempt == 4:
+                # Another process created or upgraded the table between our check and our
+                # DDL (MariaDB's DDL commits on its own): look again.
+                if attempt == 7:
                     raise
                 time.sleep(0.05 * (attempt + 1))
         if version > SCHEMA_VERSION:
@@ -276,16 +282,6 @@ class SQLAlchemyStore(PersistentStore):
                 f"the table {self.tablename!r} has schema version {version}, written by a newer "
                 f"asyncz (this one knows version {SCHEMA_VERSION}); upgrade asyncz to use it"
             )
-
-    def _schema_version(self, conn: Connection) -> int:
-        version_table = self.version_table
-        row = conn.execute(
-            sa.select(version_table.c.version).where(version_table.c.name == "schema")
-        ).first()
-        if row is not None:
-            return int(row[0])
-        conn.execute(sa.insert(version_table).values(name="schema", version=SCHEMA_VERSION))
-        return SCHEMA_VERSION
 
     def shutdown(self) -> None:
         if self._listener is not None:
@@ -326,12 +322,14 @@ class SQLAlchemyStore(PersistentStore):
 
     # -- the Store protocol ----------------------------------------------------------------
 
-    def _row(self, task: Task, data: bytes) -> dict[str, Any]:
+    def _row(self, task: Task, data: bytes, version: int) -> dict[str, Any]:
         next_time = task.next_run_time
         return {
             "id": task.id,
             "next_run_time": utc_timestamp_us(next_time) if next_time is not None else None,
+            "version": version,
             "lease_owner": None,
+            "lease_token": None,
             "lease_until": None,
             "state": data,
         }
@@ -341,8 +339,16 @@ class SQLAlchemyStore(PersistentStore):
 
     def add_tasks(self, tasks: Sequence[Task]) -> None:
         """Add tasks in one transaction: all are added, or (on a conflict) none."""
+        for task in tasks:
+            problem = _id_problem(task.id) if isinstance(task.id, str) else "id must be a str"
+            if problem is not None:
+                raise ValueError(f"{problem}\ngot {task.id!r}")
         encoded = [self.encode(task) for task in tasks]
-        rows = [self._row(task, enc[0]) for task, enc in zip(tasks, encoded, strict=True)]
+        versions = [new_store_version() for _ in tasks]
+        rows = [
+            self._row(task, enc[0], version)
+            for task, enc, version in zip(tasks, encoded, versions, strict=True)
+        ]
         if not rows:
             return
         try:
@@ -359,8 +365,9 @@ class SQLAlchemyStore(PersistentStore):
                     sa.select(self.table.c.id).where(self.table.c.id.in_(ids)).limit(1)
                 ).scalar()
             raise ConflictIdError(taken or ids[0]) from None
-        for task, enc in zip(tasks, encoded, strict=True):
+        for task, enc, version in zip(tasks, encoded, versions, strict=True):
             self.stored(task, enc)
+            object.__setattr__(task, "store_version", version)
         if len(rows) >= _ANALYZE_AFTER and self._url.get_backend_name() == "postgresql":
             self._analyze()
 
@@ -379,22 +386,73 @@ class SQLAlchemyStore(PersistentStore):
         except Exception:
             self.logger.debug("ANALYZE of %r failed", self.table.name, exc_info=True)
 
-    def update_task(self, task: Task) -> None:
+    def update_task(self, task: Task, *, keep_schedule: bool = False) -> None:
+        """Replace a stored task.
+
+        Conditional on ``task.store_version`` when it is set: ``TaskConflictError`` when the
+        stored task changed since (``None``: unconditional). ``TaskLookupError`` when missing.
+        With ``keep_schedule`` only the record changes: the stored run time and lease stay as
+        they are (and ``task.next_run_time`` is set to the stored one); otherwise the run time
+        is written from the task and the lease ends (its holder's release is refused).
+        """
         encoded = self.encode(task)
-        row = self._row(task, encoded[0])
-        task_id = row.pop("id")
-        with self._write() as conn:
-            result = conn.execute(
-                sa.update(self.table).where(self.table.c.id == task_id).values(**row)
+        t = self.table.c
+        task_id = task.id
+        expected = task.store_version
+        values: dict[str, Any] = {"state": encoded[0]}
+        if not keep_schedule:
+            next_time = task.next_run_time
+            values.update(
+                next_run_time=utc_timestamp_us(next_time) if next_time is not None else None,
+                lease_owner=None,
+                lease_token=None,
+                lease_until=None,
             )
-            if result.rowcount:
+        stored_run_us: int | None = None
+        with self._write() as conn:
+            statement = sa.update(self.table)
+            if expected is not None:
+                statement = statement.where(t.id == task_id, t.version == expected).values(
+                    version=expected + 1, **values
+                )
+            else:
+                statement = statement.where(t.id == task_id).values(version=t.version + 1, **values)
+            if conn.dialect.update_returning:
+                row = conn.execute(statement.returning(t.version, t.next_run_time)).first()
+            else:
+                result = conn.execute(statement)
+                row = None
+                if result.rowcount:
+                    # Our own write, read back in its transaction (the row stays locked).
+                    row = conn.execute(
+                        sa.select(t.version, t.next_run_time).where(t.id == task_id)
+                    ).first()
+            if row is None:
+                found = (
+                    None
+                    if expected is None
+                    else conn.execute(sa.select(t.version).where(t.id == task_id)).scalar()
+                )
+                if found is None:
+                    raise TaskLookupError(task_id, self.alias)
+                raise TaskConflictError(task_id, self.alias, expected=expected, found=int(found))
+            new_version, stored_run_us = int(row[0]), row[1]
+            if not keep_schedule:
                 self._announce(conn, [task])
-        if result.rowcount == 0:
-            raise TaskLookupError(task_id, self.alias)
+        if not keep_schedule:
+            with self._held_lock:
+                self._held.pop(task_id, None)
         self.stored(task, encoded)
+        object.__setattr__(task, "store_version", new_version)
+        if keep_schedule:
+            _set_run_time(task, stored_run_us)
 
     def delete_task(self, task_id: str) -> None:
+        if _id_problem(task_id) is not None:
+            raise TaskLookupError(task_id, self.alias)
         self.forget([task_id])
+        with self._held_lock:
+            self._held.pop(task_id, None)
         with self._write() as conn:
             result = conn.execute(sa.delete(self.table).where(self.table.c.id == task_id))
         if result.rowcount == 0:
@@ -402,27 +460,41 @@ class SQLAlchemyStore(PersistentStore):
 
     def remove_all_tasks(self) -> None:
         self.forget()
+        with self._held_lock:
+            self._held.clear()
         with self._write() as conn:
             conn.execute(sa.delete(self.table))
 
     def _columns(self) -> tuple[Any, ...]:
         t = self.table.c
-        return (t.id, t.state, t.next_run_time)
+        return (t.id, t.state, t.next_run_time, t.version)
+
+    def _restore_rows(self, rows: Sequence[Any]) -> list[Task]:
+        """Restore ``(id, state, next_run_time, version)`` rows, with their versions."""
+        tasks = self.restore_all((row[0], row[1], row[2]) for row in rows)
+        if tasks:
+            versions = {row[0]: row[3] for row in rows}
+            setattr_ = object.__setattr__
+            for task in tasks:
+                setattr_(task, "store_version", int(versions[task.id]))
+        return tasks
 
     def lookup_task(self, task_id: str) -> Task | None:
+        if not isinstance(task_id, str) or _id_problem(task_id) is not None:
+            return None  # no stored task has it (and a server might choke on it)
         with self._read() as conn:
             row = conn.execute(
                 sa.select(*self._columns()).where(self.table.c.id == task_id)
             ).first()
         if row is None:
             return None
-        tasks = self.restore_all([(row[0], row[1], row[2])])
+        tasks = self._restore_rows([row])
         return tasks[0] if tasks else None
 
     def get_all_tasks(self) -> list[Task]:
         with self._read() as conn:
             rows = conn.execute(sa.select(*self._columns())).all()
-        return sorted(self.restore_all((r[0], r[1], r[2]) for r in rows), key=order_key)
+        return sorted(self._restore_rows(rows), key=order_key)
 
     def iter_records(self) -> Iterator[tuple[str, bytes, int | bool | None]]:
         with self._read() as conn:
@@ -438,7 +510,7 @@ class SQLAlchemyStore(PersistentStore):
                 .where(t.next_run_time <= utc_timestamp_us(now))
                 .order_by(t.next_run_time, t.id)
             ).all()
-        return self.restore_all(rows)  # rows unpack as (id, data, next_run_us)
+        return self._restore_rows(rows)
 
     def get_next_run_time(self) -> datetime | None:
         t = self.table.c
@@ -500,9 +572,12 @@ class SQLAlchemyStore(PersistentStore):
         t = self.table.c
         now_us = utc_timestamp_us(now)
         until = now_us + int(lease * 1_000_000)
+        token = uuid.uuid4().hex
+        lease_values = {"lease_owner": owner, "lease_token": token, "lease_until": until}
         acquired: list[Task] = []
         reports: list[tuple[str, str]] = []
         reader = self.reader()
+        setattr_ = object.__setattr__
         # The lease test is kept away from the lease index on purpose: while most rows have no
         # lease, a planner without fresh statistics (a table just filled) would rather read
         # every unleased row through it than walk the due index to the first row that is not
@@ -518,7 +593,7 @@ class SQLAlchemyStore(PersistentStore):
                 if conn.execute(sa.select(t.id).where(free).limit(1)).first() is None:
                     return acquired
         with self._write() as conn:
-            skip_locked = _has_skip_locked(conn)
+            skip_locked = has_skip_locked(conn)
             while len(acquired) < limit:
                 wanted = limit - len(acquired)
                 if conn.dialect.name == "postgresql":
@@ -535,102 +610,252 @@ class SQLAlchemyStore(PersistentStore):
                         conn.execute(
                             sa.update(self.table)
                             .where(t.id.in_(locked.scalar_subquery()))
-                            .values(lease_owner=owner, lease_until=until)
+                            .values(**lease_values)
                             .returning(*self._columns())
                         ).all(),
                         key=lambda row: (row[2], row[0]),
                     )
-                    for row in rows:
-                        task = self.restore(row[0], row[1], row[2], reports, reader)
-                        if task is not None:
-                            acquired.append(task)
-                    if len(rows) < wanted:
-                        break
-                    continue
-                query = (
-                    sa.select(*self._columns())
-                    .where(free)
-                    .order_by(t.next_run_time, t.id)
-                    .limit(wanted)
-                )
-                if skip_locked:
-                    query = query.with_for_update(skip_locked=True)
-                elif not self._sqlite:
-                    query = query.with_for_update()
-                rows = list(conn.execute(query).all())
-                if not rows:
-                    break
-                if self._sqlite:
-                    # Inside BEGIN IMMEDIATE nobody else writes, so "every free due row up to
-                    # the last one read" is exactly the rows read: one indexed range update
-                    # instead of a list of ids.
-                    last_us, last_id = rows[-1][2], rows[-1][0]
-                    where = sa.and_(
-                        free,
-                        sa.or_(
-                            t.next_run_time < last_us,
-                            sa.and_(t.next_run_time == last_us, t.id <= last_id),
-                        ),
-                    )
                 else:
-                    # Only the rows this transaction locked (others may be locked elsewhere).
-                    where = t.id.in_([row[0] for row in rows])
-                conn.execute(
-                    sa.update(self.table).where(where).values(lease_owner=owner, lease_until=until)
-                )
+                    query = (
+                        sa.select(*self._columns())
+                        .where(free)
+                        .order_by(t.next_run_time, t.id)
+                        .limit(wanted)
+                    )
+                    if skip_locked:
+                        query = query.with_for_update(skip_locked=True)
+                    elif not self._sqlite:
+                        query = query.with_for_update()
+                    rows = list(conn.execute(query).all())
+                    if not rows:
+                        break
+                    if self._sqlite:
+                        # Inside BEGIN IMMEDIATE nobody else writes, so "every free due row up
+                        # to the last one read" is exactly the rows read: one indexed range
+                        # update instead of a list of ids.
+                        last_us, last_id = rows[-1][2], rows[-1][0]
+                        where = sa.and_(
+                            free,
+                            sa.or_(
+                                t.next_run_time < last_us,
+                                sa.and_(t.next_run_time == last_us, t.id <= last_id),
+                            ),
+                        )
+                    else:
+                        # Only the rows this transaction locked (others may be locked elsewhere).
+                        where = t.id.in_([row[0] for row in rows])
+                    conn.execute(sa.update(self.table).where(where).values(**lease_values))
                 for row in rows:
                     # A record that cannot be restored keeps its lease: it is tried again when
                     # the lease runs out, and meanwhile does not block the tasks behind it.
                     task = self.restore(row[0], row[1], row[2], reports, reader)
                     if task is not None:
+                        setattr_(task, "store_version", int(row[3]))
                         acquired.append(task)
                 if len(rows) < wanted:
                     break
+        if acquired:
+            held = (owner, token)
+            with self._held_lock:
+                for task in acquired:
+                    self._held[task.id] = held
         self.report(reports)
         return acquired
 
+    def _take_tokens(self, owner: str, task_ids: Iterator[str] | Sequence[str]) -> dict[str, str]:
+        """Forget and return the tokens of ``owner``'s leases on ``task_ids`` held here."""
+        tokens: dict[str, str] = {}
+        with self._held_lock:
+            held = self._held
+            for task_id in task_ids:
+                entry = held.get(task_id)
+                if entry is not None and entry[0] == owner:
+                    del held[task_id]
+                    tokens[task_id] = entry[1]
+        return tokens
+
+    def _release(
+        self,
+        conn: Connection,
+        owner: str,
+        next_run_times: Mapping[str, datetime | None],
+        tokens: Mapping[str, str],
+    ) -> list[str]:
+        """End the leases on the tasks whose row still carries the token this instance got,
+        recording their next run times (deleting those with none); the ids released."""
+        t = self.table.c
+        # Locked rows (SQLite: BEGIN IMMEDIATE), so that what is read stays true until commit.
+        held = {
+            row[0]
+            for row in conn.execute(
+                sa.select(t.id, t.lease_token)
+                .where(t.id.in_(list(tokens)), t.lease_owner == owner)
+                .with_for_update()
+            )
+            if row[1] is not None and tokens.get(row[0]) == row[1]
+        }
+        if not held:
+            return []
+        updates = [
+            {"b_id": task_id, "b_token": tokens[task_id], "b_next": utc_timestamp_us(next_time)}
+            for task_id, next_time in next_run_times.items()
+            if next_time is not None and task_id in held
+        ]
+        finished = [
+            task_id
+            for task_id, next_time in next_run_times.items()
+            if next_time is None and task_id in held
+        ]
+        if updates:
+            # A schedule write: the version moves on, so a writer who read the task before
+            # this release cannot put the old run time back.
+            conn.execute(
+                sa.update(self.table)
+                .where(t.id == sa.bindparam("b_id"), t.lease_token == sa.bindparam("b_token"))
+                .values(
+                    next_run_time=sa.bindparam("b_next"),
+                    version=t.version + 1,
+                    lease_owner=None,
+                    lease_token=None,
+                    lease_until=None,
+                ),
+                updates,
+            )
+        if finished:
+            self.forget(finished)
+            conn.execute(sa.delete(self.table).where(t.id.in_(finished)))
+        return [task_id for task_id in next_run_times if task_id in held]
+
     def release_tasks(self, owner: str, next_run_times: Mapping[str, datetime | None]) -> list[str]:
+        """End ``owner``'s leases taken through this instance, where they still hold: a task
+        updated with a schedule change, deleted, or leased again (by anyone, the same owner
+        after the lease ran out included) since is left alone and not among the ids returned.
+        """
         if not next_run_times:
             return []
-        t = self.table.c
+        tokens = self._take_tokens(owner, list(next_run_times))
+        if not tokens:
+            return []
         with self._write() as conn:
-            # Only where we still hold the lease: an update, a delete or another owner's lease
-            # in the meantime wins over this release. Locked rows, so that stays true.
-            held = {
-                row[0]
-                for row in conn.execute(
-                    sa.select(t.id)
-                    .where(t.id.in_(list(next_run_times)), t.lease_owner == owner)
-                    .with_for_update()
+            return self._release(conn, owner, next_run_times, tokens)
+
+    def renew_leases(self, owner: str, lease: float) -> int:
+        """Push the end of ``owner``'s leases this instance still holds to ``lease`` seconds
+        from now (the store's clock); how many rows were renewed. Thread-safe."""
+        with self._held_lock:
+            held = [(task_id, token) for task_id, (o, token) in self._held.items() if o == owner]
+        if not held:
+            return 0
+        t = self.table.c
+        tokens = sorted({token for _, token in held})
+        where = [t.lease_token.in_(tokens), t.lease_owner == owner]
+        if len(held) <= _NOT_IN_MAX * 2:
+            where.append(t.id.in_([task_id for task_id, _ in held]))
+        with self._write() as conn:
+            until = self._now(conn) + int(lease * 1_000_000)
+            result = conn.execute(sa.update(self.table).where(*where).values(lease_until=until))
+        return int(result.rowcount or 0)
+
+    # -- instances: the schedulers sharing the table ----------------------------------------
+
+    def _now(self, conn: Connection) -> Any:
+        """The store's clock (integer microseconds) as a SQL expression."""
+        return store_now(conn.dialect.name)
+
+    def _upsert_instance(self, conn: Connection, identity: str, info: Mapping[str, Any]) -> None:
+        table = self.instances_table
+        values = {
+            "identity": identity,
+            "info": json.dumps(dict(info), default=str, sort_keys=True),
+            "heartbeat": self._now(conn),
+        }
+        name = conn.dialect.name
+        if name == "postgresql":
+            pg = postgresql.insert(table).values(**values)
+            statement: Any = pg.on_conflict_do_update(
+                index_elements=[table.c.identity],
+                set_={"info": pg.excluded.info, "heartbeat": pg.excluded.heartbeat},
+            )
+        elif name == "sqlite":
+            lite = sqlite.insert(table).values(**values)
+            statement = lite.on_conflict_do_update(
+                index_elements=[table.c.identity],
+                set_={"info": lite.excluded.info, "heartbeat": lite.excluded.heartbeat},
+            )
+        else:
+            my = mysql.insert(table).values(**values)
+            statement = my.on_duplicate_key_update(
+                info=my.inserted.info, heartbeat=my.inserted.heartbeat
+            )
+        conn.execute(statement)
+
+    def _end_leases_of(self, conn: Connection, owners: Sequence[str]) -> None:
+        """Clear every lease held by ``owners``: their tasks are due again at once (their run
+        times unchanged). Read through the lease index: only leased rows are looked at."""
+        t = self.table.c
+        conn.execute(
+            sa.update(self.table)
+            .where(t.lease_until.is_not(None), t.lease_owner.in_(list(owners)))
+            .values(lease_owner=None, lease_token=None, lease_until=None)
+        )
+
+    def register_instance(self, identity: str, info: Mapping[str, Any]) -> None:
+        """Register (or refresh) the scheduler ``identity`` with a heartbeat of now."""
+        with self._write() as conn:
+            self._upsert_instance(conn, identity, info)
+
+    def heartbeat(self, identity: str, info: Mapping[str, Any], dead_after: float) -> list[str]:
+        """Refresh ``identity``'s heartbeat and declare dead the schedulers whose heartbeat is
+        older than ``dead_after`` seconds (store clock): they are removed and their leases end.
+        One transaction; each dead scheduler is declared dead by exactly one caller (rows
+        locked, skipping rows another caller locked; SQLite: one writer at a time)."""
+        inst = self.instances_table.c
+        with self._write() as conn:
+            self._upsert_instance(conn, identity, info)
+            cutoff = self._now(conn) - int(dead_after * 1_000_000)
+            query = (
+                sa.select(inst.identity)
+                .where(inst.heartbeat < cutoff, inst.identity != identity)
+                .order_by(inst.identity)
+            )
+            if has_skip_locked(conn):
+                query = query.with_for_update(skip_locked=True)
+            elif not self._sqlite:
+                query = query.with_for_update()
+            dead = [row[0] for row in conn.execute(query)]
+            if dead:
+                conn.execute(sa.delete(self.instances_table).where(inst.identity.in_(dead)))
+                self._end_leases_of(conn, dead)
+        return dead
+
+    def unregister_instance(self, identity: str) -> None:
+        """Remove ``identity`` (a clean shutdown) and end its leases."""
+        inst = self.instances_table.c
+        with self._write() as conn:
+            conn.execute(sa.delete(self.instances_table).where(inst.identity == identity))
+            self._end_leases_of(conn, [identity])
+        with self._held_lock:
+            for task_id in [k for k, (o, _) in self._held.items() if o == identity]:
+                del self._held[task_id]
+
+    def get_instances(self) -> list[tuple[str, dict[str, Any], float]]:
+        """Every registered scheduler: (identity, info, seconds since its heartbeat by the
+        store's clock), by identity."""
+        inst = self.instances_table.c
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(inst.identity, inst.info, self._now(conn) - inst.heartbeat).order_by(
+                    inst.identity
                 )
-            }
-            updates = [
-                {"b_id": task_id, "b_owner": owner, "b_next": utc_timestamp_us(next_time)}
-                for task_id, next_time in next_run_times.items()
-                if next_time is not None and task_id in held
-            ]
-            finished = [
-                task_id
-                for task_id, next_time in next_run_times.items()
-                if next_time is None and task_id in held
-            ]
-            if updates:
-                # Only where we still hold the lease: an update, a delete or another owner's
-                # lease in the meantime wins over this release.
-                conn.execute(
-                    sa.update(self.table)
-                    .where(t.id == sa.bindparam("b_id"), t.lease_owner == sa.bindparam("b_owner"))
-                    .values(
-                        next_run_time=sa.bindparam("b_next"), lease_owner=None, lease_until=None
-                    ),
-                    updates,
-                )
-            if finished:
-                self.forget(finished)
-                conn.execute(
-                    sa.delete(self.table).where(t.id.in_(finished), t.lease_owner == owner)
-                )
-        return [task_id for task_id in next_run_times if task_id in held]
+            ).all()
+        found: list[tuple[str, dict[str, Any], float]] = []
+        for identity, text, age_us in rows:
+            try:
+                info = json.loads(text)
+            except ValueError:
+                info = {}
+            found.append((identity, info if isinstance(info, dict) else {}, int(age_us) / 1e6))
+        return found
 
     def __repr__(self) -> str:
         url = self._url.render_as_string(hide_password=True)
@@ -644,23 +869,21 @@ def _earliest(values: Sequence[Any]) -> datetime | None:
     candidates = [int(v) for v in values if v is not None]
     if not candidates:
         return None
-    from asyncz.core.records import from_timestamp_us
-
     return from_timestamp_us(min(candidates))
 
 
-def _has_skip_locked(conn: Connection) -> bool:
-    """PostgreSQL 9.5+, MySQL 8.0.1+ and MariaDB 10.6+ can skip rows locked by others."""
-    dialect = conn.dialect
-    if dialect.name == "postgresql":
-        return True
-    if dialect.name not in ("mysql", "mariadb"):
-        return False
-    version = tuple(getattr(dialect, "server_version_info", None) or ())
-    if getattr(dialect, "is_mariadb", False):
-        return version >= (10, 6)
-    # Older servers: plain FOR UPDATE (rows another scheduler is leasing are waited for).
-    return version >= (8, 0, 1)
+#: Kept under its former name.
+_has_skip_locked = has_skip_locked
+
+
+def _set_run_time(task: Task, run_us: int | None) -> None:
+    """Set ``task.next_run_time`` to the stored microseconds, in its trigger's zone."""
+    zone = getattr(task.trigger, "timezone", None)
+    next_time = from_timestamp_us(
+        int(run_us) if run_us is not None else None,
+        zone if isinstance(zone, tzinfo) else timezone.utc,
+    )
+    object.__setattr__(task, "next_run_time", next_time)
 
 
 def _sqlite_connect(dbapi_connection: Any, synchronous: str) -> None:

@@ -1,0 +1,500 @@
+"""The SQL store in a cluster: versions and conditional updates, fencing tokens, one id rule,
+the instance registry, and the in-place upgrade of a version-1 table — on SQLite, PostgreSQL
+and MariaDB."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sa = pytest.importorskip("sqlalchemy")
+
+from asyncz.core.errors import ConflictIdError, TaskConflictError, TaskLookupError  # noqa: E402
+from asyncz.plugins.stores.sqlalchemy.store import SCHEMA_VERSION, SQLAlchemyStore  # noqa: E402
+from asyncz.tasks import Task  # noqa: E402
+from asyncz.triggers import IntervalTrigger  # noqa: E402
+from tests.plugins.stores import jobs  # noqa: E402
+from tests.plugins.stores.backends import SQL, Backend  # noqa: E402
+from tests.plugins.stores.test_sqlalchemy import sql_backend  # noqa: E402
+
+UTC = timezone.utc
+T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def make(task_id: str, offset: float | None, **changes: Any) -> Task:
+    return Task(
+        id=task_id,
+        fn=jobs.job,
+        trigger=IntervalTrigger(seconds=60, start_at=T0, timezone="UTC"),
+        next_run_time=None if offset is None else T0 + timedelta(seconds=offset),
+        **changes,
+    )
+
+
+@pytest.fixture(params=SQL)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    with sql_backend(request.param, tmp_path) as b:
+        yield b
+
+
+@pytest.fixture
+def stores(backend: Backend) -> Iterator[Any]:
+    """Make started stores on one table, like schedulers in several processes."""
+    made: list[SQLAlchemyStore] = []
+
+    def new(**options: Any) -> SQLAlchemyStore:
+        store = backend.make(**options)
+        store.start(None, "default")
+        made.append(store)
+        return store  # type: ignore[no-any-return]
+
+    yield new
+    for store in made:
+        store.shutdown()
+
+
+def row(store: SQLAlchemyStore, task_id: str) -> Any:
+    assert store.engine is not None
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(store.table).where(store.table.c.id == task_id)).first()
+
+
+def age_instance(store: SQLAlchemyStore, identity: str, seconds: float) -> None:
+    """Make ``identity``'s last heartbeat ``seconds`` older (as if it stopped beating)."""
+    assert store.engine is not None
+    table = store.instances_table
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.update(table)
+            .where(table.c.identity == identity)
+            .values(heartbeat=table.c.heartbeat - int(seconds * 1_000_000))
+        )
+
+
+# -- versions and conditional updates --------------------------------------------------------
+
+
+def test_every_task_carries_its_stored_version(stores: Any) -> None:
+    store = stores()
+    a, b = make("a", 0), make("b", 10)
+    store.add_tasks([a, b])
+    assert isinstance(a.store_version, int) and isinstance(b.store_version, int)
+    assert row(store, "a").version == a.store_version
+    other = stores()  # reads without the decoded-record cache of the writer
+    for reader in (store, other):
+        assert reader.lookup_task("a").store_version == a.store_version
+        assert {t.id: t.store_version for t in reader.get_all_tasks()} == {
+            "a": a.store_version,
+            "b": b.store_version,
+        }
+        assert [t.store_version for t in reader.get_due_tasks(T0)] == [a.store_version]
+    acquired = other.acquire_due_tasks(T0, "me", 10, 30)
+    assert [t.store_version for t in acquired] == [a.store_version]
+
+
+def test_a_deleted_and_added_again_task_gets_a_new_version(stores: Any) -> None:
+    store = stores()
+    versions = set()
+    for _ in range(5):
+        task = make("a", 0)
+        store.add_task(task)
+        versions.add(task.store_version)
+        store.delete_task("a")
+    assert len(versions) == 5
+
+
+def test_update_is_conditional_on_the_version_read(stores: Any) -> None:
+    one, two = stores(), stores()
+    one.add_task(make("a", 0, name="first"))
+    read_by_one, read_by_two = one.lookup_task("a"), two.lookup_task("a")
+    version = read_by_one.store_version
+    read_by_two.name = "two"
+    two.update_task(read_by_two)
+    assert read_by_two.store_version == version + 1
+    read_by_one.name = "one"
+    with pytest.raises(TaskConflictError) as info:
+        one.update_task(read_by_one)
+    assert (info.value.task_id, info.value.expected, info.value.found) == (
+        "a",
+        version,
+        version + 1,
+    )
+    assert info.value.store == "default"
+    assert one.lookup_task("a").name == "two"
+    again = one.lookup_task("a")
+    again.name = "one"
+    one.update_task(again)
+    assert again.store_version == version + 2
+    assert two.lookup_task("a").name == "one"
+    # Missing: a lookup error, conditional or not.
+    one.delete_task("a")
+    with pytest.raises(TaskLookupError):
+        one.update_task(again)
+    with pytest.raises(TaskLookupError):
+        one.update_task(make("a", 0))
+
+
+def test_an_update_without_a_version_is_unconditional(stores: Any) -> None:
+    store = stores()
+    added = make("a", 0)
+    store.add_task(added)
+    fresh = make("a", 5, name="replaced")  # store_version None: Asyncz-style replace
+    store.update_task(fresh)
+    assert fresh.store_version == added.store_version + 1
+    assert stores().lookup_task("a").name == "replaced"
+
+
+def test_keep_schedule_leaves_the_run_time_and_the_lease_alone(stores: Any) -> None:
+    store, other = stores(), stores()
+    store.add_task(make("a", 0))
+    assert len(store.acquire_due_tasks(T0, "me", 10, 30)) == 1
+    before = row(store, "a")
+    changed = other.lookup_task("a")
+    changed.name = "renamed"
+    # The record's own run time (an hour later) must not override the store's.
+    object.__setattr__(changed, "next_run_time", T0 + timedelta(hours=1))
+    other.update_task(changed, keep_schedule=True)
+    after = row(store, "a")
+    assert (after.next_run_time, after.lease_owner, after.lease_token, after.lease_until) == (
+        before.next_run_time,
+        before.lease_owner,
+        before.lease_token,
+        before.lease_until,
+    )
+    assert after.version == before.version + 1
+    assert changed.next_run_time == T0  # the caller's task now says what the store holds
+    assert other.lookup_task("a").next_run_time == T0
+    # The lease holder still releases it, and the rename survives the release.
+    assert store.release_tasks("me", {"a": T0 + timedelta(seconds=60)}) == ["a"]
+    final = other.lookup_task("a")
+    assert (final.name, final.next_run_time) == ("renamed", T0 + timedelta(seconds=60))
+
+
+def test_a_schedule_change_ends_the_lease(stores: Any) -> None:
+    store, other = stores(), stores()
+    store.add_task(make("a", 0))
+    store.acquire_due_tasks(T0, "me", 10, 30)
+    changed = other.lookup_task("a")
+    changed.next_run_time = T0 + timedelta(hours=1)
+    other.update_task(changed)
+    assert row(store, "a").lease_owner is None
+    assert store.release_tasks("me", {"a": T0 + timedelta(seconds=60)}) == []
+    assert other.lookup_task("a").next_run_time == T0 + timedelta(hours=1)
+
+
+def test_a_release_moves_the_version_on(stores: Any) -> None:
+    """A writer who read the task before a release cannot put the run time back."""
+    store = stores()
+    store.add_task(make("a", 0))
+    read_before = store.lookup_task("a")
+    store.acquire_due_tasks(T0, "me", 10, 30)
+    store.release_tasks("me", {"a": T0 + timedelta(seconds=60)})
+    with pytest.raises(TaskConflictError):
+        store.update_task(read_before)
+    assert store.lookup_task("a").next_run_time == T0 + timedelta(seconds=60)
+
+
+def test_only_schedule_changes_are_announced(tmp_path: Path) -> None:
+    with sql_backend("postgresql", tmp_path) as backend:
+        store = backend.make()
+        store.start(None, "default")
+        notified: list[str] = []
+        sa.event.listen(
+            store.engine,
+            "before_cursor_execute",
+            lambda *a: notified.append(a[2]) if "pg_notify" in a[2] else None,
+            named=False,
+        )
+        try:
+            store.add_task(make("a", 0))
+            assert len(notified) == 1
+            task = store.lookup_task("a")
+            task.name = "renamed"
+            store.update_task(task, keep_schedule=True)
+            assert len(notified) == 1
+            task.next_run_time = T0 + timedelta(seconds=5)
+            store.update_task(task)
+            assert len(notified) == 2
+        finally:
+            store.shutdown()
+
+
+# -- fencing tokens ----------------------------------------------------------------------------
+
+
+def test_a_lease_taken_over_by_the_same_owner_refuses_the_stale_release(stores: Any) -> None:
+    first, second = stores(), stores()
+    first.add_task(make("a", 0))
+    assert [t.id for t in first.acquire_due_tasks(T0, "node", 10, 30)] == ["a"]
+    # The lease ran out; the same owner (another store instance of it) leased it again.
+    assert [t.id for t in second.acquire_due_tasks(T0 + timedelta(seconds=31), "node", 10, 30)]
+    assert first.release_tasks("node", {"a": None}) == []
+    assert second.lookup_task("a") is not None
+    assert second.release_tasks("node", {"a": T0 + timedelta(hours=1)}) == ["a"]
+    assert first.lookup_task("a").next_run_time == T0 + timedelta(hours=1)
+    # Forgotten in every case: a second release does nothing.
+    assert second.release_tasks("node", {"a": None}) == []
+
+
+def test_a_release_without_a_lease_taken_here_does_nothing(stores: Any) -> None:
+    store, other = stores(), stores()
+    store.add_task(make("a", 0))
+    store.acquire_due_tasks(T0, "me", 10, 30)
+    assert other.release_tasks("me", {"a": None}) == []  # same owner, but not its token
+    assert store.release_tasks("someone", {"a": None}) == []
+    assert store.release_tasks("me", {"a": None}) == ["a"]
+    assert other.lookup_task("a") is None
+
+
+def test_renew_leases_pushes_the_end_of_the_leases_still_held(stores: Any) -> None:
+    store, other = stores(), stores()
+    now = datetime.now(UTC)
+    store.add_tasks([make("a", -10), make("b", -10), make("c", -10)])
+    object_ids = [t.id for t in store.acquire_due_tasks(now, "me", 10, 1)]
+    assert object_ids == ["a", "b", "c"]
+    store.release_tasks("me", {"c": None})
+    renewed: list[int] = []
+    thread = threading.Thread(target=lambda: renewed.append(store.renew_leases("me", 600)))
+    thread.start()  # renewals come from the heartbeat thread
+    thread.join()
+    assert renewed == [2]
+    assert other.acquire_due_tasks(now + timedelta(seconds=300), "other", 10, 30) == []
+    until = row(store, "a").lease_until / 1e6
+    assert now.timestamp() + 590 < until < now.timestamp() + 660
+    assert store.renew_leases("nobody", 600) == 0
+    assert store.release_tasks("me", {"a": None, "b": None}) == ["a", "b"]
+    assert store.renew_leases("me", 600) == 0
+
+
+# -- ids ---------------------------------------------------------------------------------------
+
+
+def test_ids_are_compared_exactly(stores: Any) -> None:
+    store = stores()
+    store.add_tasks([make("report", 0, name="plain"), make("report ", 0, name="spaced")])
+    store.add_task(make("Report", 0, name="capital"))
+    assert store.lookup_task("report").name == "plain"
+    assert store.lookup_task("report ").name == "spaced"
+    assert store.lookup_task("report  ") is None
+    with pytest.raises(ConflictIdError):
+        store.add_task(make("report", 0))
+    store.delete_task("report")
+    assert [t.id for t in store.get_all_tasks()] == ["Report", "report "]
+
+
+LONG_ID = "é" * 60 + "漢" * 60 + "😀" * 60 + "x" * 11
+
+
+def test_the_longest_ids_of_any_script_round_trip(stores: Any) -> None:
+    assert len(LONG_ID) == 191
+    store, other = stores(), stores()
+    store.add_task(make(LONG_ID, 0))
+    assert other.lookup_task(LONG_ID).id == LONG_ID
+    assert [t.id for t in other.acquire_due_tasks(T0, "me", 10, 30)] == [LONG_ID]
+    assert other.release_tasks("me", {LONG_ID: T0 + timedelta(seconds=60)}) == [LONG_ID]
+    task = other.lookup_task(LONG_ID)
+    task.name = "renamed"
+    other.update_task(task)
+    store.delete_task(LONG_ID)
+    assert other.get_all_tasks() == []
+
+
+def test_ids_no_task_can_have_are_simply_not_found(stores: Any) -> None:
+    store = stores()
+    for bad in ("x" * 300, "x" * 10_000_000, "nul\x00", "lone\ud800", ""):
+        assert store.lookup_task(bad) is None
+        with pytest.raises(TaskLookupError):
+            store.delete_task(bad)
+
+
+# -- instances ---------------------------------------------------------------------------------
+
+
+def test_instances_register_and_report_their_heartbeat_age(stores: Any) -> None:
+    store = stores()
+    store.register_instance("b-node", {"host": "h", "pid": 2})
+    store.register_instance("a-node", {"host": "h", "pid": 1, "stores": ["default"]})
+    store.register_instance("a-node", {"host": "h", "pid": 1, "stores": ["default", "x"]})
+    found = stores().get_instances()
+    assert [(i, info) for i, info, _ in found] == [
+        ("a-node", {"host": "h", "pid": 1, "stores": ["default", "x"]}),
+        ("b-node", {"host": "h", "pid": 2}),
+    ]
+    assert all(0 <= age < 5 for _, _, age in found)
+    age_instance(store, "b-node", 100)
+    ages = {identity: age for identity, _, age in store.get_instances()}
+    assert 99 < ages["b-node"] < 105
+
+
+def test_a_dead_instance_is_removed_and_its_leases_end_at_once(stores: Any) -> None:
+    alive, dying = stores(), stores()
+    alive.register_instance("alive", {})
+    dying.register_instance("dying", {})
+    dying.add_tasks([make("a", 0), make("b", 0)])
+    assert len(dying.acquire_due_tasks(T0, "dying", 10, 3600)) == 2
+    assert alive.heartbeat("alive", {}, 6) == []
+    age_instance(alive, "dying", 10)
+    assert alive.heartbeat("alive", {"n": 2}, 6) == ["dying"]
+    assert [i for i, _, _ in alive.get_instances()] == ["alive"]
+    assert row(alive, "a").lease_owner is None
+    assert row(alive, "a").next_run_time == row(alive, "b").next_run_time  # run time unchanged
+    # Due again now, not when the hour-long lease ends; the dead node's release is refused.
+    assert len(alive.acquire_due_tasks(T0, "alive", 10, 30)) == 2
+    assert dying.release_tasks("dying", {"a": None, "b": None}) == []
+    assert alive.heartbeat("alive", {}, 6) == []
+    # A node declared dead by mistake registers again with its next heartbeat.
+    assert dying.heartbeat("dying", {}, 6) == []
+    assert [i for i, _, _ in alive.get_instances()] == ["alive", "dying"]
+
+
+def test_each_dead_instance_is_declared_dead_by_one_survivor(backend: Backend) -> None:
+    setup = backend.make()
+    setup.start(None, "default")
+    dead = [f"dead-{n}" for n in range(6)]
+    for identity in [*dead, "s0", "s1", "s2"]:
+        setup.register_instance(identity, {})
+    for identity in dead:
+        age_instance(setup, identity, 60)
+    survivors = [backend.make() for _ in range(3)]
+    for store in survivors:
+        store.start(None, "default")
+    barrier = threading.Barrier(3)
+    reported: list[list[str]] = [[], [], []]
+    errors: list[BaseException] = []
+
+    def reap(n: int) -> None:
+        try:
+            barrier.wait(10)
+            reported[n] = survivors[n].heartbeat(f"s{n}", {}, 6)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reap, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors
+    assert (
+        sorted(i for ids in reported for i in ids) == dead
+    )  # every one once, by exactly one survivor
+    assert [i for i, _, _ in setup.get_instances()] == ["s0", "s1", "s2"]
+    for store in [setup, *survivors]:
+        store.shutdown()
+
+
+def test_unregister_removes_the_instance_and_ends_its_leases(stores: Any) -> None:
+    store = stores()
+    store.register_instance("me", {})
+    store.add_task(make("a", 0))
+    store.acquire_due_tasks(T0, "me", 10, 3600)
+    store.unregister_instance("me")
+    assert store.get_instances() == []
+    assert row(store, "a").lease_owner is None
+    assert store.release_tasks("me", {"a": None}) == []
+
+
+# -- schema version 2 and the upgrade of a version-1 table --------------------------------------
+
+V1_DDL = {
+    "sqlite": (
+        "CREATE TABLE {t} (id VARCHAR(255) NOT NULL PRIMARY KEY, next_run_time BIGINT, "
+        "lease_owner VARCHAR(255), lease_until BIGINT, state BLOB NOT NULL)"
+    ),
+    "postgresql": (
+        'CREATE TABLE {t} (id VARCHAR(255) COLLATE "C" NOT NULL PRIMARY KEY, '
+        "next_run_time BIGINT, lease_owner VARCHAR(255), lease_until BIGINT, "
+        "state BYTEA NOT NULL)"
+    ),
+    "mysql": (
+        "CREATE TABLE {t} (id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL "
+        "PRIMARY KEY, next_run_time BIGINT, lease_owner VARCHAR(255), lease_until BIGINT, "
+        "state LONGBLOB NOT NULL)"
+    ),
+}
+
+
+def make_v1_table(backend: Backend, tasks: list[Task]) -> None:
+    """The table asyncz wrote before cluster mode, exactly as its DDL made it."""
+    codec = SQLAlchemyStore("sqlite://")  # only to encode the records
+    codec.setup_codec()
+    engine = sa.create_engine(backend.options["database"])
+    t = backend.options.get("tablename", "asyncz_store")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(V1_DDL[backend.name].format(t=t))
+        conn.exec_driver_sql(f"CREATE INDEX ix_{t}_due ON {t} (next_run_time, id)")
+        conn.exec_driver_sql(f"CREATE INDEX ix_{t}_lease ON {t} (lease_until)")
+        conn.exec_driver_sql(
+            f"CREATE TABLE {t}_version (name VARCHAR(64) NOT NULL PRIMARY KEY, "
+            "version INTEGER NOT NULL)"
+        )
+        conn.exec_driver_sql(f"INSERT INTO {t}_version (name, version) VALUES ('schema', 1)")
+        for task in tasks:
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO {t} (id, next_run_time, lease_owner, lease_until, state) "
+                    "VALUES (:id, :next, :owner, :until, :state)"
+                ),
+                {
+                    "id": task.id,
+                    "next": int(task.next_run_time.timestamp() * 1_000_000),
+                    "owner": "old-node",
+                    "until": 1,
+                    "state": codec.encode_task(task),
+                },
+            )
+    engine.dispose()
+
+
+def test_a_version_1_table_is_upgraded_in_place(backend: Backend) -> None:
+    make_v1_table(backend, [make("report", 0), make("b", 10)])
+    stores = [backend.make() for _ in range(4)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def start(store: SQLAlchemyStore) -> None:
+        try:
+            barrier.wait(10)
+            store.start(None, "default")  # several processes starting at once
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    store = stores[0]
+    assert store.engine is not None
+    inspector = sa.inspect(store.engine)
+    columns = {c["name"]: c for c in inspector.get_columns(store.tablename)}
+    assert {"version", "lease_token"} <= set(columns)
+    assert inspector.has_table(f"{store.tablename}_instances")
+    assert inspector.has_table(f"{store.tablename}_runs")
+    if backend.name == "mysql":
+        assert columns["id"]["type"].collation == "utf8mb4_nopad_bin"
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(store.version_table.c.version)).scalar() == SCHEMA_VERSION
+    # The old rows: readable, with a version, conditional updates work; ids are now exact.
+    task = store.lookup_task("report")
+    assert isinstance(task.store_version, int)
+    task.name = "renamed"
+    store.update_task(task)
+    store.add_task(make("report ", 5))
+    assert [t.id for t in stores[1].get_all_tasks()] == ["report", "report ", "b"]
+    acquired = stores[2].acquire_due_tasks(T0 + timedelta(seconds=10), "new", 10, 30)
+    assert sorted(t.id for t in acquired) == ["b", "report", "report "]
+    assert stores[2].release_tasks("new", {"b": None}) == ["b"]
+    for s in stores:
+        s.shutdown()
+    # Starting again on the upgraded table changes nothing.
+    again = backend.make()
+    again.start(None, "default")
+    assert [t.id for t in again.get_all_tasks()] == ["report", "report "]
+    again.shutdown()
