@@ -3,8 +3,11 @@
 Here: choosing or starting the event loop (the caller's, or one of its own in a daemon thread),
 ``start``, the order of a shutdown from any thread or from the loop itself (``shutdown``,
 ``async with``, the ASGI lifespan), and the loop: ``_main`` sleeps until the earliest next run
-time over all stores (``_Timer``), is woken early by ``wakeup``, and ``_run_pass`` runs the
-due-task pass, in a worker thread for blocking stores, then submits the runs.
+time over all stores on a precise alarm (:mod:`asyncz.core.timing`: one wake-up, never early, no
+spinning), is woken early by ``wakeup``, and ``_run_pass`` runs the due-task pass, in a worker
+thread for blocking stores, then submits the runs. The pass for a moment starts a little before
+it (about twice its usual duration) and the runs are submitted at the moment itself, after a
+second, short precise sleep, so the pass's own time is not added to the runs' lateness.
 
 Not here: the pass itself and the shutdown steps (:mod:`asyncz.core.engine`), configuration
 (:mod:`asyncz.core.scheduler_config`), the task API (:mod:`asyncz.core.task_api`).
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import threading
 import time
@@ -26,14 +30,19 @@ from asyncz.core.config import coerce_options
 from asyncz.core.converters import maybe_ref
 from asyncz.core.execution import is_async_callable, run_task_async, run_task_sync
 from asyncz.core.scheduler_common import (
+    ALARM_KIND,
     MAX_IO_LEAD_SECONDS,
     MAX_SLEEP_SECONDS,
-    SPIN_SECONDS,
+    THREAD_ALARM_HORIZON_SECONDS,
     UTC,
     SchedulerState,
 )
+from asyncz.core.timing import Alarm, LoopAlarm, epoch_ns, make_alarm
 
 __all__ = ["AsyncIOScheduler", "NativeAsyncIOScheduler"]
+
+#: A pass on the loop (memory stores) starts this many times its smoothed duration early.
+PASS_LEAD_FACTOR = 1.5
 
 
 class AsyncIOScheduler(BaseScheduler):
@@ -64,8 +73,11 @@ class AsyncIOScheduler(BaseScheduler):
         self._shutdown_runs: set[asyncio.Future[Any]] = set()
         # None while the loop is awake: every change must then be seen before it sleeps.
         self._sleep_until: datetime | None = None
+        # The loop's precise wake-up (asyncz.core.timing), while its loop task runs.
+        self._alarm: Alarm | None = None
         # How long a pass over blocking stores takes (smoothed), and how early to begin one.
         self._io_seconds = 0.005
+        self._pass_seconds = 0.0
         self._io_lead = 0.0
         self._pass_in_flight = False
         self._starting = False
@@ -346,6 +358,18 @@ class AsyncIOScheduler(BaseScheduler):
                 pass  # the loop has closed: nothing left to wake
 
     async def _main(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+        alarm = make_alarm(loop, ALARM_KIND, THREAD_ALARM_HORIZON_SECONDS)
+        self._alarm = alarm
+        try:
+            await self._run_loop(loop, event, alarm)
+        finally:
+            if self._alarm is alarm:
+                self._alarm = None
+            alarm.close()
+
+    async def _run_loop(
+        self, loop: asyncio.AbstractEventLoop, event: asyncio.Event, alarm: Alarm
+    ) -> None:
         moment: datetime | None = None  # what the next pass is for; None: for now
         # A shutdown, or a shutdown and a new start, replaces the event: then this loop is done.
         while self.running and self._wakeup_event is event:
@@ -375,22 +399,26 @@ class AsyncIOScheduler(BaseScheduler):
             self._sleep_until = earliest
             # A pass over blocking stores takes time: start it that much before the moment.
             begin = earliest - timedelta(seconds=self._io_lead)
-            sleep = (begin - datetime.now(UTC)).total_seconds() - SPIN_SECONDS
+            sleep = (begin - datetime.now(UTC)).total_seconds()
             if sleep > 0:
                 timer = _Timer(event)
-                handle = loop.call_later(min(sleep, MAX_SLEEP_SECONDS), timer.fire)
+                if sleep > MAX_SLEEP_SECONDS:
+                    # Far off: the loop's own timer, and a wall-clock check when it fires.
+                    handle = loop.call_later(MAX_SLEEP_SECONDS, timer.fire)
+                    try:
+                        await event.wait()
+                    finally:
+                        handle.cancel()
+                    continue
+                # One wake-up, at the moment and never before it (see asyncz.core.timing).
+                alarm.arm(epoch_ns(begin), timer.fire)
                 try:
                     await event.wait()
                 finally:
-                    handle.cancel()
-                if not timer.fired or sleep > MAX_SLEEP_SECONDS:
-                    continue  # a change, or a wall-clock check: look at the stores again
-                event.clear()  # set by the timer; a change sets it again
-            # The last stretch: yield to other tasks until the moment, or until a change.
-            while not event.is_set() and datetime.now(UTC) < begin and self.running:
-                await asyncio.sleep(0)
-            if not event.is_set():
-                moment = earliest
+                    alarm.cancel()
+                if not timer.fired:
+                    continue  # a change: look at the stores again
+            moment = earliest
 
     async def _run_pass(
         self, loop: asyncio.AbstractEventLoop, moment: datetime | None = None
@@ -416,11 +444,12 @@ class AsyncIOScheduler(BaseScheduler):
                 self._pass_in_flight = False
             self._learn_io_time(time.perf_counter() - began)
         else:
-            self._io_lead = 0.0
+            began = time.perf_counter()
             submissions, earliest, more = self.process_due(moment)
+            self._learn_pass_time(time.perf_counter() - began)
         # Acquired ahead of time: never start a run before it is due.
-        while submissions and datetime.now(UTC) < moment and self.running:
-            await asyncio.sleep(0)
+        if submissions and datetime.now(UTC) < moment:
+            await self._sleep_until_moment(loop, moment)
         # Also after a shutdown that came during the pass: every shutdown path lets a pass in
         # flight finish before it closes the executors, since these runs are already taken
         # off the stores' schedules.
@@ -434,10 +463,29 @@ class AsyncIOScheduler(BaseScheduler):
             earliest = poll_at if earliest is None else min(earliest, poll_at)
         return earliest
 
+    async def _sleep_until_moment(self, loop: asyncio.AbstractEventLoop, moment: datetime) -> None:
+        """Sleep precisely until ``moment``; a change does not interrupt this sleep."""
+        alarm = self._alarm or LoopAlarm(loop)
+        when_ns = epoch_ns(moment)
+        # Every alarm checks the clock before it calls back; looking again costs nothing.
+        while time.time_ns() < when_ns:
+            woken = loop.create_future()
+            alarm.arm(when_ns, functools.partial(_resolve, woken))
+            try:
+                await woken
+            finally:
+                alarm.cancel()
+
     def _learn_io_time(self, seconds: float) -> None:
         """Keep a smoothed pass duration, to start the next blocking pass that much early."""
         self._io_seconds = 0.8 * self._io_seconds + 0.2 * seconds
         self._io_lead = min(max(2 * self._io_seconds, 0.001), MAX_IO_LEAD_SECONDS)
+
+    def _learn_pass_time(self, seconds: float) -> None:
+        """The same for a pass on the loop (memory stores): a few hundred microseconds after a
+        wake-up, with cold caches, that would otherwise be added to every run's lateness."""
+        self._pass_seconds = 0.8 * self._pass_seconds + 0.2 * seconds
+        self._io_lead = min(PASS_LEAD_FACTOR * self._pass_seconds, MAX_IO_LEAD_SECONDS)
 
 
 class _Timer:
@@ -499,6 +547,11 @@ class NativeAsyncIOScheduler(AsyncIOScheduler):
 
     async def _lifespan_start(self) -> None:
         await self.start()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 async def _wait_quietly(future: asyncio.Future[None]) -> None:

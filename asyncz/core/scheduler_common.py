@@ -36,11 +36,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACQUIRE_BATCH",
+    "ALARM_KIND",
     "LEASE_SECONDS",
     "MAX_IO_LEAD_SECONDS",
     "MAX_SLEEP_SECONDS",
     "SHUTDOWN_TRIGGER_ALIAS",
     "SPIN_SECONDS",
+    "THREAD_ALARM_HORIZON_SECONDS",
     "UTC",
     "SchedulerInfo",
     "SchedulerInstanceInfo",
@@ -57,12 +59,18 @@ LEASE_SECONDS = 60.0
 #: The loop re-reads the wall clock at least this often, so a clock step (NTP, a suspended VM)
 #: cannot make it oversleep by more than this.
 MAX_SLEEP_SECONDS = 900.0
-#: A timer of the event loop fires only as precisely as its selector sleeps: to the millisecond,
-#: rounded up, and on a busy or virtual machine often a millisecond more. So the loop wakes this
-#: long before a run is due and yields to other tasks in a tight loop for the rest: punctual to
-#: well under a millisecond (measured: p99 lateness 0.3-0.5 ms, against 1.0-1.5 ms with half of
-#: it), at the cost of this much busy time per due moment — never while idle.
-SPIN_SECONDS = 0.003
+#: How the asyncio loop sleeps until a due moment (:func:`asyncz.core.timing.make_alarm`):
+#: ``"auto"`` takes a timer file descriptor on Linux, else a timer thread; ``"timerfd"``,
+#: ``"thread"`` or ``"loop"`` (the event loop's own timer, late by up to ~2 ms) force one. The
+#: loop's timer rounds to the millisecond and wakes late on a busy machine; the others fire at
+#: the moment to a fraction of a millisecond, with one wake-up and no spinning.
+ALARM_KIND = "auto"
+#: A timer thread (where there is no timerfd) lives only while a moment is due within this many
+#: seconds, and ends this long after the last one; farther moments use the loop's own timer.
+THREAD_ALARM_HORIZON_SECONDS = 0.25
+#: Until 0.1 the loop woke this long before a due moment and spun for the rest; it no longer
+#: spins. Kept at 0 for code that imports it.
+SPIN_SECONDS = 0.0
 #: A pass over blocking stores (a database) starts early by about twice its usual duration,
 #: acquiring the tasks due at the coming moment, so that their runs still start on time; never
 #: earlier than this, so a slow database cannot make runs be leased long before they are due.
