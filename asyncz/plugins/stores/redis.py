@@ -38,6 +38,11 @@ and instance without parsing JSON (Lua's JSON library rounds numbers to 14 digit
 holds a raw control character, so the instance is whatever lies between the fourth and the last
 separator.
 
+``fire_tasks`` (the release of a pass with its run records), ``finish_runs`` and the heartbeat's
+reaping and retention purge are each one script call for the whole batch, reading and writing
+each key with a few bulk commands rather than a few commands per task. ``remove_all_tasks``
+clears the task keys only: run records and the instance registry stay.
+
 Every change that touches more than one key runs as one Lua script (:mod:`.redis_scripts`), so it
 is atomic on the server: no check-then-write race between schedulers sharing the keys, and no
 half-applied change if a client dies. The store clock of the instance registry, lease renewal and
@@ -57,17 +62,26 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone, tzinfo
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import TYPE_CHECKING, Any
 
 from asyncz.core.converters import datetime_from_us, utc_timestamp_us
 from asyncz.core.errors import ConflictIdError, TaskConflictError, TaskLookupError
 from asyncz.core.hookspecs import hookimpl
 from asyncz.core.records import from_timestamp_us, new_store_version
-from asyncz.core.runs import RunOutcome, RunRecord, summarize_error
+from asyncz.core.runs import (
+    ON_CRASH_POLICIES,
+    Fire,
+    FireResult,
+    RunOutcome,
+    RunRecord,
+    summarize_error,
+)
 from asyncz.core.task import Task
 from asyncz.plugins.stores import redis_scripts as scripts
 from asyncz.plugins.stores.persistent import PersistentStore, order_key
@@ -155,19 +169,20 @@ def parse_run(key: bytes | str, record: bytes | str) -> RunRecord:
 
 
 def _details(outcome: RunOutcome) -> str:
-    extra: dict[str, Any] = {}
+    """The JSON part of a finished run record (built by hand: this runs once per run)."""
+    parts: list[str] = []
     if outcome.run_id is not None:
-        extra["r"] = str(outcome.run_id)
+        parts.append('"r":' + _json_string(str(outcome.run_id)))
     if outcome.started_at is not None:
-        extra["b"] = utc_timestamp_us(outcome.started_at)
+        parts.append(f'"b":{utc_timestamp_us(outcome.started_at)}')
     if outcome.finished_at is not None:
-        extra["e"] = utc_timestamp_us(outcome.finished_at)
-    if outcome.duration is not None:
-        extra["d"] = outcome.duration
+        parts.append(f'"e":{utc_timestamp_us(outcome.finished_at)}')
+    if outcome.duration is not None and math.isfinite(outcome.duration):
+        parts.append(f'"d":{float(outcome.duration)!r}')
     error = summarize_error(outcome.error)
     if error is not None:
-        extra["x"] = error
-    return json.dumps(extra, separators=(",", ":")) if extra else ""
+        parts.append('"x":' + _json_string(error))
+    return "{" + ",".join(parts) + "}" if parts else ""
 
 
 class RedisStore(PersistentStore):
@@ -632,6 +647,133 @@ class RedisStore(PersistentStore):
             age = float("inf") if beat is None else max(0.0, (now - beat) / 1_000_000)
             out.append((identity, json.loads(data), age))
         return sorted(out, key=lambda item: item[0])
+
+    # -- run records -------------------------------------------------------------------------
+
+    def fire_tasks(self, owner: str, fires: Sequence[Fire]) -> dict[str, FireResult]:
+        """Release the leased tasks of ``fires`` (as :meth:`release_tasks`) and record their
+        run times, all in one script: a run time that already has a record is a duplicate, one
+        over the task's ``max_instances`` (``started`` runs on every scheduler) is recorded as
+        skipped. Fires whose lease was lost are left out of the answer."""
+        if not fires:
+            return {}
+        self.forget(f.task_id for f in fires if f.next_run_time is None)
+        tokens = self._take_tokens(owner, [f.task_id for f in fires])
+        args: list[Any] = [owner, len(fires)]
+        times: dict[str, list[datetime]] = {}
+        for fire, token in zip(fires, tokens, strict=True):
+            run_times = list(fire.run_times)
+            times[fire.task_id] = run_times
+            if fire.on_crash not in ON_CRASH_POLICIES:
+                raise ValueError(
+                    f"on_crash of task {fire.task_id!r} must be one of {ON_CRASH_POLICIES}, "
+                    f"got {fire.on_crash!r}"
+                )
+            spec = f"{int(fire.max_instances)},{fire.on_crash}"
+            if run_times:
+                spec += "," + ",".join(f"{utc_timestamp_us(t):017d}" for t in run_times)
+            args += [fire.task_id, token, _score(fire.next_run_time), spec]
+        reply = _member(self._fire(keys=self._keys, args=args))
+        results: dict[str, FireResult] = {}
+        for fire, codes in zip(fires, reply.split(","), strict=True):
+            if codes == "-":  # the lease was lost
+                continue
+            task_id = fire.task_id
+            run_times = times[task_id]
+            if codes == "s" * len(run_times):  # the common case
+                results[task_id] = FireResult(task_id=task_id, started=run_times)
+                continue
+            started: list[datetime] = []
+            skipped: list[datetime] = []
+            duplicates: list[datetime] = []
+            lists = {"s": started, "k": skipped, "d": duplicates}
+            for code, run_time in zip(codes, run_times, strict=True):
+                lists[code].append(run_time)
+            results[task_id] = FireResult(
+                task_id=task_id, started=started, skipped=skipped, duplicates=duplicates
+            )
+        return results
+
+    def finish_runs(self, outcomes: Sequence[RunOutcome]) -> None:
+        """Record how runs ended (one script for the batch); a record changes only while it is
+        ``started`` by the outcome's instance."""
+        args: list[Any] = [0]
+        for outcome in outcomes:
+            if outcome.status == "started":
+                continue
+            key = run_key(outcome.task_id, utc_timestamp_us(outcome.scheduled_at))
+            args += [key, outcome.instance, outcome.status, _details(outcome)]
+        args[0] = (len(args) - 1) // 4
+        if args[0]:
+            self._finish(keys=self._keys, args=args)
+
+    def get_runs(self, task_id: str | None = None, limit: int = 50) -> list[RunRecord]:
+        """The run records of ``task_id`` (every task's with ``None``), newest scheduled time
+        first (ties by task id), at most ``limit``."""
+        if limit <= 0:
+            return []
+        keys: list[Any]
+        if task_id is not None:
+            prefix = _task_prefix(task_id)
+            keys = list(
+                self.client.zrevrangebylex(
+                    self.runs_by_task_key,
+                    b"(" + prefix + b"\x20",
+                    b"(" + prefix + b"\x1f",
+                    0,
+                    limit,
+                )
+            )
+        else:
+            entries: list[Any] = list(
+                self.client.zrevrange(self.runs_by_time_key, 0, limit - 1, withscores=True)
+            )
+            if len(entries) == limit:  # ties at the last time may be cut anywhere: read them all
+                last = entries[-1][1]
+                ties = self.client.zrangebyscore(self.runs_by_time_key, last, last)
+                entries = [e for e in entries if e[1] != last] + [(m, last) for m in ties]
+            found = [(-_int(score), parse_run_key(member)[0], member) for member, score in entries]
+            keys = [member for *_, member in sorted(found)[:limit]]
+        if not keys:
+            return []
+        records = self.client.hmget(self.runs_key, keys)
+        return [parse_run(k, r) for k, r in zip(keys, records, strict=True) if r is not None]
+
+    def take_reruns(self, owner: str, limit: int) -> list[tuple[Task, datetime]]:
+        """Take up to ``limit`` runs of dead schedulers waiting for a rerun (each is handed out
+        once): they become attempt 2, started by ``owner``. A run whose task is gone is
+        abandoned; one whose task cannot be restored is abandoned too, with the reason."""
+        if limit <= 0:
+            return []
+        flat = self._take_reruns(keys=self._keys, args=[owner, limit]) or []
+        taken: list[tuple[Task, datetime]] = []
+        reports: list[tuple[str, str]] = []
+        lost: list[RunOutcome] = []
+        reader = self.reader()
+        for i in range(0, len(flat), 4):
+            task_id, scheduled_us = parse_run_key(flat[i])
+            run = flat[i + 3]
+            when = datetime_from_us(scheduled_us, timezone.utc)
+            task = self.restore(
+                task_id, flat[i + 1], None if run is None else _int(run), reports, reader
+            )
+            if task is None:
+                lost.append(
+                    RunOutcome(
+                        task_id=task_id,
+                        scheduled_at=when,
+                        instance=owner,
+                        status="abandoned",
+                        error=f"the task cannot be restored: {reports[-1][1]}",
+                    )
+                )
+                continue
+            _set_version(task, _version(flat[i + 2]))
+            taken.append((task, when))
+        if lost:
+            self.finish_runs(lost)
+        self.report(reports)
+        return taken
 
     def __repr__(self) -> str:
         # Asyncz's repr; the keys are shown only when they are not the default ones.

@@ -278,39 +278,87 @@ return {due, records, versions, leased}
 """
 )
 
-# Shared by RELEASE and FIRE: end the lease of `id` if `token` and `owner` still hold it, and
-# store the next run time (or delete the task). True when it did.
-_RELEASE_ONE = """
-local function release_one(id, token, owner, nxt)
-  local info = redis.call('HGET', K_LEASE_INFO, id)
-  if not info then return false end
-  local _, held, holder = lease_parts(info)
-  if held ~= token or holder ~= owner then return false end
-  redis.call('HDEL', K_LEASE_INFO, id)
-  redis.call('ZREM', K_LEASES, id)
-  if nxt == '' then
-    redis.call('HDEL', K_TASKS, id)
-    redis.call('HDEL', K_VERSIONS, id)
-  else
-    redis.call('ZADD', K_RUN_TIMES, nxt, id)
-    redis.call('HINCRBY', K_VERSIONS, id, 1)
+# Shared by RELEASE and FIRE: end the leases that `owner` still holds with the given tokens,
+# and store the next run times ("": delete the task). Reads and writes in bulk (a few calls for
+# the whole batch, not a few per task). Returns a table index -> true for the ones released.
+_RELEASE_MANY = """
+local function bulk(cmd, key, items)
+  for first = 1, #items, 2000 do
+    redis.call(cmd, key, unpack(items, first, math.min(first + 1999, #items)))
   end
-  return true
+end
+
+local function hmget(key, ids)
+  local out = {}
+  for first = 1, #ids, 2000 do
+    local got = redis.call('HMGET', key, unpack(ids, first, math.min(first + 1999, #ids)))
+    for j = 1, #got do out[#out + 1] = got[j] end
+  end
+  return out
+end
+
+local function release_many(owner, ids, tokens, nexts)
+  local ok = {}
+  if #ids == 0 then return ok end
+  local infos = hmget(K_LEASE_INFO, ids)
+  local gone, scheduled, deleted, bumped = {}, {}, {}, {}
+  for i = 1, #ids do
+    local info = infos[i]
+    if info then
+      local _, held, holder = lease_parts(info)
+      if held == tokens[i] and holder == owner then
+        ok[i] = true
+        gone[#gone + 1] = ids[i]
+        if nexts[i] == '' then
+          deleted[#deleted + 1] = ids[i]
+        else
+          scheduled[#scheduled + 1] = nexts[i]
+          scheduled[#scheduled + 1] = ids[i]
+          bumped[#bumped + 1] = ids[i]
+        end
+      end
+    end
+  end
+  if #gone > 0 then
+    bulk('HDEL', K_LEASE_INFO, gone)
+    bulk('ZREM', K_LEASES, gone)
+  end
+  if #deleted > 0 then
+    bulk('HDEL', K_TASKS, deleted)
+    bulk('HDEL', K_VERSIONS, deleted)
+  end
+  if #scheduled > 0 then
+    bulk('ZADD', K_RUN_TIMES, scheduled)
+    local versions = hmget(K_VERSIONS, bumped)
+    local changed = {}
+    for i = 1, #bumped do
+      if versions[i] then
+        changed[#changed + 1] = bumped[i]
+        changed[#changed + 1] = fmt(tonumber(versions[i]) + 1)
+      end
+    end
+    if #changed > 0 then bulk('HSET', K_VERSIONS, changed) end
+  end
+  return ok
 end
 """
 
 # ARGV: owner, n, then n x (id, token, run time or "").
 RELEASE: Final = (
     _PRELUDE
-    + _RELEASE_ONE
+    + _RELEASE_MANY
     + """
 local n = tonumber(ARGV[2])
-local released = {}
+local ids, tokens, nexts = {}, {}, {}
 for i = 0, n - 1 do
-  local id = ARGV[3 + i * 3]
-  if release_one(id, ARGV[4 + i * 3], ARGV[1], ARGV[5 + i * 3]) then
-    released[#released + 1] = id
-  end
+  ids[#ids + 1] = ARGV[3 + i * 3]
+  tokens[#tokens + 1] = ARGV[4 + i * 3]
+  nexts[#nexts + 1] = ARGV[5 + i * 3]
+end
+local ok = release_many(ARGV[1], ids, tokens, nexts)
+local released = {}
+for i = 1, n do
+  if ok[i] then released[#released + 1] = ids[i] end
 end
 return released
 """
@@ -431,79 +479,169 @@ return dead
 """
 )
 
-# ARGV: owner, n, then per fire: id, token, next run time or "", max_instances, on_crash, k,
-# then k x (run key, scheduled time us).
-# Returns a flat list of (id, codes) for the fires committed, codes holding one letter per run
-# time: s(tarted), k (skipped), d(uplicate).
+# ARGV: owner, n, then per fire: id, token, next run time or "", and its runs:
+# "<max_instances>,<on_crash>" followed by ",<scheduled us, 17 digits>" per run time (the run
+# keys are made here, from the id's byte length: see the store's docstring).
+# Returns one string: per fire, "-" when its lease was lost, else one letter per run time,
+# s(tarted), k (skipped) or d(uplicate); the fires' parts are joined by ",". Reads and writes
+# in bulk, as release_many.
 FIRE: Final = (
     _PRELUDE
-    + _RELEASE_ONE
+    + _RELEASE_MANY
     + """
 local owner = ARGV[1]
 local n = tonumber(ARGV[2])
-local now = nil
-local p = 3
-local out = {}
-for _ = 1, n do
-  local id, token, nxt = ARGV[p], ARGV[p + 1], ARGV[p + 2]
-  local max_instances, on_crash, k = tonumber(ARGV[p + 3]), ARGV[p + 4], tonumber(ARGV[p + 5])
-  local base = p + 6
-  p = base + 2 * k
-  if release_one(id, token, owner, nxt) then
-    local codes = {}
-    if k > 0 then
-      if not now then now = fmt(now_us()) end
-      local count = tonumber(redis.call('HGET', K_STARTED_COUNTS, id)) or 0
-      local added = 0
-      local tail = SEP .. '1' .. SEP .. now .. SEP .. on_crash .. SEP .. owner .. SEP
-      for j = 0, k - 1 do
-        local member = ARGV[base + 2 * j]
-        if redis.call('HEXISTS', K_RUNS, member) == 1 then
-          codes[#codes + 1] = 'd'
-        else
-          local status = 'skipped'
-          if count < max_instances then
-            status = 'started'
-            count = count + 1
-            added = added + 1
-            redis.call('HSET', K_STARTED, member, owner)
-            codes[#codes + 1] = 's'
-          else
-            codes[#codes + 1] = 'k'
-          end
-          redis.call('HSET', K_RUNS, member, status .. tail)
-          redis.call('ZADD', K_RUNS_BY_TIME, ARGV[base + 2 * j + 1], member)
-          redis.call('ZADD', K_RUNS_BY_TASK, 0, member)
-        end
+local ids, tokens, nexts, maxes, crashes, firsts, lasts, scores = {}, {}, {}, {}, {}, {}, {}, {}
+for f = 1, n do
+  local p = f * 4 - 1
+  ids[f], tokens[f], nexts[f] = ARGV[p], ARGV[p + 1], ARGV[p + 2]
+  local spec = ARGV[p + 3]
+  local a = string.find(spec, ',', 1, true)
+  maxes[f] = tonumber(string.sub(spec, 1, a - 1))
+  local b = string.find(spec, ',', a + 1, true)
+  firsts[f] = #scores + 1
+  if b then
+    crashes[f] = string.sub(spec, a + 1, b - 1)
+    while true do
+      local c = string.find(spec, ',', b + 1, true)
+      if not c then
+        scores[#scores + 1] = string.sub(spec, b + 1)
+        break
       end
-      if added > 0 then redis.call('HINCRBY', K_STARTED_COUNTS, id, added) end
+      scores[#scores + 1] = string.sub(spec, b + 1, c - 1)
+      b = c
     end
-    out[#out + 1] = id
-    out[#out + 1] = table.concat(codes)
+  else
+    crashes[f] = string.sub(spec, a + 1)
+  end
+  lasts[f] = #scores
+end
+local ok = release_many(owner, ids, tokens, nexts)
+-- what the committed fires need: the started count of each task, whether each key exists
+local counted, members = {}, {}
+for f = 1, n do
+  if ok[f] and lasts[f] >= firsts[f] then
+    counted[#counted + 1] = ids[f]
+    local head = #ids[f] .. ':' .. ids[f] .. SEP
+    for j = firsts[f], lasts[f] do members[j] = head .. scores[j] end
   end
 end
-return out
+local counts = hmget(K_STARTED_COUNTS, counted)
+local wanted = {}
+for j = 1, #scores do
+  if members[j] then wanted[#wanted + 1] = members[j] end
+end
+local existing = hmget(K_RUNS, wanted)
+local now = #wanted > 0 and fmt(now_us()) or ''
+local records, by_time, by_task, started, new_counts = {}, {}, {}, {}, {}
+local seen = {}
+local c, w = 0, 0
+local out = {}
+for f = 1, n do
+  if not ok[f] then
+    out[f] = '-'
+  elseif lasts[f] < firsts[f] then
+    out[f] = ''
+  else
+    local codes = {}
+    c = c + 1
+    local count = tonumber(counts[c]) or 0
+    local before = count
+    local tail = SEP .. '1' .. SEP .. now .. SEP .. crashes[f] .. SEP .. owner .. SEP
+    for j = firsts[f], lasts[f] do
+      w = w + 1
+      local member = members[j]
+      if existing[w] or seen[member] then
+        codes[#codes + 1] = 'd'
+      else
+        seen[member] = true
+        local status = 'skipped'
+        if count < maxes[f] then
+          status = 'started'
+          count = count + 1
+          started[#started + 1] = member
+          started[#started + 1] = owner
+          codes[#codes + 1] = 's'
+        else
+          codes[#codes + 1] = 'k'
+        end
+        local r = #records
+        records[r + 1] = member
+        records[r + 2] = status .. tail
+        by_time[r + 1] = scores[j]
+        by_time[r + 2] = member
+        by_task[r + 1] = 0
+        by_task[r + 2] = member
+      end
+    end
+    if count ~= before then
+      new_counts[#new_counts + 1] = ids[f]
+      new_counts[#new_counts + 1] = count
+    end
+    out[f] = table.concat(codes)
+  end
+end
+if #records > 0 then
+  bulk('HSET', K_RUNS, records)
+  bulk('ZADD', K_RUNS_BY_TIME, by_time)
+  bulk('ZADD', K_RUNS_BY_TASK, by_task)
+end
+if #started > 0 then
+  bulk('HSET', K_STARTED, started)
+  bulk('HSET', K_STARTED_COUNTS, new_counts)
+end
+return table.concat(out, ',')
 """
 )
 
 # ARGV: n, then n x (run key, instance, status, details JSON).
-# A record changes only while it is started by that instance.
+# A record changes only while it is started by that instance. In bulk, as release_many.
 FINISH: Final = (
     _PRELUDE
+    + _RELEASE_MANY
     + """
 local n = tonumber(ARGV[1])
-for i = 0, n - 1 do
-  local member, instance = ARGV[2 + i * 4], ARGV[3 + i * 4]
-  local rec = redis.call('HGET', K_RUNS, member)
-  if rec and string.sub(rec, 1, 8) == 'started' .. SEP then
+local members = {}
+for i = 1, n do members[i] = ARGV[i * 4 - 2] end
+local recs = hmget(K_RUNS, members)
+local records, done, drop, tasks = {}, {}, {}, {}
+for i = 1, n do
+  local rec = recs[i]
+  if rec and string.sub(rec, 1, 8) == 'started' .. SEP and not done[members[i]] then
     local r = run_parts(rec)
-    if r.instance == instance then
-      r.status = ARGV[4 + i * 4]
-      r.details = ARGV[5 + i * 4]
-      redis.call('HSET', K_RUNS, member, run_record(r))
-      uncount(member)
+    if r.instance == ARGV[i * 4 - 1] then
+      local member = members[i]
+      done[member] = true
+      r.status = ARGV[i * 4]
+      r.details = ARGV[i * 4 + 1]
+      records[#records + 1] = member
+      records[#records + 1] = run_record(r)
+      drop[#drop + 1] = member
+      local id = run_task_id(member)
+      if not tasks[id] then
+        tasks[id] = 0
+        tasks[#tasks + 1] = id
+      end
+      tasks[id] = tasks[id] + 1
     end
   end
+end
+if #records > 0 then
+  bulk('HSET', K_RUNS, records)
+  bulk('HDEL', K_STARTED, drop)
+  local counts = hmget(K_STARTED_COUNTS, tasks)
+  local keep, gone = {}, {}
+  for i = 1, #tasks do
+    local left = (tonumber(counts[i]) or 0) - tasks[tasks[i]]
+    if left > 0 then
+      keep[#keep + 1] = tasks[i]
+      keep[#keep + 1] = left
+    else
+      gone[#gone + 1] = tasks[i]
+    end
+  end
+  if #keep > 0 then bulk('HSET', K_STARTED_COUNTS, keep) end
+  if #gone > 0 then bulk('HDEL', K_STARTED_COUNTS, gone) end
 end
 return 1
 """
