@@ -5,6 +5,7 @@ and MariaDB."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -14,7 +15,10 @@ import pytest
 
 sa = pytest.importorskip("sqlalchemy")
 
+from asyncz.core.converters import utc_timestamp_us  # noqa: E402
 from asyncz.core.errors import ConflictIdError, TaskConflictError, TaskLookupError  # noqa: E402
+from asyncz.core.runs import Fire, FireResult, RunOutcome  # noqa: E402
+from asyncz.plugins.stores.sqlalchemy import runs as sql_runs  # noqa: E402
 from asyncz.plugins.stores.sqlalchemy.store import SCHEMA_VERSION, SQLAlchemyStore  # noqa: E402
 from asyncz.tasks import Task  # noqa: E402
 from asyncz.triggers import IntervalTrigger  # noqa: E402
@@ -498,3 +502,262 @@ def test_a_version_1_table_is_upgraded_in_place(backend: Backend) -> None:
     again.start(None, "default")
     assert [t.id for t in again.get_all_tasks()] == ["report", "report "]
     again.shutdown()
+
+
+# -- run records -------------------------------------------------------------------------------
+
+
+def fire_one(
+    store: Any, owner: str, task_id: str, run_times: list[datetime], **options: Any
+) -> Any:
+    return store.fire_tasks(
+        owner,
+        [
+            Fire(
+                task_id=task_id,
+                next_run_time=options.pop("next_run_time", T0 + timedelta(hours=1)),
+                run_times=run_times,
+                **options,
+            )
+        ],
+    )
+
+
+def records(store: SQLAlchemyStore) -> list[Any]:
+    assert store.engine is not None
+    runs = store.runs_table
+    with store.engine.connect() as conn:
+        return list(conn.execute(sa.select(runs).order_by(runs.c.task_id, runs.c.scheduled_at)))
+
+
+def test_a_fire_releases_and_records_in_one_transaction(stores: Any) -> None:
+    store, other = stores(), stores()
+    store.add_tasks([make("a", 0), make("b", 0), make("gone", 0)])
+    before = row(store, "a").version
+    assert len(store.acquire_due_tasks(T0, "me", 10, 30)) == 3
+    results = store.fire_tasks(
+        "me",
+        [
+            Fire(task_id="a", next_run_time=T0 + timedelta(seconds=60), run_times=[T0]),
+            Fire(
+                task_id="b",
+                next_run_time=T0 + timedelta(seconds=60),
+                run_times=[T0, T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)],
+                max_instances=2,
+                on_crash="rerun",
+            ),
+            Fire(task_id="gone", next_run_time=None, run_times=[]),
+        ],
+    )
+    assert sorted(results) == ["a", "b", "gone"]
+    assert list(results["a"].started) == [T0]
+    assert list(results["b"].started) == [T0, T0 + timedelta(seconds=1)]
+    assert list(results["b"].skipped) == [T0 + timedelta(seconds=2)]
+    assert results["gone"] == FireResult(task_id="gone")
+    assert other.lookup_task("gone") is None
+    after = row(store, "a")
+    assert (after.next_run_time, after.lease_owner, after.lease_token) == (
+        utc_timestamp_us(T0 + timedelta(seconds=60)),
+        None,
+        None,
+    )
+    assert after.version == before + 1
+    found = other.get_runs()
+    assert [(r.task_id, r.scheduled_at, r.status) for r in found] == [
+        ("b", T0 + timedelta(seconds=2), "skipped"),
+        ("b", T0 + timedelta(seconds=1), "started"),
+        ("a", T0, "started"),
+        ("b", T0, "started"),
+    ]
+    record = other.get_runs("a")[0]
+    assert (record.instance, record.attempt, record.on_crash) == ("me", 1, "skip")
+    assert record.fired_at is not None
+    assert abs(record.fired_at.timestamp() - time.time()) < 5  # the store's clock
+    assert other.get_runs("b", 1)[0].on_crash == "rerun"
+    assert other.get_runs("nobody") == [] and other.get_runs("x" * 300) == []
+
+
+def test_a_failed_fire_transaction_leaves_nothing_behind(
+    stores: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = stores()
+    store.add_task(make("a", 0))
+    store.acquire_due_tasks(T0, "me", 10, 30)
+    lease = row(store, "a")
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the connection dropped here")
+
+    monkeypatch.setattr(sql_runs, "record_fires", broken)
+    with pytest.raises(RuntimeError):
+        fire_one(store, "me", "a", [T0])
+    assert tuple(row(store, "a")) == tuple(lease)  # not released: the lease runs out
+    assert records(store) == []
+
+
+def test_finish_runs_updates_only_the_firing_instances_started_records(stores: Any) -> None:
+    store = stores()
+    store.add_tasks([make("a", 0), make("b", 0)])
+    store.acquire_due_tasks(T0, "me", 10, 30)
+    store.fire_tasks(
+        "me",
+        [
+            Fire(task_id="a", next_run_time=T0 + timedelta(seconds=60), run_times=[T0]),
+            Fire(task_id="b", next_run_time=T0 + timedelta(seconds=60), run_times=[T0]),
+        ],
+    )
+    long_error = "Traceback...\n" + "x" * 5000 + "\nValueError: the end"
+    store.finish_runs(
+        [
+            RunOutcome(
+                task_id="a",
+                scheduled_at=T0,
+                instance="me",
+                status="failed",
+                run_id="r1",
+                started_at=T0 + timedelta(seconds=1),
+                finished_at=T0 + timedelta(seconds=3.5),
+                duration=2.5,
+                error=long_error,
+            ),
+            RunOutcome(task_id="b", scheduled_at=T0, instance="other", status="succeeded"),
+            RunOutcome(task_id="nope", scheduled_at=T0, instance="me", status="succeeded"),
+        ]
+    )
+    a, b = store.get_runs("a")[0], store.get_runs("b")[0]
+    assert (a.status, a.run_id, a.duration) == ("failed", "r1", 2.5)
+    assert (a.started_at, a.finished_at) == (T0 + timedelta(seconds=1), T0 + timedelta(seconds=3.5))
+    assert a.error is not None and len(a.error) == 2000 and a.error.endswith("the end")
+    assert b.status == "started"
+    # A finished record is never finished again.
+    store.finish_runs([RunOutcome(task_id="a", scheduled_at=T0, instance="me", status="succeeded")])
+    assert store.get_runs("a")[0].status == "failed"
+    store.finish_runs([])
+
+
+def test_runs_of_dead_and_vanished_schedulers_are_resolved(stores: Any) -> None:
+    survivor, dying = stores(), stores()
+    survivor.register_instance("alive", {})
+    dying.register_instance("dying", {})
+    dying.add_tasks([make("skip", 0), make("rerun", 0, on_crash="rerun"), make("second", 0)])
+    dying.acquire_due_tasks(T0, "dying", 10, 30)
+    dying.fire_tasks(
+        "dying",
+        [
+            Fire(task_id="skip", next_run_time=None, run_times=[T0]),
+            Fire(task_id="rerun", next_run_time=None, run_times=[T0], on_crash="rerun"),
+            Fire(task_id="second", next_run_time=None, run_times=[T0], on_crash="rerun"),
+        ],
+    )
+    assert survivor.engine is not None
+    runs = survivor.runs_table
+    with survivor.engine.begin() as conn:  # "second" was already a rerun when "dying" died
+        conn.execute(sa.update(runs).where(runs.c.task_id == "second").values(attempt=2))
+    age_instance(survivor, "dying", 60)
+    assert survivor.heartbeat("alive", {}, 6) == ["dying"]
+    status = {r.task_id: (r.status, r.instance) for r in survivor.get_runs()}
+    assert status == {
+        "skip": ("abandoned", "dying"),
+        "rerun": ("started", ""),  # waiting for a taker
+        "second": ("abandoned", "dying"),
+    }
+    assert survivor.get_runs("skip")[0].finished_at is not None
+    # The task "rerun" was exhausted and deleted by its fire: nothing to run, abandoned.
+    assert survivor.take_reruns("alive", 10) == []
+    assert survivor.get_runs("rerun")[0].status == "abandoned"
+    # A scheduler that left (unregistered) with a run in flight: resolved once it is older
+    # than dead_after, not before.
+    survivor.add_task(make("left", 0))
+    survivor.acquire_due_tasks(T0, "left-node", 10, 30)
+    survivor.fire_tasks("left-node", [Fire(task_id="left", next_run_time=None, run_times=[T0])])
+    assert survivor.heartbeat("alive", {}, 6) == []
+    assert survivor.get_runs("left")[0].status == "started"
+    with survivor.engine.begin() as conn:
+        conn.execute(sa.update(runs).values(fired_at=runs.c.fired_at - 60_000_000))
+    assert survivor.heartbeat("alive", {}, 6) == []
+    assert survivor.get_runs("left")[0].status == "abandoned"
+
+
+def test_each_rerun_is_taken_once(stores: Any) -> None:
+    setup = stores()
+    setup.register_instance("dying", {})
+    setup.add_tasks([make(f"t{n}", 0, on_crash="rerun") for n in range(12)])
+    setup.acquire_due_tasks(T0, "dying", 20, 30)
+    setup.fire_tasks(
+        "dying",
+        [
+            Fire(
+                task_id=f"t{n}",
+                next_run_time=T0 + timedelta(hours=1),
+                run_times=[T0],
+                on_crash="rerun",
+            )
+            for n in range(12)
+        ],
+    )
+    age_instance(setup, "dying", 60)
+    assert setup.heartbeat("alive", {}, 6) == ["dying"]
+    takers = [stores() for _ in range(3)]
+    barrier = threading.Barrier(3)
+    taken: list[list[str]] = [[], [], []]
+    errors: list[BaseException] = []
+
+    def take(n: int) -> None:
+        try:
+            barrier.wait(10)
+            while got := takers[n].take_reruns(f"taker-{n}", 3):
+                taken[n].extend(task.id for task, when in got if when == T0)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=take, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    assert sorted(i for ids in taken for i in ids) == sorted(f"t{n}" for n in range(12))
+    for n, ids in enumerate(taken):
+        for task_id in ids:
+            record = setup.get_runs(task_id)[0]
+            assert (record.status, record.instance, record.attempt) == (
+                "started",
+                f"taker-{n}",
+                2,
+            )
+
+
+def test_old_finished_records_are_purged_from_the_heartbeat(stores: Any) -> None:
+    store = stores(run_retention=3600)
+    keeper = stores(run_retention=None)
+    now = datetime.now(UTC)
+    old, recent = now - timedelta(hours=2), now - timedelta(minutes=5)
+    store.add_tasks([make("a", -(10**6)), make("b", -(10**6))])
+    store.acquire_due_tasks(now, "me", 10, 30)
+    store.fire_tasks(
+        "me",
+        [
+            Fire(task_id="a", next_run_time=now + timedelta(hours=1), run_times=[old, recent]),
+            Fire(task_id="b", next_run_time=now + timedelta(hours=1), run_times=[old]),
+        ],
+        # max_instances 1: a's recent one is skipped (finished), a's old one started
+    )
+    store.finish_runs(
+        [RunOutcome(task_id="a", scheduled_at=old, instance="me", status="succeeded")]
+    )
+    keeper.heartbeat("keeper", {}, 60)
+    assert len(keeper.get_runs()) == 3  # None keeps everything
+    store.heartbeat("me", {}, 60)
+    # a's old one finished: purged; b's old one still started: kept; a's recent one kept.
+    assert [(r.task_id, r.scheduled_at) for r in store.get_runs()] == [
+        ("a", recent),
+        ("b", old),
+    ]
+    store.finish_runs([RunOutcome(task_id="b", scheduled_at=old, instance="me", status="failed")])
+    store.heartbeat("me", {}, 60)
+    assert len(store.get_runs()) == 2  # at most every few minutes
+    store._next_purge = 0.0
+    store.heartbeat("me", {}, 60)
+    assert [r.task_id for r in store.get_runs()] == ["a"]
+    with pytest.raises(ValueError, match="run_retention"):
+        SQLAlchemyStore("sqlite://", run_retention=0)

@@ -29,6 +29,7 @@ upgrade can still add tasks; the rows present get one random version.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,6 +44,8 @@ __all__ = [
     "ensure_schema",
     "exact_collation",
     "has_skip_locked",
+    "pg_array",
+    "pg_unnest",
     "store_now",
 ]
 
@@ -239,3 +242,19 @@ def _upgrade_tasks_table(conn: Connection, tables: Tables) -> None:
                 f"MODIFY id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE {collation} NOT NULL, "
                 f"MODIFY lease_owner VARCHAR(255) CHARACTER SET utf8mb4 COLLATE {collation} NULL"
             )
+
+
+def pg_array(values: Sequence[Any], item: Any) -> Any:
+    """A PostgreSQL array parameter of ``item`` values."""
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    return sa.cast(sa.literal(list(values), ARRAY(item)), ARRAY(item))
+
+
+def pg_unnest(*columns: tuple[str, Sequence[Any], Any]) -> Any:
+    """PostgreSQL: rows from parallel arrays, ``unnest(...) AS k(name, ...)``."""
+    return (
+        sa.func.unnest(*(pg_array(values, item) for _, values, item in columns))
+        .table_valued(*(name for name, _, _ in columns))
+        .render_derived(name="k")
+    )

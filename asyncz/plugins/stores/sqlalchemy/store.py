@@ -8,7 +8,9 @@ never scan the table), ``version`` (bumped by every write of the record or its s
 until when), ``state`` (the encoded record). ``<tablename>_version`` holds the schema version,
 written at start (a version-1 table is upgraded in place; one written by a newer asyncz is
 refused rather than damaged). ``<tablename>_instances`` registers the schedulers sharing the
-table and their heartbeats, on the database's clock.
+table and their heartbeats, on the database's clock; ``<tablename>_runs`` keeps a run record per
+fire time, written in the transaction that releases the task (``fire_tasks``, see
+:mod:`~asyncz.plugins.stores.sqlalchemy.runs`).
 
 The ``next_run_time`` column is the truth about when a task runs: releasing a task after a run
 only updates that column and the lease, it does not rewrite the record; and an update that does
@@ -30,7 +32,6 @@ do not block the writer. On PostgreSQL, added tasks and schedule changes are ann
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
 import uuid
@@ -39,8 +40,6 @@ from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
@@ -48,8 +47,17 @@ from sqlalchemy.pool import StaticPool
 from asyncz.core.converters import reject_unknown_options, utc_timestamp_us
 from asyncz.core.errors import ConflictIdError, TaskConflictError, TaskLookupError
 from asyncz.core.records import from_timestamp_us, new_store_version
+from asyncz.core.runs import Fire, FireResult, RunOutcome, RunRecord
 from asyncz.core.task import Task, _id_problem
 from asyncz.plugins.stores.persistent import PersistentStore, order_key
+from asyncz.plugins.stores.sqlalchemy import runs
+from asyncz.plugins.stores.sqlalchemy.connections import BEGIN_OPTION as _BEGIN_OPTION
+from asyncz.plugins.stores.sqlalchemy.connections import listen, prepare_sqlite
+from asyncz.plugins.stores.sqlalchemy.instances import (
+    claim_dead,
+    list_instances,
+    upsert_instance,
+)
 from asyncz.plugins.stores.sqlalchemy.schema import (
     MARIADB_COLLATION,
     SCHEMA_VERSION,
@@ -57,18 +65,23 @@ from asyncz.plugins.stores.sqlalchemy.schema import (
     ensure_schema,
     exact_collation,
     has_skip_locked,
+    pg_array,
+    pg_unnest,
     store_now,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLAlchemyStore"]
 
-_BEGIN_OPTION = "asyncz_sqlite_begin"
 _CREATE_OPTIONS = frozenset({"pickle_protocol"})
 #: A bulk add of at least this many rows refreshes PostgreSQL's statistics of the table.
 _ANALYZE_AFTER = 500
 #: Up to this many quarantined ids are excluded with ``NOT IN`` (bound parameters) when looking
 #: for the next run time; more are skipped while reading the indexes.
 _NOT_IN_MAX = 500
+#: Old run records are purged at most this often (seconds), from the heartbeat.
+_PURGE_EVERY = 300.0
+#: Finished run records are kept this long by default (seconds): a week.
+DEFAULT_RUN_RETENTION = 7 * 24 * 3600.0
 
 
 class SQLAlchemyStore(PersistentStore):
@@ -89,6 +102,9 @@ class SQLAlchemyStore(PersistentStore):
         ``LISTEN`` for others' (one thread, one connection), so schedulers sharing the table
         wake up at once; the poll stays as a safety net
     :param pickle_protocol: the pickle protocol, for the ``pickle`` serializer
+    :param run_retention: seconds finished run records are kept, counted from their scheduled
+        fire time (default: a week); ``None`` keeps them all. Purged from the heartbeat, at
+        most every five minutes
     :param serializer, signing_key, encryption_key, accept_unprotected, poll_interval,
         cache_size: see
         :class:`~asyncz.plugins.stores.persistent.PersistentStore`
@@ -109,6 +125,7 @@ class SQLAlchemyStore(PersistentStore):
         sqlite_synchronous: str = "NORMAL",
         notify: bool = True,
         pickle_protocol: int | None = None,
+        run_retention: float | None = DEFAULT_RUN_RETENTION,
         **extra_engine_options: Any,
     ) -> None:
         super().__init__(
@@ -151,6 +168,17 @@ class SQLAlchemyStore(PersistentStore):
             )
         self.sqlite_synchronous = sqlite_synchronous.upper()
         self.tablename = tablename
+        if run_retention is not None and (
+            isinstance(run_retention, bool)
+            or not isinstance(run_retention, (int, float))
+            or run_retention <= 0
+        ):
+            raise ValueError(
+                f"run_retention must be a number of seconds > 0 or None, got {run_retention!r}"
+            )
+        #: seconds finished run records are kept (by their scheduled time); None: for ever
+        self.run_retention = None if run_retention is None else float(run_retention)
+        self._next_purge = 0.0
         #: PostgreSQL channel where added and updated tasks are announced
         self.channel = f"asyncz_{tablename}"[:63]
         self.notify = notify
@@ -172,6 +200,7 @@ class SQLAlchemyStore(PersistentStore):
         self.table = tables.tasks
         self.version_table = tables.version
         self.instances_table = tables.instances
+        self.runs_table = tables.runs
         self.metadata = tables.metadata
 
     # -- engine and schema -----------------------------------------------------------------
@@ -190,15 +219,8 @@ class SQLAlchemyStore(PersistentStore):
                 options["connect_args"] = connect_args
                 self._local_lock = threading.RLock()
             engine = sa.create_engine(self._url, **options)
-        if self._sqlite and not getattr(engine, "_asyncz_sqlite", False):
-            synchronous = self.sqlite_synchronous
-
-            def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
-                _sqlite_connect(dbapi_connection, synchronous)
-
-            event.listen(engine, "connect", on_connect)
-            event.listen(engine, "begin", _sqlite_begin)
-            setattr(engine, "_asyncz_sqlite", True)  # noqa: B010 - once per engine
+        if self._sqlite:
+            prepare_sqlite(engine, self.sqlite_synchronous)
         return engine
 
     def start(self, scheduler: Any, alias: str) -> None:
@@ -234,28 +256,8 @@ class SQLAlchemyStore(PersistentStore):
                 conn.execute(sa.select(sa.func.pg_notify(self.channel, message)))
 
     def _listen(self, stop: threading.Event) -> None:
-        from psycopg import sql
-
-        while not stop.is_set():
-            raw = None
-            try:
-                assert self.engine is not None
-                raw = self.engine.raw_connection()
-                driver: Any = raw.driver_connection
-                raw.detach()  # a connection of its own, not a pool slot held forever
-                driver.rollback()  # the pool's ping may have opened a transaction
-                driver.autocommit = True
-                driver.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
-                while not stop.is_set():
-                    for note in driver.notifies(timeout=0.5):
-                        self.notified(note.payload)
-            except Exception:
-                # The server went away: the poll covers the gap; listen again shortly.
-                stop.wait(1.0)
-            finally:
-                if raw is not None:
-                    with contextlib.suppress(Exception):
-                        raw.close()
+        assert self.engine is not None
+        listen(self.engine, self.channel, stop, self.notified)
 
     def _create_schema(self) -> None:
         assert self.engine is not None
@@ -684,13 +686,14 @@ class SQLAlchemyStore(PersistentStore):
         """End the leases on the tasks whose row still carries the token this instance got,
         recording their next run times (deleting those with none); the ids released."""
         t = self.table.c
+        pg = conn.dialect.name == "postgresql"
+        # PostgreSQL: arrays as parameters (long lists of parameters cost more to plan).
+        ids = t.id == sa.func.any(pg_array(list(tokens), sa.Text)) if pg else t.id.in_(list(tokens))
         # Locked rows (SQLite: BEGIN IMMEDIATE), so that what is read stays true until commit.
         held = {
             row[0]
             for row in conn.execute(
-                sa.select(t.id, t.lease_token)
-                .where(t.id.in_(list(tokens)), t.lease_owner == owner)
-                .with_for_update()
+                sa.select(t.id, t.lease_token).where(ids, t.lease_owner == owner).with_for_update()
             )
             if row[1] is not None and tokens.get(row[0]) == row[1]
         }
@@ -706,7 +709,25 @@ class SQLAlchemyStore(PersistentStore):
             for task_id, next_time in next_run_times.items()
             if next_time is None and task_id in held
         ]
-        if updates:
+        if updates and pg:
+            # One statement whatever the batch (the rows as arrays); otherwise as below.
+            keys = pg_unnest(
+                ("k_id", [u["b_id"] for u in updates], sa.Text),
+                ("k_token", [u["b_token"] for u in updates], sa.Text),
+                ("k_next", [u["b_next"] for u in updates], sa.BigInteger),
+            )
+            conn.execute(
+                sa.update(self.table)
+                .where(t.id == keys.c.k_id, t.lease_token == keys.c.k_token)
+                .values(
+                    next_run_time=keys.c.k_next,
+                    version=t.version + 1,
+                    lease_owner=None,
+                    lease_token=None,
+                    lease_until=None,
+                )
+            )
+        elif updates:
             # A schedule write: the version moves on, so a writer who read the task before
             # this release cannot put the old run time back.
             conn.execute(
@@ -762,32 +783,12 @@ class SQLAlchemyStore(PersistentStore):
         """The store's clock (integer microseconds) as a SQL expression."""
         return store_now(conn.dialect.name)
 
-    def _upsert_instance(self, conn: Connection, identity: str, info: Mapping[str, Any]) -> None:
-        table = self.instances_table
-        values = {
-            "identity": identity,
-            "info": json.dumps(dict(info), default=str, sort_keys=True),
-            "heartbeat": self._now(conn),
-        }
-        name = conn.dialect.name
-        if name == "postgresql":
-            pg = postgresql.insert(table).values(**values)
-            statement: Any = pg.on_conflict_do_update(
-                index_elements=[table.c.identity],
-                set_={"info": pg.excluded.info, "heartbeat": pg.excluded.heartbeat},
-            )
-        elif name == "sqlite":
-            lite = sqlite.insert(table).values(**values)
-            statement = lite.on_conflict_do_update(
-                index_elements=[table.c.identity],
-                set_={"info": lite.excluded.info, "heartbeat": lite.excluded.heartbeat},
-            )
-        else:
-            my = mysql.insert(table).values(**values)
-            statement = my.on_duplicate_key_update(
-                info=my.inserted.info, heartbeat=my.inserted.heartbeat
-            )
-        conn.execute(statement)
+    def _lock_mode(self, conn: Connection) -> str | None:
+        """How a transaction takes rows others may be taking: skipping rows locked elsewhere,
+        waiting for them (older MariaDB/MySQL), or neither (SQLite: the only writer)."""
+        if has_skip_locked(conn):
+            return "skip_locked"
+        return None if self._sqlite else "for_update"
 
     def _end_leases_of(self, conn: Connection, owners: Sequence[str]) -> None:
         """Clear every lease held by ``owners``: their tasks are due again at once (their run
@@ -802,30 +803,29 @@ class SQLAlchemyStore(PersistentStore):
     def register_instance(self, identity: str, info: Mapping[str, Any]) -> None:
         """Register (or refresh) the scheduler ``identity`` with a heartbeat of now."""
         with self._write() as conn:
-            self._upsert_instance(conn, identity, info)
+            upsert_instance(conn, self.instances_table, identity, info, self._now(conn))
 
     def heartbeat(self, identity: str, info: Mapping[str, Any], dead_after: float) -> list[str]:
-        """Refresh ``identity``'s heartbeat and declare dead the schedulers whose heartbeat is
-        older than ``dead_after`` seconds (store clock): they are removed and their leases end.
-        One transaction; each dead scheduler is declared dead by exactly one caller (rows
-        locked, skipping rows another caller locked; SQLite: one writer at a time)."""
-        inst = self.instances_table.c
+        """Refresh ``identity``'s heartbeat (registering it again if a peer removed it) and
+        declare dead the schedulers whose heartbeat is older than ``dead_after`` seconds by the
+        store's clock: they are removed, their leases end (their tasks are due at once), and
+        their ``started`` runs are abandoned or wait for a rerun, per their ``on_crash``. One
+        transaction; each dead scheduler is declared dead by exactly one caller (its row is
+        locked, and callers skip rows another caller locked; SQLite has one writer at a time).
+        Finished run records older than ``run_retention`` are purged every few minutes."""
+        dead_us = int(dead_after * 1_000_000)
         with self._write() as conn:
-            self._upsert_instance(conn, identity, info)
-            cutoff = self._now(conn) - int(dead_after * 1_000_000)
-            query = (
-                sa.select(inst.identity)
-                .where(inst.heartbeat < cutoff, inst.identity != identity)
-                .order_by(inst.identity)
+            now = self._now(conn)
+            upsert_instance(conn, self.instances_table, identity, info, now)
+            dead = claim_dead(
+                conn, self.instances_table, identity, now - dead_us, self._lock_mode(conn)
             )
-            if has_skip_locked(conn):
-                query = query.with_for_update(skip_locked=True)
-            elif not self._sqlite:
-                query = query.with_for_update()
-            dead = [row[0] for row in conn.execute(query)]
             if dead:
-                conn.execute(sa.delete(self.instances_table).where(inst.identity.in_(dead)))
                 self._end_leases_of(conn, dead)
+            runs.resolve_runs_of(
+                conn, self.runs_table, self.instances_table, dead, now, now - dead_us
+            )
+        self._purge_if_due()
         return dead
 
     def unregister_instance(self, identity: str) -> None:
@@ -841,21 +841,104 @@ class SQLAlchemyStore(PersistentStore):
     def get_instances(self) -> list[tuple[str, dict[str, Any], float]]:
         """Every registered scheduler: (identity, info, seconds since its heartbeat by the
         store's clock), by identity."""
-        inst = self.instances_table.c
         with self._read() as conn:
-            rows = conn.execute(
-                sa.select(inst.identity, inst.info, self._now(conn) - inst.heartbeat).order_by(
-                    inst.identity
+            return list_instances(conn, self.instances_table, self._now(conn))
+
+    # -- run records ------------------------------------------------------------------------
+
+    def fire_tasks(self, owner: str, fires: Sequence[Fire]) -> dict[str, FireResult]:
+        """Release ``owner``'s leases as :meth:`release_tasks` does and, in the same
+        transaction, record each run time to start (``started``; ``skipped`` over the task's
+        ``max_instances`` of started runs across every scheduler; nothing for a fire time
+        already recorded, listed as a duplicate). A result per fire whose lease still held."""
+        if not fires:
+            return {}
+        by_id = {fire.task_id: fire for fire in fires}
+        tokens = self._take_tokens(owner, list(by_id))
+        if not tokens:
+            return {}
+        next_times = {task_id: by_id[task_id].next_run_time for task_id in tokens}
+        with self._write() as conn:
+            released = self._release(conn, owner, next_times, tokens)
+            if not released:
+                return {}
+            return runs.record_fires(
+                conn, self.runs_table, owner, [by_id[i] for i in released], self._now(conn)
+            )
+
+    def finish_runs(self, outcomes: Sequence[RunOutcome]) -> None:
+        """Record how runs ended (one transaction), each only where its record is still
+        ``started`` by ``outcome.instance``; others are left as they are."""
+        if outcomes:
+            with self._write() as conn:
+                runs.finish_runs(conn, self.runs_table, outcomes)
+
+    def get_runs(self, task_id: str | None = None, limit: int = 50) -> list[RunRecord]:
+        """The newest run records (by scheduled fire time, ties by task id), of ``task_id``
+        or of every task."""
+        if task_id is not None and (not isinstance(task_id, str) or _id_problem(task_id)):
+            return []
+        with self._read() as conn:
+            return runs.select_runs(conn, self.runs_table, task_id, max(int(limit), 0))
+
+    def take_reruns(self, owner: str, limit: int) -> list[tuple[Task, datetime]]:
+        """Take up to ``limit`` runs that dead schedulers left for a rerun: each is handed out
+        once, as attempt 2 by ``owner``; the task and its fire time. A run whose task is gone
+        (or cannot be restored) is abandoned instead."""
+        taken: list[tuple[Task, datetime]] = []
+        reports: list[tuple[str, str]] = []
+        with self._write() as conn:
+            keys = runs.take_reruns(conn, self.runs_table, owner, limit, self._lock_mode(conn))
+            if not keys:
+                return taken
+            t = self.table.c
+            stored = {
+                row[0]: row
+                for row in conn.execute(
+                    sa.select(*self._columns()).where(t.id.in_(sorted({k[0] for k in keys})))
                 )
-            ).all()
-        found: list[tuple[str, dict[str, Any], float]] = []
-        for identity, text, age_us in rows:
-            try:
-                info = json.loads(text)
-            except ValueError:
-                info = {}
-            found.append((identity, info if isinstance(info, dict) else {}, int(age_us) / 1e6))
-        return found
+            }
+            reader = self.reader()
+            tasks: dict[str, Task | None] = {}
+            for task_id, row in stored.items():
+                task = self.restore(row[0], row[1], row[2], reports, reader)
+                if task is not None:
+                    object.__setattr__(task, "store_version", int(row[3]))
+                tasks[task_id] = task
+            reasons = dict(reports)
+            given: list[tuple[str, int]] = []
+            given_up: list[tuple[str, int, str | None]] = []
+            for task_id, us in keys:
+                task = tasks.get(task_id)
+                if task is None:
+                    reason = reasons.get(task_id)
+                    given_up.append(
+                        (task_id, us, f"cannot be restored: {reason}" if reason else None)
+                    )
+                    continue
+                given.append((task_id, us))
+                taken.append((task, from_timestamp_us(us)))  # type: ignore[arg-type]
+            now = self._now(conn)
+            runs.give_reruns(conn, self.runs_table, owner, given, now)
+            runs.abandon_reruns(conn, self.runs_table, given_up, now)
+        self.report(reports)
+        return taken
+
+    def _purge_if_due(self) -> None:
+        """Delete finished run records older than ``run_retention``, at most every few
+        minutes (best effort: a failure is logged and tried again next time)."""
+        retention = self.run_retention
+        if retention is None or time.monotonic() < self._next_purge:
+            return
+        self._next_purge = time.monotonic() + _PURGE_EVERY
+        try:
+            with self._write() as conn:
+                before = self._now(conn) - int(retention * 1_000_000)
+                purged = runs.purge_runs(conn, self.runs_table, before)
+            if purged:
+                self.logger.debug("Purged %d run records of %r", purged, self.tablename)
+        except Exception:
+            self.logger.warning("Purging old run records failed", exc_info=True)
 
     def __repr__(self) -> str:
         url = self._url.render_as_string(hide_password=True)
@@ -884,28 +967,3 @@ def _set_run_time(task: Task, run_us: int | None) -> None:
         zone if isinstance(zone, tzinfo) else timezone.utc,
     )
     object.__setattr__(task, "next_run_time", next_time)
-
-
-def _sqlite_connect(dbapi_connection: Any, synchronous: str) -> None:
-    # pysqlite's own transaction handling begins transactions late and never IMMEDIATE; we
-    # issue BEGIN ourselves (see _sqlite_begin), so it must stay out of the way.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        # Wait for another process's write transaction instead of failing at once (first:
-        # switching to WAL below may itself have to wait).
-        cursor.execute("PRAGMA busy_timeout=30000")
-        # WAL: readers never block the writer (and vice versa). Ignored by memory databases.
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # NORMAL: in WAL mode a commit survives the process being killed, and the file is
-        # never corrupted; only a power loss or OS crash may undo the last commits. FULL also
-        # survives those, at one fsync per commit.
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
-    finally:
-        cursor.close()
-
-
-def _sqlite_begin(conn: Connection) -> None:
-    mode = conn.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
-    if mode is not None:  # None: a single statement, in autocommit
-        conn.exec_driver_sql(f"BEGIN {mode}")
