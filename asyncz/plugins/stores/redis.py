@@ -385,7 +385,7 @@ class RedisStore(PersistentStore):
             _set_version(task, version)
         self._announce(tasks)
 
-    def update_task(self, task: Task, keep_schedule: bool = False) -> None:
+    def update_task(self, task: Task, *, keep_schedule: bool = False) -> None:
         """Store the changed ``task``.
 
         Conditional when ``task.store_version`` is set: :class:`TaskConflictError` when the
