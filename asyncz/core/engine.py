@@ -27,7 +27,7 @@ from asyncz.core.errors import MaximumInstancesError, SchedulerNotRunningError, 
 from asyncz.core.execution import launches_after_step, run_task_sync
 from asyncz.core.locks import NullLockProtected
 from asyncz.core.protocols import Executor, Store
-from asyncz.core.runs import Fire
+from asyncz.core.runs import Fire, FireResult
 from asyncz.core.scheduler_common import (
     ACQUIRE_BATCH,
     LEASE_SECONDS,
@@ -436,7 +436,19 @@ class _LifecycleMixin(_SchedulerCore):
                     on_crash=task.on_crash,
                 )
             )
-        results = fire(self.identity, fires) if fires else {}
+        if not fires:
+            return
+        try:
+            results = fire(self.identity, fires)
+        except Exception:
+            # Committed or not? (A connection lost while the commit's answer was on its way.)
+            # The run records say: what they hold as started by this scheduler was fired.
+            self.logger.exception(
+                "Firing %d task(s) in store %r failed; checking what was recorded",
+                len(fires),
+                alias,
+            )
+            results = self._fired_anyway(alias, fires)
         for task_id, result in results.items():
             task, _, next_time = computed[task_id]
             if next_time is None:
@@ -461,6 +473,46 @@ class _LifecycleMixin(_SchedulerCore):
                     ", ".join(t.isoformat() for t in result.duplicates),
                     task.name,
                 )
+
+    def _fired_anyway(self, alias: str, fires: list[Fire]) -> dict[str, FireResult]:
+        """After a failed ``fire_tasks``: the fires whose run records were written all the
+        same (the commit went through), to be run. Those that were not stay leased until the
+        lease runs out and are fired again then, once."""
+        store = self.lookup_store(alias)
+        found: dict[str, FireResult] = {}
+        for attempt in range(3):
+            try:
+                for item in fires:
+                    wanted = {utc_timestamp_us(t) for t in item.run_times}
+                    if not wanted or item.task_id in found:
+                        continue
+                    records = store.get_runs(item.task_id, len(wanted) + 10)  # type: ignore[attr-defined]
+                    started = [
+                        r.scheduled_at
+                        for r in records
+                        if utc_timestamp_us(r.scheduled_at) in wanted
+                        and r.instance == self.identity
+                        and r.status == "started"
+                        and r.attempt == 1
+                    ]
+                    if started:
+                        found[item.task_id] = FireResult(task_id=item.task_id, started=started)
+                return found
+            except Exception:
+                self.logger.warning(
+                    "Reading the run records of store %r failed (attempt %d of 3)",
+                    alias,
+                    attempt + 1,
+                    exc_info=True,
+                )
+                time.sleep(0.1 * (attempt + 1))
+        self.logger.error(
+            "Cannot tell which of %d fire(s) in store %r were recorded; those that were stay "
+            "'started' until this scheduler is declared dead",
+            len(fires),
+            alias,
+        )
+        return found
 
     def _take_reruns(
         self,

@@ -129,7 +129,7 @@ def test_a_change_that_keeps_the_schedule_leaves_the_lease_and_run_time(
     editor = runner if not any_backend.persistent else start(any_backend, "node-b")
     try:
         runner.add_task(make("t", 0))
-        (leased,) = runner.acquire_due_tasks(at(1), "node-a", 10, LEASE)
+        assert len(runner.acquire_due_tasks(at(1), "node-a", 10, LEASE)) == 1
         edited = editor.lookup_task("t")
         edited.name = "renamed"
         edited.kwargs = {"x": 1}
@@ -219,7 +219,8 @@ def test_instances_register_beat_and_leave(pair: tuple[Any, Any]) -> None:
     b.register_instance("node-b", info("node-b"))
     listed = a.get_instances()
     assert [identity for identity, _, _ in listed] == ["node-a", "node-b"]
-    identity, data, age = listed[1]
+    peer, data, age = listed[1]
+    assert peer == "node-b"
     assert data["host"] == "test-host"
     assert 0 <= age < 5
     assert a.heartbeat("node-a", info("node-a"), 30.0) == []

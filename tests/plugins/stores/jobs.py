@@ -21,3 +21,18 @@ def record_run(path: str, label: str) -> None:
         os.write(fd, f"{label} {os.getpid()}\n".encode())
     finally:
         os.close(fd)
+
+
+def fail() -> None:
+    raise ValueError("boom")
+
+
+def held_run(path: str, label: str, release: str) -> None:
+    """Log the start, then run until the file ``release`` exists (at most 60 s)."""
+    import time
+
+    record_run(path, f"start-{label}")
+    deadline = time.monotonic() + 60
+    while not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    record_run(path, f"end-{label}")
