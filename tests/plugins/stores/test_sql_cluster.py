@@ -761,3 +761,29 @@ def test_old_finished_records_are_purged_from_the_heartbeat(stores: Any) -> None
     assert [r.task_id for r in store.get_runs()] == ["a"]
     with pytest.raises(ValueError, match="run_retention"):
         SQLAlchemyStore("sqlite://", run_retention=0)
+
+
+def test_duplicates_are_found_among_many_keys_spread_in_time(stores: Any) -> None:
+    """Key lookups go in groups (by count, and on MariaDB by time window): none is missed."""
+    store = stores()
+    store.add_tasks([make("a", 0), make("b", 0)])
+    times = [T0 + timedelta(seconds=n) for n in range(0, 1200, 2)]  # 600 keys over 20 minutes
+    later = T0 + timedelta(hours=5)
+
+    def fire_all(run_times: dict[str, list[datetime]]) -> Any:
+        assert len(store.acquire_due_tasks(T0 + timedelta(days=1), "me", 10, 30)) == 2
+        return store.fire_tasks(
+            "me",
+            [
+                Fire(task_id=i, next_run_time=T0, run_times=r, max_instances=10_000)
+                for i, r in run_times.items()
+            ],
+        )
+
+    first = fire_all({"a": times, "b": times[::3]})
+    assert len(first["a"].started) == 600 and len(first["b"].started) == 200
+    again = fire_all({"a": [*times, later], "b": times})
+    assert list(again["a"].duplicates) == times
+    assert list(again["a"].started) == [later]
+    assert len(again["b"].duplicates) == 200 and len(again["b"].started) == 400
+    assert len(store.get_runs(limit=10_000)) == 1201

@@ -40,6 +40,8 @@ __all__ = [
 WAITING = ""
 #: Keys per statement when looking records up by key (well under every server's limits).
 _CHUNK = 500
+#: MariaDB/MySQL: keys looked up together span at most this much time (microseconds).
+_WINDOW_US = 60_000_000
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -139,9 +141,12 @@ def record_fires(
             )
         )
     elif rows:
-        # One executemany for the batch (PyMySQL rewrites it into multi-row inserts; SQLite
-        # runs it in-process; measured faster than a multi-row statement compiled here).
-        conn.execute(sa.insert(runs).values(fired_at=now), rows)
+        # One executemany for the batch (SQLite runs it in-process; PyMySQL rewrites it into
+        # multi-row inserts, provided the VALUES hold only parameters: the time is read first).
+        fired_at = conn.execute(sa.select(now)).scalar()
+        for r in rows:
+            r["fired_at"] = fired_at
+        conn.execute(sa.insert(runs), rows)
     return {
         fire.task_id: FireResult(
             task_id=fire.task_id,
@@ -171,6 +176,21 @@ def _existing_keys(
         )
         existing.update((row[0], int(row[1])) for row in conn.execute(query))
         return existing
+    if conn.dialect.name in ("mysql", "mariadb"):
+        # MariaDB plans a list of row values in time quadratic in its length. Instead: keys
+        # close in time together, each group read as one primary-key range per task (its
+        # records in the group's time window: one, typically), the exact keys kept here.
+        wanted = set(pairs)
+        for group in _time_groups(pairs):
+            times = [us for _, us in group]
+            query = sa.select(c.task_id, c.scheduled_at).where(
+                c.task_id.in_(sorted({t for t, _ in group})),
+                c.scheduled_at.between(min(times), max(times)),
+            )
+            existing.update(
+                key for key in ((r[0], int(r[1])) for r in conn.execute(query)) if key in wanted
+            )
+        return existing
     for chunk in _chunks(pairs):
         existing.update(
             (row[0], int(row[1]))
@@ -181,6 +201,18 @@ def _existing_keys(
             )
         )
     return existing
+
+
+def _time_groups(pairs: Sequence[tuple[str, int]]) -> Iterable[list[tuple[str, int]]]:
+    """``pairs`` by time, in groups of at most :data:`_CHUNK` within :data:`_WINDOW_US`."""
+    group: list[tuple[str, int]] = []
+    for pair in sorted(pairs, key=lambda p: p[1]):
+        if group and (len(group) >= _CHUNK or pair[1] - group[0][1] > _WINDOW_US):
+            yield group
+            group = []
+        group.append(pair)
+    if group:
+        yield group
 
 
 def finish_runs(conn: Connection, runs: sa.Table, outcomes: Sequence[RunOutcome]) -> None:
