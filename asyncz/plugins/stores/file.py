@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import json
+import logging
 import os
 import shutil
 import threading
@@ -60,7 +61,9 @@ from asyncz.core.errors import (
 )
 from asyncz.core.hookspecs import hookimpl
 from asyncz.core.records import from_timestamp_us, new_store_version, record_run_time
+from asyncz.core.runs import Fire, FireResult, RunOutcome, RunRecord
 from asyncz.core.task import Task, _id_problem
+from asyncz.plugins.stores import file_runs
 from asyncz.plugins.stores.file_names import (
     decode_stem,
     file_stem,
@@ -68,7 +71,14 @@ from asyncz.plugins.stores.file_names import (
     hashed_id,
     is_hashed,
 )
-from asyncz.plugins.stores.file_runs import INSTANCES_NAME, dump_instances, read_instances
+from asyncz.plugins.stores.file_runs import (
+    INSTANCES_NAME,
+    RUNS_NAME,
+    RunLog,
+    append_lines,
+    journal_header,
+    read_new_lines,
+)
 from asyncz.plugins.stores.persistent import PersistentStore, order_key
 
 try:
@@ -81,7 +91,6 @@ __all__ = ["FileStore", "InvalidTaskIdError"]
 INDEX_NAME = ".asyncz-index"
 LOCK_NAME = ".asyncz-lock"
 INDEX_VERSION = 2
-_HEADER = json.dumps({"asyncz-file-index": INDEX_VERSION}).encode() + b"\n"
 _COMPACT_MIN = 1000
 
 
@@ -174,12 +183,20 @@ class FileStore(PersistentStore):
         self._lock_fd = -1
         # (owner, task id) -> the token of the lease this instance acquired and not released
         self._held: dict[tuple[str, str], str] = {}
+        self._runs = RunLog(
+            self.directory / RUNS_NAME,
+            self.file_mode,
+            lambda path, data: self._write_atomically(path, data, self.file_mode),
+            logging.getLogger("asyncz.stores.file"),
+        )
+        self._last_purge = 0.0
         self._reset()
 
     # -- in-memory view of the journal (call with self._lock held) ---------------------------
 
     def _reset(self) -> None:
         self._index_key: tuple[int, int] | None = None
+        self._index_head = b""
         self._offset = 0
         self._lines = 0
         self._entries: dict[str, int | None] = {}
@@ -224,32 +241,16 @@ class FileStore(PersistentStore):
 
     def _sync(self) -> bool:
         """Replay journal lines written since the last call; False if there is no journal."""
-        try:
-            fd = os.open(self._index_path, os.O_RDONLY)
-        except FileNotFoundError:
+        key, offset, lines, restarted, head = read_new_lines(
+            self._index_path, self._index_key, self._offset, self._index_head
+        )
+        if key is None:
             self._reset()
             return False
-        try:
-            st = os.fstat(fd)
-            key = (st.st_dev, st.st_ino)
-            if key != self._index_key or st.st_size < self._offset:
-                self._reset()  # compacted (a new file) by some process: start over
-                self._index_key = key
-            if st.st_size == self._offset:
-                return True
-            os.lseek(fd, self._offset, os.SEEK_SET)
-            chunks = []
-            while True:
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        finally:
-            os.close(fd)
-        data = b"".join(chunks)
-        # Only whole lines: the last one may be a write in progress (or cut short by a crash).
-        end = data.rfind(b"\n") + 1
-        for line in data[:end].splitlines():
+        if restarted:
+            self._reset()  # compacted (a new file) by some process: start over
+        self._index_key, self._offset, self._index_head = key, offset, head
+        for line in lines:
             self._lines += 1
             try:
                 item = json.loads(line)
@@ -261,7 +262,6 @@ class FileStore(PersistentStore):
                     self._apply(item)
                 except (IndexError, TypeError):
                     self.logger.warning("Skipping a damaged line of %s", self._index_path)
-        self._offset += end
         return True
 
     # -- locking and writing -----------------------------------------------------------------
@@ -289,7 +289,8 @@ class FileStore(PersistentStore):
                     fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _reset_runs(self) -> None:
-        """Forget the run journal's index (phase 2 keeps one)."""
+        """Forget the run journal's index: read again from the start next time."""
+        self._runs.reset()
 
     def _open(self) -> None:
         self.directory.mkdir(mode=self.mode, parents=True, exist_ok=True)
@@ -302,17 +303,8 @@ class FileStore(PersistentStore):
         payload = b"".join(
             json.dumps(item, separators=(",", ":")).encode("utf-8") + b"\n" for item in items
         )
-        fd = os.open(self._index_path, os.O_RDWR | os.O_APPEND)
-        try:
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                # A writer died mid-line: cut the fragment so our lines start on a line.
-                tail = os.pread(fd, min(size, 1 << 20), max(0, size - (1 << 20)))
-                os.ftruncate(fd, size - len(tail) + tail.rfind(b"\n") + 1)
-            _write_all(fd, payload)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        # Cuts off first a line a writer that died left unfinished.
+        append_lines(self._index_path, payload, self.file_mode)
         self._sync()
         if self._lines > 2 * (len(self._entries) + len(self._leased)) + _COMPACT_MIN:
             self._compact()
@@ -326,7 +318,11 @@ class FileStore(PersistentStore):
         ]
         items += [["L", i, *held] for i, held in self._leased.items()]
         body = b"".join(json.dumps(item).encode("utf-8") + b"\n" for item in items)
-        self._write_atomically(self._index_path, _HEADER + body, self.file_mode)
+        self._write_atomically(
+            self._index_path,
+            journal_header("asyncz-file-index", INDEX_VERSION) + body,
+            self.file_mode,
+        )
         self._sync()
 
     def _write_atomically(
@@ -431,7 +427,11 @@ class FileStore(PersistentStore):
             if data is not None:
                 items.append(["S", task_id, self._record_run_time(data), new_store_version()])
         body = b"".join(json.dumps(item).encode("utf-8") + b"\n" for item in items)
-        self._write_atomically(self._index_path, _HEADER + body, self.file_mode)
+        self._write_atomically(
+            self._index_path,
+            journal_header("asyncz-file-index", INDEX_VERSION) + body,
+            self.file_mode,
+        )
         self._reset()
         self._sync()
 
@@ -718,26 +718,33 @@ class FileStore(PersistentStore):
             and task_id in self._entries
         )
 
-    def _release(self, task_id: str, next_time: datetime | None) -> list[Any]:
-        """The journal line releasing a held task (lock held); deletes its file when done."""
+    def _release(self, task_id: str, next_time: datetime | None, deletions: list[str]) -> list[Any]:
+        """The journal line releasing a held task (lock held); a task to delete is added to
+        ``deletions`` (its file is removed before the line is written)."""
         if next_time is None:
             self.forget([task_id])
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._path(task_id))
+            deletions.append(task_id)
             return ["D", task_id]
         stored = self._versions.get(task_id)
         version = new_store_version() if stored is None else stored + 1
         return ["S", task_id, utc_timestamp_us(next_time), version]
 
+    def _delete_files(self, task_ids: list[str]) -> None:
+        for task_id in task_ids:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path(task_id))
+
     def release_tasks(self, owner: str, next_run_times: Mapping[str, datetime | None]) -> list[str]:
         released: list[str] = []
         with self._locked(exclusive=True):
             items: list[list[Any]] = []
+            deletions: list[str] = []
             for task_id, next_time in next_run_times.items():
                 if not self._holds(owner, task_id):
                     continue  # the lease was lost: the task was changed or re-leased meanwhile
                 released.append(task_id)
-                items.append(self._release(task_id, next_time))
+                items.append(self._release(task_id, next_time, deletions))
+            self._delete_files(deletions)
             self._append(items)
         return released
 
@@ -759,81 +766,55 @@ class FileStore(PersistentStore):
             self._append(items)
         return len(items)
 
-    # -- scheduler instances ---------------------------------------------------------------
-
     def _clock(self) -> float:
         """The store's clock: seconds since the epoch (every process is on this host)."""
         return time.time()
-
-    def _write_instances(self, instances: dict[str, dict[str, Any]]) -> None:
-        self._write_atomically(
-            self._instances_path, dump_instances(instances), self.file_mode, durable=False
-        )
 
     def _clear_leases_of(self, owners: set[str]) -> None:
         """Clear every lease held by one of ``owners`` (exclusive lock held): due at once."""
         self._append([["U", i] for i, held in self._leased.items() if held[0] in owners])
 
+    # -- scheduler instances and run records (in file_runs) ---------------------------------
+
     def register_instance(self, identity: str, info: Mapping[str, Any]) -> None:
         """Register (or refresh) the scheduler ``identity``, heartbeat now."""
-        with self._locked(exclusive=True):
-            instances = read_instances(self._instances_path, self.logger)
-            instances[identity] = {"info": dict(info), "heartbeat": self._clock()}
-            self._write_instances(instances)
+        file_runs.register_instance(self, identity, info)
 
     def heartbeat(self, identity: str, info: Mapping[str, Any], dead_after: float) -> list[str]:
-        """Refresh ``identity``'s heartbeat and declare dead the instances whose heartbeat is
-        older than ``dead_after`` seconds: remove them and clear their leases. Returns the
-        instances declared dead (each by exactly one caller: all under the exclusive lock)."""
-        with self._locked(exclusive=True):
-            now = self._clock()
-            instances = read_instances(self._instances_path, self.logger)
-            dead = sorted(
-                other
-                for other, entry in instances.items()
-                if other != identity and now - entry["heartbeat"] > dead_after
-            )
-            if dead:
-                # The leases (and runs) first: a crash before the registry is written then
-                # declares them dead again, instead of leaving their leases behind.
-                self._reap(set(dead))
-            for other in dead:
-                del instances[other]
-            instances[identity] = {"info": dict(info), "heartbeat": now}
-            self._write_instances(instances)
-            self._housekeeping(now)
-        return dead
-
-    def _reap(self, dead: set[str]) -> None:
-        """What the death of the instances ``dead`` does to the store (exclusive lock held)."""
-        self._clear_leases_of(dead)
-
-    def _housekeeping(self, now: float) -> None:
-        """Periodic upkeep during a heartbeat (phase 2: the run records' retention)."""
+        """Refresh ``identity``'s heartbeat; declare dead (once) the instances silent for more
+        than ``dead_after`` seconds, end their leases and resolve their started runs."""
+        return file_runs.heartbeat(self, identity, info, dead_after)
 
     def unregister_instance(self, identity: str) -> None:
         """Remove ``identity`` and clear its leases (a clean shutdown)."""
-        with self._locked(exclusive=True):
-            self._clear_leases_of({identity})
-            for key in [k for k in self._held if k[0] == identity]:
-                del self._held[key]
-            instances = read_instances(self._instances_path, self.logger)
-            if instances.pop(identity, None) is not None:
-                self._write_instances(instances)
+        file_runs.unregister_instance(self, identity)
 
     def get_instances(self) -> list[tuple[str, dict[str, Any], float]]:
-        """``(identity, info, seconds since its last heartbeat)`` of every registered
-        scheduler, by identity."""
-        with self._locked(exclusive=False):
-            instances = read_instances(self._instances_path, self.logger)
-            now = self._clock()
-        return [
-            (identity, dict(entry.get("info") or {}), max(0.0, now - entry["heartbeat"]))
-            for identity, entry in sorted(instances.items())
-        ]
+        """``(identity, info, seconds since its heartbeat)`` of every instance, by identity."""
+        return file_runs.get_instances(self)
+
+    def fire_tasks(self, owner: str, fires: Sequence[Fire]) -> dict[str, FireResult]:
+        """Release the tasks ``owner`` still holds and record their runs, at once."""
+        return file_runs.fire_tasks(self, owner, fires)
+
+    def finish_runs(self, outcomes: Sequence[RunOutcome]) -> None:
+        """Record how runs ended (only records still ``started`` by the outcome's instance)."""
+        file_runs.finish_runs(self, outcomes)
+
+    def get_runs(self, task_id: str | None = None, limit: int = 50) -> list[RunRecord]:
+        """The newest run records (by scheduled time, ties by task id), of one task or all."""
+        return file_runs.get_runs(self, task_id, limit)
+
+    def take_reruns(self, owner: str, limit: int) -> list[tuple[Task, datetime]]:
+        """Hand ``owner`` up to ``limit`` runs of dead schedulers waiting for a rerun, once."""
+        return file_runs.take_reruns(self, owner, limit)
 
     def __repr__(self) -> str:
         return f"<FileStore (directory={self.directory})>"  # Asyncz's repr
+
+
+def _header() -> bytes:
+    return journal_header("asyncz-file-index", INDEX_VERSION)
 
 
 def _write_all(fd: int, data: bytes) -> None:

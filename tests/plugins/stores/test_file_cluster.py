@@ -410,3 +410,28 @@ def test_each_dead_instance_is_declared_by_one_process(tmp_path: Path) -> None:
     assert [i for i, _, _ in open_store(directory).get_instances()] == [
         f"live-{i}" for i in range(4)
     ]
+
+
+def test_a_journal_rewritten_under_the_same_inode_is_read_again(tmp_path: Path) -> None:
+    """Two compactions between two reads of a follower may give the new journal the inode of
+    the one it read: its first line (a random generation) tells them apart."""
+    directory = tmp_path / "d"
+    writer, follower = open_store(directory), open_store(directory)
+    writer.add_task(make("a", 0))
+    writer.add_task(make("b", 5))
+    assert follower.get_next_run_time() == T0
+    index, keep = directory / INDEX_NAME, directory / ".keep"
+    os.link(index, keep)  # the inode the follower read stays allocated
+    read_size = index.stat().st_size
+    writer.delete_task("a")
+    writer.update_task(make("b", 7))
+    writer._compact()
+    lines = index.read_bytes().splitlines(keepends=True)
+    content = b"".join([lines[0], *[lines[-1]] * 10])  # longer than what the follower read
+    assert len(content) > read_size
+    with open(keep, "r+b") as f:  # the compacted journal, in the old inode
+        f.truncate(0)
+        f.write(content)
+    os.replace(keep, index)
+    assert follower.get_next_run_time() == T0 + timedelta(seconds=7)
+    assert [t.id for t in follower.get_all_tasks()] == ["b"]
