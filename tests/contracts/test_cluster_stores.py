@@ -438,3 +438,20 @@ def test_ids_are_compared_exactly_and_long_ids_of_any_script_round_trip(
         assert due.id == long_id
     finally:
         store.shutdown()
+
+
+def test_a_one_off_task_deleted_by_its_fire_is_still_rerun(pair: tuple[Any, Any]) -> None:
+    a, b = pair
+    a.register_instance("node-a", info("node-a"))
+    b.register_instance("node-b", info("node-b"))
+    a.add_task(make("once", -3600, on_crash="rerun", kwargs={"k": 1}))
+    (task,) = b.acquire_due_tasks(datetime.now(UTC), "node-b", 10, LEASE)
+    result = fire(b, "node-b", task, [at(-3600)], next_run_time=None, on_crash="rerun")
+    assert list(result["once"].started) == [at(-3600)]
+    assert a.lookup_task("once") is None  # exhausted: deleted by the fire
+    time.sleep(0.6)  # b dies in the middle of the run
+    assert a.heartbeat("node-a", info("node-a"), 0.5) == ["node-b"]
+    ((rerun, when),) = a.take_reruns("node-a", 10)
+    assert (rerun.id, when, rerun.kwargs, rerun.on_crash) == ("once", at(-3600), {"k": 1}, "rerun")
+    assert a.lookup_task("once") is None  # rerun from the record kept with the run
+    assert a.take_reruns("node-a", 10) == []

@@ -24,6 +24,9 @@ Keys (``key_prefix`` defaults to ``"asyncz."``, so the first two are Asyncz's ow
   cluster-wide ``max_instances`` check)
 * ``<prefix>reruns`` — ZSET run key -> scheduled time (µs), of the runs waiting for a taker
 * ``<prefix>meta`` — HASH: ``purged_at`` (µs), the last retention pass
+* ``<prefix>rerun_tasks`` — HASH run key -> the task's record when it was fired, for the
+  started runs of ``on_crash="rerun"`` tasks (a one-off task is deleted by its fire, yet must
+  still be rerun if its scheduler dies); dropped when the run finishes or is taken for a rerun
 
 A **run key** is ``"<n>:<id>\\x1f<scheduled µs, 17 digits>"`` with ``n`` the byte length of the
 id in UTF-8: the length makes ``"<n>:<id>"`` a prefix of no other task's keys whatever the id

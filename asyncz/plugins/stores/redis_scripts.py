@@ -48,6 +48,7 @@ KEY_NAMES: Final = (
     "started_counts",
     "reruns",
     "meta",
+    "rerun_tasks",
 )
 
 _PRELUDE = """
@@ -56,6 +57,7 @@ local K_TASKS, K_RUN_TIMES, K_LEASES, K_LEASE_INFO, K_VERSIONS = KEYS[1], KEYS[2
 local K_INSTANCES, K_HEARTBEATS, K_RUNS, K_RUNS_BY_TIME, K_RUNS_BY_TASK = KEYS[6], KEYS[7],
   KEYS[8], KEYS[9], KEYS[10]
 local K_STARTED, K_STARTED_COUNTS, K_RERUNS, K_META = KEYS[11], KEYS[12], KEYS[13], KEYS[14]
+local K_RERUN_TASKS = KEYS[15]
 local SEP = '\\31'
 
 local function fmt(n) return string.format('%.0f', n) end
@@ -516,6 +518,13 @@ for f = 1, n do
   end
   lasts[f] = #scores
 end
+-- a run that may be rerun keeps the task's record: the fire deletes an exhausted task
+local kept = {}
+for f = 1, n do
+  if crashes[f] == 'rerun' and lasts[f] >= firsts[f] then
+    kept[f] = redis.call('HGET', K_TASKS, ids[f])
+  end
+end
 local ok = release_many(owner, ids, tokens, nexts)
 -- what the committed fires need: the started count of each task, whether each key exists
 local counted, members = {}, {}
@@ -562,6 +571,7 @@ for f = 1, n do
           started[#started + 1] = member
           started[#started + 1] = owner
           codes[#codes + 1] = 's'
+          if kept[f] then redis.call('HSET', K_RERUN_TASKS, member, kept[f]) end
         else
           codes[#codes + 1] = 'k'
         end
@@ -629,6 +639,7 @@ end
 if #records > 0 then
   bulk('HSET', K_RUNS, records)
   bulk('HDEL', K_STARTED, drop)
+  bulk('HDEL', K_RERUN_TASKS, drop)
   local counts = hmget(K_STARTED_COUNTS, tasks)
   local keep, gone = {}, {}
   for i = 1, #tasks do
@@ -668,6 +679,11 @@ while taken < limit do
       if r.status == 'started' and r.instance == '' then
         local id = run_task_id(member)
         local data = redis.call('HGET', K_TASKS, id)
+        if not data then
+          -- an exhausted one-off task was deleted by its fire: its record was kept for this
+          data = redis.call('HGET', K_RERUN_TASKS, member)
+        end
+        redis.call('HDEL', K_RERUN_TASKS, member)
         if data then
           r.instance, r.attempt, r.fired = owner, '2', now
           redis.call('HSET', K_RUNS, member, run_record(r))

@@ -229,14 +229,20 @@ def test_dead_runs_rerun_at_most_once(stores: Any) -> None:
     _kill(b, "a")
     assert b.heartbeat("b", {}, 6) == ["a"]
     assert [(r.status, r.instance) for r in b.get_runs("r")] == [("started", "")]
-    (taken,) = b.take_reruns("b", 10)
-    assert (taken[0].id, taken[1]) == ("r", at(0))
-    assert taken[0].store_version == b.lookup_task("r").store_version
-    assert [r.status for r in b.get_runs("gone")] == ["abandoned"]
+    taken = {task.id: (task, when) for task, when in b.take_reruns("b", 10)}
+    assert taken["r"][1] == at(0)
+    assert taken["r"][0].store_version == b.lookup_task("r").store_version
+    # A task deleted since its fire (as a one-off task is by the fire itself) is rerun from
+    # the record kept with its run.
+    assert taken["gone"][1] == at(0)
+    assert taken["gone"][0].on_crash == "rerun"
+    assert b.lookup_task("gone") is None
+    assert c.client.hlen(c.runs_key.removesuffix("runs") + "rerun_tasks") == 0
     # The rerun's scheduler dies too: the second attempt is abandoned, not rerun again.
     _kill(c, "b")
     assert c.heartbeat("c", {}, 6) == ["b"]
     assert [(r.status, r.attempt, r.instance) for r in c.get_runs("r")] == [("abandoned", 2, "b")]
+    assert [(r.status, r.attempt) for r in c.get_runs("gone")] == [("abandoned", 2)]
     assert c.take_reruns("c", 10) == []
     assert c.client.hlen(c.runs_key.removesuffix("runs") + "started") == 0
     assert c.client.hlen(c.runs_key.removesuffix("runs") + "started_counts") == 0
