@@ -662,9 +662,12 @@ def test_runs_of_dead_and_vanished_schedulers_are_resolved(stores: Any) -> None:
         "second": ("abandoned", "dying"),
     }
     assert survivor.get_runs("skip")[0].finished_at is not None
-    # The task "rerun" was exhausted and deleted by its fire: nothing to run, abandoned.
+    # The task "rerun" was exhausted and deleted by its fire: rerun from the record its run
+    # kept, once.
+    ((task, when),) = survivor.take_reruns("alive", 10)
+    assert (task.id, when, task.on_crash) == ("rerun", T0, "rerun")
     assert survivor.take_reruns("alive", 10) == []
-    assert survivor.get_runs("rerun")[0].status == "abandoned"
+    assert [(r.status, r.attempt) for r in survivor.get_runs("rerun")] == [("started", 2)]
     # A scheduler that left (unregistered) with a run in flight: resolved once it is older
     # than dead_after, not before.
     survivor.add_task(make("left", 0))

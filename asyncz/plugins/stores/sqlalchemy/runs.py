@@ -12,7 +12,7 @@ counts as started for ``max_instances`` (it will run).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -50,10 +50,18 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
 
 
 def record_fires(
-    conn: Connection, runs: sa.Table, owner: str, fires: Sequence[Fire], now: Any
+    conn: Connection,
+    runs: sa.Table,
+    owner: str,
+    fires: Sequence[Fire],
+    now: Any,
+    kept: Mapping[str, bytes] | None = None,
 ) -> dict[str, FireResult]:
     """Insert a record per run time of ``fires`` (whose release this transaction made):
-    ``started``, or ``skipped`` over ``max_instances``, or nothing for a key that exists."""
+    ``started``, or ``skipped`` over ``max_instances``, or nothing for a key that exists.
+
+    ``kept``: the stored records of tasks the fire deleted whose runs may be rerun
+    (``on_crash="rerun"``); their started runs keep them."""
     c = runs.c
     keyed = [
         (fire, run_time, utc_timestamp_us(run_time))
@@ -147,6 +155,19 @@ def record_fires(
         for r in rows:
             r["fired_at"] = fired_at
         conn.execute(sa.insert(runs), rows)
+    if kept:
+        params = [
+            {"b_task": r["task_id"], "b_at": r["scheduled_at"], "b_state": kept[r["task_id"]]}
+            for r in rows
+            if r["status"] == "started" and r["task_id"] in kept
+        ]
+        if params:
+            conn.execute(
+                sa.update(runs)
+                .where(c.task_id == sa.bindparam("b_task"), c.scheduled_at == sa.bindparam("b_at"))
+                .values(task_state=sa.bindparam("b_state")),
+                params,
+            )
     return {
         fire.task_id: FireResult(
             task_id=fire.task_id,
@@ -247,6 +268,7 @@ def finish_runs(conn: Connection, runs: sa.Table, outcomes: Sequence[RunOutcome]
             finished_at=sa.bindparam("b_finished"),
             duration=sa.bindparam("b_duration"),
             error=sa.bindparam("b_error"),
+            task_state=None,
         ),
         params,
     )
@@ -305,7 +327,7 @@ def resolve_runs_of(
     conn.execute(
         sa.update(runs)
         .where(of_the_dead, c.instance != WAITING)
-        .values(status="abandoned", finished_at=now)
+        .values(status="abandoned", finished_at=now, task_state=None)
     )
 
 
@@ -340,7 +362,7 @@ def give_reruns(
                 c.scheduled_at == sa.bindparam("b_at"),
                 c.instance == WAITING,
             )
-            .values(instance=owner, attempt=2, fired_at=now),
+            .values(instance=owner, attempt=2, fired_at=now, task_state=None),
             [{"b_task": task_id, "b_at": us} for task_id, us in keys],
         )
 
@@ -361,7 +383,12 @@ def abandon_reruns(
                 c.scheduled_at == sa.bindparam("b_at"),
                 c.instance == WAITING,
             )
-            .values(status="abandoned", finished_at=now, error=sa.bindparam("b_error")),
+            .values(
+                status="abandoned",
+                finished_at=now,
+                error=sa.bindparam("b_error"),
+                task_state=None,
+            ),
             [{"b_task": t, "b_at": us, "b_error": error} for t, us, error in keys],
         )
 

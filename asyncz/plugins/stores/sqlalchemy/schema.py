@@ -121,6 +121,13 @@ class Tables:
             sa.Column("error", sa.Text, nullable=True),
             sa.Column("attempt", sa.Integer, nullable=False),
             sa.Column("on_crash", sa.String(16), nullable=False),
+            # The task's record when it was fired, for a started run of an on_crash="rerun"
+            # task that its fire deleted (a one-off): a rerun needs it; NULL once it ends.
+            sa.Column(
+                "task_state",
+                sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb"),
+                nullable=True,
+            ),
         )
         sa.Index(f"ix_{tablename}_runs_time", runs.c.scheduled_at.desc(), runs.c.task_id)
         sa.Index(f"ix_{tablename}_runs_status", runs.c.status, runs.c.task_id)

@@ -858,12 +858,32 @@ class SQLAlchemyStore(PersistentStore):
         if not tokens:
             return {}
         next_times = {task_id: by_id[task_id].next_run_time for task_id in tokens}
+        # A run that may be rerun keeps the record of a task its fire deletes (a one-off).
+        rerun_ended = sorted(
+            task_id
+            for task_id in tokens
+            if by_id[task_id].on_crash == "rerun"
+            and by_id[task_id].next_run_time is None
+            and by_id[task_id].run_times
+        )
         with self._write() as conn:
+            kept: dict[str, bytes] = {}
+            if rerun_ended:
+                t = self.table.c
+                kept = {
+                    row[0]: bytes(row[1])
+                    for row in conn.execute(sa.select(t.id, t.state).where(t.id.in_(rerun_ended)))
+                }
             released = self._release(conn, owner, next_times, tokens)
             if not released:
                 return {}
             return runs.record_fires(
-                conn, self.runs_table, owner, [by_id[i] for i in released], self._now(conn)
+                conn,
+                self.runs_table,
+                owner,
+                [by_id[i] for i in released],
+                self._now(conn),
+                kept,
             )
 
     def finish_runs(self, outcomes: Sequence[RunOutcome]) -> None:
@@ -905,11 +925,24 @@ class SQLAlchemyStore(PersistentStore):
                 if task is not None:
                     object.__setattr__(task, "store_version", int(row[3]))
                 tasks[task_id] = task
+            # Tasks deleted since (a one-off by its own fire): from the record kept with the run
+            kept_tasks: dict[tuple[str, int], Task | None] = {}
+            for task_id, us in keys:
+                if task_id in stored:
+                    continue
+                r = self.runs_table.c
+                state = conn.execute(
+                    sa.select(r.task_state).where(r.task_id == task_id, r.scheduled_at == us)
+                ).scalar()
+                if state is not None:
+                    kept_tasks[(task_id, us)] = self.restore(
+                        task_id, bytes(state), None, reports, reader
+                    )
             reasons = dict(reports)
             given: list[tuple[str, int]] = []
             given_up: list[tuple[str, int, str | None]] = []
             for task_id, us in keys:
-                task = tasks.get(task_id)
+                task = tasks.get(task_id) or kept_tasks.get((task_id, us))
                 if task is None:
                     reason = reasons.get(task_id)
                     given_up.append(
