@@ -26,6 +26,7 @@ import os
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -191,6 +192,9 @@ class RunRecorder:
             and callable(getattr(store, "fire_tasks", None))
         }
         self._queue: list[tuple[str, RunOutcome]] = []
+        # (store, task id) -> outcomes queued and not yet handed to a write: runs that ended
+        # although their records still say "started" (see queued()).
+        self._queued: Counter[tuple[str, str]] = Counter()
         self._ready = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -275,10 +279,23 @@ class RunRecorder:
                 ),
             )
 
+    def queued(self, store: str, task_id: str) -> int:
+        """How many runs of the task ended here whose records the store still counts as
+        ``started``: the engine allows that many more when the store checks the task's
+        cluster-wide ``max_instances``, so a run is not skipped for a previous run of this
+        scheduler that ended a moment ago. (Outcomes being written right now still count as
+        started: at worst a run is skipped, never one too many started.)"""
+        if not self._queued:
+            return 0
+        with self._ready:
+            return self._queued.get((store, task_id), 0)
+
     def put(self, store: str, outcome: RunOutcome) -> None:
         with self._ready:
             self._queue.append((store, outcome))
+            self._queued[(store, outcome.task_id)] += 1
             if len(self._queue) > _MAX_BACKLOG:
+                self._forget(self._queue[: len(self._queue) - _MAX_BACKLOG])
                 del self._queue[: len(self._queue) - _MAX_BACKLOG]
                 self.logger.error(
                     "More than %d run outcomes could not be written; the oldest are dropped "
@@ -286,6 +303,17 @@ class RunRecorder:
                     _MAX_BACKLOG,
                 )
             self._ready.notify()
+
+    def _forget(self, items: Iterable[tuple[str, RunOutcome]]) -> None:
+        """Uncount outcomes leaving the queue (call with the lock held)."""
+        counts = self._queued
+        for store, outcome in items:
+            key = (store, outcome.task_id)
+            left = counts[key] - 1
+            if left > 0:
+                counts[key] = left
+            else:
+                counts.pop(key, None)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -301,6 +329,7 @@ class RunRecorder:
                 time.sleep(_GATHER_SECONDS)
             with self._ready:
                 batch, self._queue = self._queue, []
+                self._forget(batch)
                 stopping = self._stopping
             failed = self.write(batch)
             if stopping:
@@ -314,6 +343,8 @@ class RunRecorder:
             if failed:
                 with self._ready:
                     self._queue[:0] = failed
+                    for store, outcome in failed:
+                        self._queued[(store, outcome.task_id)] += 1
                     # The store is failing: do not hammer it.
                     self._ready.wait(1.0)
 

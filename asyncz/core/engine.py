@@ -421,6 +421,7 @@ class _LifecycleMixin(_SchedulerCore):
         started run (a fire time another scheduler recorded first never runs twice)."""
         fires: list[Fire] = []
         coalesced_counts: dict[str, int] = {}
+        recorder = self._run_recorder
         for task_id, (task, run_times, next_time) in computed.items():
             coalesced = 0
             if task.coalesce and len(run_times) > 1:
@@ -432,7 +433,10 @@ class _LifecycleMixin(_SchedulerCore):
                     task_id=task_id,
                     next_run_time=next_time,
                     run_times=run_times,
-                    max_instances=task.max_instances,
+                    # Runs of this task that ended here still count as started in the store
+                    # until their outcomes are written: allow for them.
+                    max_instances=task.max_instances
+                    + (recorder.queued(alias, task_id) if recorder is not None else 0),
                     on_crash=task.on_crash,
                 )
             )

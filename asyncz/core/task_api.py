@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
+import attrs
+
 from asyncz.core import events
 from asyncz.core.converters import (
     check_callable_args,
@@ -54,6 +56,8 @@ from asyncz.core.task import Task, TaskInfo, TaskRunPreview
 #: Changes to these fields change when a task runs: they overwrite the run time and end any
 #: lease on it (the scheduler holding it then does not run it).
 _SCHEDULE_FIELDS = frozenset({"trigger", "next_run_time"})
+#: Every field of a Task (copied by _detached).
+_TASK_FIELDS = tuple(field.name for field in attrs.fields(Task))
 #: Tries of a conditional write that keeps losing to other writers before giving up.
 _WRITE_ATTEMPTS = 8
 
@@ -411,6 +415,12 @@ class _TaskAPIMixin(_SchedulerCore):
         target = self.lookup_store(alias)
         keep_schedule = _SCHEDULE_FIELDS.isdisjoint(changes)
         writer = _schedule_aware_update(target)
+        # A store with a decoded-record cache (cache_size) hands the same object to every
+        # reader: change a copy, so that nobody sees a change before it is written. (A store
+        # keeping the scheduler's own objects, as the memory store does, is changed in place.)
+        detach = bool(getattr(target, "cache_size", 0))
+        if detach:
+            task = _detached(task)
         for attempt in range(_WRITE_ATTEMPTS):
             previous = {n: getattr(task, n) for n in changes if n not in ("id", "scheduler")}
             task.update_task(**changes, scheduler=self)
@@ -427,7 +437,7 @@ class _TaskAPIMixin(_SchedulerCore):
                 fresh = target.lookup_task(task.id)
                 if fresh is None:
                     raise TaskLookupError(task.id, alias) from None
-                task = fresh
+                task = _detached(fresh) if detach else fresh
                 # Writers that collided once would collide again in lockstep: spread them.
                 time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
             except BaseException:
@@ -777,6 +787,16 @@ def _zone_label(tz: tzinfo) -> str:
         return timezone_name(tz)
     except ValueError:
         return str(tz)
+
+
+def _detached(task: Task) -> Task:
+    """A copy of ``task`` sharing nothing mutable with it (its trigger is replaced, not changed
+    in place, by an update), bound where ``task`` is."""
+    clone: Task = object.__new__(Task)
+    for field in _TASK_FIELDS:
+        object.__setattr__(clone, field, getattr(task, field))
+    object.__setattr__(clone, "kwargs", dict(task.kwargs))
+    return clone
 
 
 def _schedule_aware_update(store: Any) -> Any:

@@ -60,9 +60,15 @@ from asyncz.core.errors import (
     TaskLookupError,
 )
 from asyncz.core.hookspecs import hookimpl
-from asyncz.core.records import from_timestamp_us, new_store_version, record_run_time
+from asyncz.core.records import (
+    TaskStateEnvelope,
+    from_timestamp_us,
+    new_store_version,
+    record_run_time,
+    to_timestamp_us,
+)
 from asyncz.core.runs import Fire, FireResult, RunOutcome, RunRecord
-from asyncz.core.task import Task, _id_problem
+from asyncz.core.task import Task, TaskState, _id_problem
 from asyncz.plugins.stores import file_runs
 from asyncz.plugins.stores.file_names import (
     decode_stem,
@@ -413,7 +419,7 @@ class FileStore(PersistentStore):
         """The run time written in a task file, for rebuilding the journal without one."""
         try:
             serializer, protection = self._codec()
-            value = record_run_time(serializer.loads(protection.open(data)))
+            value = _run_time_of(serializer.loads(protection.open(data)))
         except Exception:
             return 0  # unreadable: make it due so that it is tried, and reported, at once
         return value if isinstance(value, int) and not isinstance(value, bool) else None
@@ -830,3 +836,13 @@ def _us(value: datetime | None) -> int | None:
 @hookimpl
 def asyncz_register_stores(register: Any) -> None:
     register("file", FileStore)
+
+
+def _run_time_of(loaded: Any) -> Any:
+    """The run time (µs) in a decoded task file: a record, or Asyncz's forms (a TaskState, or
+    an envelope around one or around a record), which an Asyncz directory holds."""
+    if isinstance(loaded, TaskStateEnvelope):
+        loaded = loaded.payload
+    if isinstance(loaded, TaskState):
+        return to_timestamp_us(loaded.next_run_time) if loaded.next_run_time else None
+    return record_run_time(loaded)
