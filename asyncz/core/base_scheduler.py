@@ -97,6 +97,8 @@ class BaseScheduler(_ConfigurationMixin, _TaskAPIMixin, _LifecycleMixin):
         self._run_recorder: RunRecorder | None = None
         # Aliases of stores where runs of dead schedulers may wait for a rerun.
         self._rerun_stores: set[str] = set()
+        # When the store pass now running began (time.monotonic()), None between passes.
+        self._pass_started: float | None = None
         # Tasks added before start, by id (in the order they were added).
         self._pending: dict[str, _PendingTask] = {}
         self._stores: dict[str, Store] = {}

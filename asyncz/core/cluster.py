@@ -170,6 +170,13 @@ class Heartbeat:
             if dead or sweep:
                 self.scheduler._request_reruns(alias)
                 wake = True
+        # Only a pass that has run for a third of the lease needs its leases renewed; a lease
+        # a pass left behind (its fire failed) must run out, not be renewed forever.
+        started = getattr(self.scheduler, "_pass_started", None)
+        if started is None or time.monotonic() - started < self.lease / 3:
+            if wake:
+                self.scheduler.wakeup()
+            return
         for alias, store in self.renewing.items():
             try:
                 store.renew_leases(self.identity, self.lease)

@@ -177,7 +177,7 @@ class _LifecycleMixin(_SchedulerCore):
         """Start the heartbeat and the run recorder, for the stores that have their parts."""
         stores = dict(self._stores)
         heartbeat = Heartbeat(
-            self, stores, self.heartbeat_interval, self.heartbeat_dead_after, LEASE_SECONDS
+            self, stores, self.heartbeat_interval, self.heartbeat_dead_after, self._lease_length()
         )
         if heartbeat.needed:
             heartbeat.start()
@@ -191,6 +191,14 @@ class _LifecycleMixin(_SchedulerCore):
         self._rerun_stores.update(
             alias for alias, store in stores.items() if hasattr(store, "take_reruns")
         )
+
+    def _lease_length(self) -> float:
+        """Seconds a lease lasts: LEASE_SECONDS, or, with a store whose leases the heartbeat
+        renews, three heartbeats if that is longer (it must get to them in time)."""
+        renewed = any(
+            callable(getattr(store, "renew_leases", None)) for store in self._stores.values()
+        )
+        return max(LEASE_SECONDS, 3 * self.heartbeat_interval) if renewed else LEASE_SECONDS
 
     def _stop_cluster(self) -> None:
         """Write the outcomes still queued, then unregister (before the stores close)."""
@@ -337,6 +345,7 @@ class _LifecycleMixin(_SchedulerCore):
                 for alias, store in self._stores.items()
             ]
         for alias, store, lock in stores:
+            self._pass_started = time.monotonic()
             try:
                 with lock.protected(blocking=False) as obtained:
                     if not obtained:  # another process works on this store now
@@ -350,6 +359,8 @@ class _LifecycleMixin(_SchedulerCore):
             except Exception:
                 self.logger.exception("Error processing store %r", alias)
                 next_time = retry_at
+            finally:
+                self._pass_started = None
             if next_time is not None:
                 # In UTC: datetimes sharing a zone compare by wall time, ignoring DST's fold.
                 next_time = next_time.astimezone(UTC)
@@ -365,7 +376,7 @@ class _LifecycleMixin(_SchedulerCore):
         submissions: list[tuple[Task, str, list[datetime], int]],
     ) -> tuple[datetime | None, bool]:
         """One store's part of a pass; raises if the store fails (the caller retries later)."""
-        acquired = store.acquire_due_tasks(now, self.identity, ACQUIRE_BATCH, LEASE_SECONDS)
+        acquired = store.acquire_due_tasks(now, self.identity, ACQUIRE_BATCH, self._lease_length())
         computed: dict[str, tuple[Task, list[datetime], datetime | None]] = {}
         now_us = utc_timestamp_us(now)
         for task in acquired:

@@ -55,7 +55,11 @@ UTC = timezone.utc
 #: Most tasks one store hands over in one pass; the loop comes straight back for more.
 ACQUIRE_BATCH = 1000
 #: Seconds a store keeps acquired tasks from other schedulers before handing them out again.
-LEASE_SECONDS = 60.0
+#: Short, because a lease that is not released (a fire whose connection broke, a killed
+#: process the others have not yet declared dead) delays its tasks by this much; safe, because
+#: the heartbeat thread renews the leases of a longer pass, and a release with a lease that
+#: ran out meanwhile is refused (fencing tokens), so nothing runs twice.
+LEASE_SECONDS = 10.0
 #: The loop re-reads the wall clock at least this often, so a clock step (NTP, a suspended VM)
 #: cannot make it oversleep by more than this.
 MAX_SLEEP_SECONDS = 900.0
@@ -216,6 +220,7 @@ class _SchedulerCore:
         _heartbeat: Heartbeat | None
         _run_recorder: RunRecorder | None
         _rerun_stores: set[str]
+        _pass_started: float | None
         task_defaults: dict[str, Any]
 
         # _ConfigurationMixin

@@ -238,7 +238,10 @@ def test_a_fire_that_fails_around_its_commit_still_runs_once(
     monkeypatch.setattr(engine, "LEASE_SECONDS", 0.5)  # "before": the lease must run out
     ran: list[Any] = []
     scheduler = BaseScheduler(
-        identity="flaky", timezone="UTC", stores={"default": backend.config()}
+        identity="flaky",
+        timezone="UTC",
+        stores={"default": backend.config()},
+        heartbeat_interval=0.1,  # renewals must not outlast the short lease
     )
     scheduler.add_listener(lambda e: ran.append(e.scheduled_run_time), events.TASK_EXECUTED)
     scheduler.start(paused=True)

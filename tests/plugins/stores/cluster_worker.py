@@ -1,7 +1,7 @@
 """One scheduler node for the cluster tests, run as ``python -m tests.plugins.stores.cluster_worker
 STORE_JSON OPTIONS_JSON WORKDIR``.
 
-It logs each executed fire time as ``<task id> <fire time µs> <pid>`` to ``WORKDIR/fires.log``
+It logs its warnings and errors to ``WORKDIR/node-<pid>.log`` and each executed fire time as ``<task id> <fire time µs> <pid>`` to ``WORKDIR/fires.log``
 (one ``O_APPEND`` write per line, so lines from several processes stay whole), prints
 ``started`` once its scheduler runs, and stops when ``WORKDIR/stop`` appears.
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 import threading
@@ -49,6 +50,11 @@ def hang_after_acquire(store: Any, workdir: Path) -> None:
 
 async def main() -> None:
     store, options, workdir = json.loads(sys.argv[1]), json.loads(sys.argv[2]), Path(sys.argv[3])
+    logging.basicConfig(
+        filename=str(workdir / f"node-{os.getpid()}.log"),
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     scheduler = AsyncIOScheduler(stores={"default": store}, **options)
     fires = str(workdir / "fires.log")
     scheduler.add_listener(lambda event: log_fire(fires, event), events.TASK_EXECUTED)

@@ -72,32 +72,7 @@ def launch(
     hang: bool = False,
     **options: Any,
 ) -> Node:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    if hang:
-        env["ASYNCZ_TEST_HANG_AFTER_ACQUIRE"] = "1"
-    config = backend.config(poll_interval=0.25)
-    options = {"timezone": "UTC", **FAST_HEARTBEAT, **options}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.plugins.stores.cluster_worker",
-            json.dumps(config),
-            json.dumps(options),
-            str(workdir),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=env,
-    )
-    node = Node(process)
-    nodes.append(node)
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert line == "started\n", process.stderr.read() if process.stderr else line
-    return node
+    return launch_config(nodes, backend.config(poll_interval=0.25), workdir, hang=hang, **options)
 
 
 def fires(workdir: Path) -> list[tuple[str, int, int]]:
@@ -118,6 +93,13 @@ def wait_until(condition: Any, timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return bool(condition())
+
+
+def settle(workdir: Path, expected: set[tuple[str, int]], timeout: float = 30.0) -> None:
+    """Wait (bounded) until every expected fire time ran, then a little more: a duplicate
+    would show up by then. On a loaded machine nodes may lag; they must catch up, not skip."""
+    wait_until(lambda: expected <= {(t, w) for t, w, _ in fires(workdir)}, timeout)
+    time.sleep(1.0)
 
 
 def editor(backend: Backend) -> BaseScheduler:
@@ -161,19 +143,18 @@ def test_four_nodes_and_an_editor_run_every_fire_time_exactly_once(
                 else:
                     edit.update_task(task_id, kwargs={"edit": edits})
                 edits += 1
-            # Let the last fire times finish.
-            time.sleep(1.5)
         finally:
             edit.shutdown()
+        expected = {
+            (f"t{i:03}", to_timestamp_us(start + timedelta(seconds=k)))
+            for i in range(task_count)
+            for k in range(seconds)
+        }
+        settle(tmp_path, expected)
     rows = fires(tmp_path)
     counts = Counter((task_id, when) for task_id, when, _ in rows)
     duplicates = {key: n for key, n in counts.items() if n > 1}
     assert duplicates == {}
-    expected = {
-        (f"t{i:03}", to_timestamp_us(start + timedelta(seconds=k)))
-        for i in range(task_count)
-        for k in range(seconds)
-    }
     missing = expected - set(counts)
     assert not missing, f"{len(missing)} fire times never ran, e.g. {sorted(missing)[:5]}"
     assert edits > 50
@@ -253,3 +234,172 @@ def test_a_run_cut_short_by_a_crash_is_rerun_once_or_recorded_abandoned(
     else:
         assert [int(pid) for _, pid in starts] == [first.pid]
         assert [r.status for r in records] == ["abandoned"]
+
+
+# -- connections killed while firing ------------------------------------------------------------
+
+
+class Chaos:
+    """Kills the nodes' server connections (and only theirs), as a server restart or a
+    network cut would: PostgreSQL ``pg_terminate_backend`` by application name, MariaDB
+    ``KILL`` by a user of the test's own, Redis ``CLIENT KILL`` by client name."""
+
+    def __init__(self, backend: Backend, tag: str) -> None:
+        self.backend = backend
+        self.tag = tag
+        self.kills = 0
+        self._engine: Any = None
+        self._redis: Any = None
+        if backend.name == "postgresql":
+            import sqlalchemy as sa
+
+            self._engine = sa.create_engine(backend.options["database"])
+        elif backend.name == "mysql":
+            import sqlalchemy as sa
+
+            self._engine = sa.create_engine(backend.options["database"])
+            with self._engine.begin() as conn:
+                conn.exec_driver_sql(f"CREATE USER IF NOT EXISTS '{tag}'@'%%'")
+                conn.exec_driver_sql(f"GRANT ALL ON test.* TO '{tag}'@'%%'")
+        elif backend.name == "redis":
+            import redis
+
+            self._redis = redis.Redis.from_url(backend.options["url"])
+
+    def node_options(self) -> dict[str, Any]:
+        if self.backend.name == "postgresql":
+            return {"engine_options": {"connect_args": {"application_name": self.tag}}}
+        if self.backend.name == "mysql":
+            url = self.backend.options["database"].replace("root@", f"{self.tag}@", 1)
+            return {"database": url}
+        return {"client_name": self.tag}
+
+    def strike(self) -> int:
+        killed = 0
+        if self.backend.name == "postgresql":
+            with self._engine.begin() as conn:
+                killed = len(
+                    conn.exec_driver_sql(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        f"WHERE application_name = '{self.tag}'"
+                    ).all()
+                )
+        elif self.backend.name == "mysql":
+            with self._engine.begin() as conn:
+                ids = conn.exec_driver_sql(
+                    f"SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '{self.tag}'"
+                ).all()
+                for (connection_id,) in ids:
+                    try:
+                        conn.exec_driver_sql(f"KILL CONNECTION {int(connection_id)}")
+                        killed += 1
+                    except Exception:
+                        pass  # it ended by itself meanwhile
+        else:
+            for client in self._redis.client_list():
+                if client.get("name") == self.tag:
+                    try:
+                        self._redis.client_kill_filter(_id=client["id"])
+                        killed += 1
+                    except Exception:
+                        pass
+        self.kills += killed
+        return killed
+
+    def close(self) -> None:
+        if self._engine is not None:
+            if self.backend.name == "mysql":
+                with self._engine.begin() as conn:
+                    conn.exec_driver_sql(f"DROP USER IF EXISTS '{self.tag}'@'%%'")
+            self._engine.dispose()
+        if self._redis is not None:
+            self._redis.close()
+
+
+@pytest.fixture(params=["postgresql", "mysql", "redis"])
+def server_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    with make_backend(request.param, tmp_path) as b:
+        yield b
+
+
+def test_connections_killed_while_firing_lose_nothing_and_double_nothing(
+    server_backend: Backend, tmp_path: Path
+) -> None:
+    import uuid
+
+    backend = server_backend
+    chaos = Chaos(backend, f"asyncz_chaos_{uuid.uuid4().hex[:8]}")
+    task_count, seconds = 10, 5
+    node_config = backend.config(poll_interval=0.25, **chaos.node_options())
+    try:
+        with cluster(tmp_path) as nodes:
+            for _ in range(2):
+                launch_config(nodes, node_config, tmp_path, store_retry_interval=0.3)
+            edit = editor(backend)
+            start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+            try:
+                edit.lookup_store("default").add_tasks(
+                    [
+                        Task(
+                            id=f"c{i}",
+                            fn=jobs.job,
+                            trigger=IntervalTrigger(seconds=0.25, start_at=start, timezone="UTC"),
+                            next_run_time=start,
+                            coalesce=False,
+                        )
+                        for i in range(task_count)
+                    ]
+                )
+            finally:
+                edit.shutdown()
+            end = start + timedelta(seconds=seconds)
+            while datetime.now(UTC) < start:
+                time.sleep(0.05)
+            while datetime.now(UTC) < end:
+                time.sleep(0.4)
+                chaos.strike()
+            expected = {
+                (f"c{i}", to_timestamp_us(start + timedelta(seconds=0.25 * k)))
+                for i in range(task_count)
+                for k in range(seconds * 4)
+            }
+            # The nodes reconnect and catch up on the fire times missed meanwhile.
+            settle(tmp_path, expected)
+        assert chaos.kills > 0, "no connection was killed: the test proves nothing"
+    finally:
+        chaos.close()
+    rows = fires(tmp_path)
+    counts = Counter((task_id, when) for task_id, when, _ in rows)
+    assert {key: n for key, n in counts.items() if n > 1} == {}
+    missing = expected - set(counts)
+    assert not missing, f"{len(missing)} fire times never ran, e.g. {sorted(missing)[:5]}"
+
+
+def launch_config(
+    nodes: list[Node], config: dict[str, Any], workdir: Path, *, hang: bool = False, **options: Any
+) -> Node:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if hang:
+        env["ASYNCZ_TEST_HANG_AFTER_ACQUIRE"] = "1"
+    options = {"timezone": "UTC", **FAST_HEARTBEAT, **options}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.plugins.stores.cluster_worker",
+            json.dumps(config),
+            json.dumps(options),
+            str(workdir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+    node = Node(process)
+    nodes.append(node)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line == "started\n", process.stderr.read() if process.stderr else line
+    return node
