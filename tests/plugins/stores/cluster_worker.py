@@ -1,9 +1,10 @@
 """One scheduler node for the cluster tests, run as ``python -m tests.plugins.stores.cluster_worker
 STORE_JSON OPTIONS_JSON WORKDIR``.
 
-It logs its warnings and errors to ``WORKDIR/node-<pid>.log`` and each executed fire time as ``<task id> <fire time µs> <pid>`` to ``WORKDIR/fires.log``
-(one ``O_APPEND`` write per line, so lines from several processes stay whole), prints
-``started`` once its scheduler runs, and stops when ``WORKDIR/stop`` appears.
+It logs its warnings and errors to ``WORKDIR/node-<pid>.log``, and each executed fire time as
+``<task id> <fire time µs> <pid>`` to ``WORKDIR/fires.log`` (one ``O_APPEND`` write per line, so
+lines from several processes stay whole); it prints ``started`` once its scheduler runs, and
+stops when ``WORKDIR/stop`` appears.
 
 With ``ASYNCZ_TEST_HANG_AFTER_ACQUIRE=1`` its store blocks forever right after it first
 acquires due tasks (the failure point of a node that holds leases and then gets killed), after
