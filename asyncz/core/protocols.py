@@ -73,6 +73,22 @@ class Store(Protocol):
     again even without a local change, for stores that other processes write to;
     ``check_task(task)`` — raise ``SerializationError`` for a task the store could not keep,
     which the scheduler calls when a task is added before the store has started.
+
+    Members for several schedulers sharing the store (``docs/cluster.md``; every asyncz store
+    but the memory one has them):
+
+    - versions: every task it returns carries ``store_version``; ``update_task(task, *,
+      keep_schedule=False)`` is conditional on it (``TaskConflictError`` when another writer
+      came first) and, with ``keep_schedule``, leaves the stored run time and lease alone;
+    - fencing: each acquire's lease has a token the store instance remembers; a release, fire
+      or renewal whose token is no longer current is refused; ``renew_leases(owner, lease)``
+      extends the leases it still holds;
+    - instances: ``register_instance(identity, info)``, ``heartbeat(identity, info,
+      dead_after)`` (returns the peers it declared dead, ending their leases and resolving
+      their runs), ``unregister_instance(identity)``, ``get_instances()``;
+    - run records (:mod:`asyncz.core.runs`): ``fire_tasks(owner, fires)`` in place of
+      ``release_tasks``, ``finish_runs(outcomes)``, ``get_runs(task_id, limit)``,
+      ``take_reruns(owner, limit)``.
     """
 
     def start(self, scheduler: Any, alias: str) -> None: ...
@@ -84,7 +100,9 @@ class Store(Protocol):
         ...
 
     def update_task(self, task: Task) -> None:
-        """Replace a stored task (and drop any lease on it); ``TaskLookupError`` if missing."""
+        """Replace a stored task (and drop any lease on it); ``TaskLookupError`` if missing.
+
+        Stores for several schedulers also take ``keep_schedule=False`` (see the class)."""
         ...
 
     def delete_task(self, task_id: str) -> None:

@@ -34,12 +34,14 @@ if TYPE_CHECKING:
     from asyncz.core.protocols import Trigger
 
 __all__ = [
+    "TASK_ID_MAX_LENGTH",
     "Task",
     "TaskFieldError",
     "TaskInfo",
     "TaskRunPreview",
     "TaskScheduleState",
     "TaskState",
+    "task_id_problem",
 ]
 
 
@@ -84,7 +86,7 @@ TASK_ID_MAX_LENGTH = 191
 _FORBIDDEN_ID_CATEGORIES = frozenset({"Cc", "Cs"})
 
 
-def _id_problem(value: str) -> str | None:
+def task_id_problem(value: str) -> str | None:
     """Why ``value`` cannot be a task id, or None. Stores compare ids exactly (code points,
     case and trailing spaces count), so any id passing here means the same task everywhere."""
     if not value or value.isspace():
@@ -109,7 +111,7 @@ def _to_id(value: Any) -> str:
     # A converter rather than a factory and a validator: one call, and None (Asyncz's
     # ``Task(id=None)``) gets a fresh id like an id not given at all.
     if type(value) is str:
-        problem = _id_problem(value)
+        problem = task_id_problem(value)
         if problem is None:
             return value
         raise _bad(problem, value if len(value) <= 80 else f"{value[:40]}...{value[-20:]}")

@@ -68,7 +68,7 @@ from asyncz.core.records import (
     to_timestamp_us,
 )
 from asyncz.core.runs import Fire, FireResult, RunOutcome, RunRecord
-from asyncz.core.task import Task, TaskState, _id_problem
+from asyncz.core.task import Task, TaskState, task_id_problem
 from asyncz.plugins.stores import file_runs
 from asyncz.plugins.stores.file_names import (
     decode_stem,
@@ -115,7 +115,7 @@ class InvalidTaskIdError(TaskLookupError, ValueError, RuntimeError):
 
 def check_task_id(task_id: str) -> None:
     """Refuse ids the kernel refuses (every other id has a file name)."""
-    problem = _id_problem(task_id) if isinstance(task_id, str) else "id must be a string."
+    problem = task_id_problem(task_id) if isinstance(task_id, str) else "id must be a string."
     if problem is not None:
         shown = task_id if len(task_id) <= 80 else f"{task_id[:40]}...{task_id[-20:]}"
         raise InvalidTaskIdError(task_id, f"no task can have the id {shown!r}: {problem}")
@@ -562,7 +562,7 @@ class FileStore(PersistentStore):
             self._compact()
 
     def lookup_task(self, task_id: str) -> Task | None:
-        if not isinstance(task_id, str) or _id_problem(task_id) is not None:
+        if not isinstance(task_id, str) or task_id_problem(task_id) is not None:
             return None  # no task can have it
         with self._locked(exclusive=False):
             data = self._read(task_id)

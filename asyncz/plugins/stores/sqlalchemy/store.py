@@ -48,7 +48,7 @@ from asyncz.core.converters import reject_unknown_options, utc_timestamp_us
 from asyncz.core.errors import ConflictIdError, TaskConflictError, TaskLookupError
 from asyncz.core.records import from_timestamp_us, new_store_version
 from asyncz.core.runs import Fire, FireResult, RunOutcome, RunRecord
-from asyncz.core.task import Task, _id_problem
+from asyncz.core.task import Task, task_id_problem
 from asyncz.plugins.stores.persistent import PersistentStore, order_key
 from asyncz.plugins.stores.sqlalchemy import runs
 from asyncz.plugins.stores.sqlalchemy.connections import BEGIN_OPTION as _BEGIN_OPTION
@@ -342,7 +342,7 @@ class SQLAlchemyStore(PersistentStore):
     def add_tasks(self, tasks: Sequence[Task]) -> None:
         """Add tasks in one transaction: all are added, or (on a conflict) none."""
         for task in tasks:
-            problem = _id_problem(task.id) if isinstance(task.id, str) else "id must be a str"
+            problem = task_id_problem(task.id) if isinstance(task.id, str) else "id must be a str"
             if problem is not None:
                 raise ValueError(f"{problem}\ngot {task.id!r}")
         encoded = [self.encode(task) for task in tasks]
@@ -450,7 +450,7 @@ class SQLAlchemyStore(PersistentStore):
             _set_run_time(task, stored_run_us)
 
     def delete_task(self, task_id: str) -> None:
-        if _id_problem(task_id) is not None:
+        if task_id_problem(task_id) is not None:
             raise TaskLookupError(task_id, self.alias)
         self.forget([task_id])
         with self._held_lock:
@@ -482,7 +482,7 @@ class SQLAlchemyStore(PersistentStore):
         return tasks
 
     def lookup_task(self, task_id: str) -> Task | None:
-        if not isinstance(task_id, str) or _id_problem(task_id) is not None:
+        if not isinstance(task_id, str) or task_id_problem(task_id) is not None:
             return None  # no stored task has it (and a server might choke on it)
         with self._read() as conn:
             row = conn.execute(
@@ -896,7 +896,7 @@ class SQLAlchemyStore(PersistentStore):
     def get_runs(self, task_id: str | None = None, limit: int = 50) -> list[RunRecord]:
         """The newest run records (by scheduled fire time, ties by task id), of ``task_id``
         or of every task."""
-        if task_id is not None and (not isinstance(task_id, str) or _id_problem(task_id)):
+        if task_id is not None and (not isinstance(task_id, str) or task_id_problem(task_id)):
             return []
         with self._read() as conn:
             return runs.select_runs(conn, self.runs_table, task_id, max(int(limit), 0))
