@@ -418,17 +418,18 @@ class _TaskAPIMixin(_SchedulerCore):
         # A store with a decoded-record cache (cache_size) hands the same object to every
         # reader: change a copy, so that nobody sees a change before it is written. (A store
         # keeping the scheduler's own objects, as the memory store does, is changed in place.)
-        detach = bool(getattr(target, "cache_size", 0))
+        cache_size = getattr(target, "cache_size", 0)
+        detach = isinstance(cache_size, int) and cache_size > 0
         if detach:
             task = _detached(task)
         for attempt in range(_WRITE_ATTEMPTS):
             previous = {n: getattr(task, n) for n in changes if n not in ("id", "scheduler")}
             task.update_task(**changes, scheduler=self)
             try:
-                if writer is None:
-                    target.update_task(task)
+                if writer is None or not keep_schedule:
+                    target.update_task(task)  # keep_schedule=False is every store's default
                 else:
-                    writer(task, keep_schedule=keep_schedule)
+                    writer(task, keep_schedule=True)
                 return task
             except TaskConflictError:
                 task.update_task(**previous)
@@ -810,7 +811,7 @@ def _schedule_aware_update(store: Any) -> Any:
 def _takes_keep_schedule(cls: Any) -> bool:
     try:
         parameters = inspect.signature(cls.update_task).parameters
-    except (TypeError, ValueError):
+    except (AttributeError, TypeError, ValueError):  # AttributeError: a mock, say
         return False
     return "keep_schedule" in parameters or any(
         p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()

@@ -98,6 +98,32 @@ def wait_until(condition: Any, timeout: float) -> bool:
     return bool(condition())
 
 
+def explain_missing(backend: Backend, workdir: Path, missing: set[tuple[str, int]]) -> str:
+    """What the store and the nodes' logs say about fire times that never ran."""
+    store = backend.make()
+    store.start(None, "default")
+    try:
+        found = []
+        for task_id, when in sorted(missing)[:5]:
+            runs = [
+                r for r in store.get_runs(task_id, 100) if to_timestamp_us(r.scheduled_at) == when
+            ]
+            found.append((task_id, when, [(r.status, r.instance, r.error) for r in runs]))
+    finally:
+        store.shutdown()
+    logs = sorted(
+        {
+            line.split(" ", 2)[-1][:160]
+            for path in workdir.glob("node-*.log")
+            for line in path.read_text(errors="replace").splitlines()
+            if " WARNING " in line or " ERROR " in line
+        }
+    )
+    return (
+        f"{len(missing)} fire times never ran; their run records: {found}; node logs: {logs[:10]}"
+    )
+
+
 def settle(workdir: Path, expected: set[tuple[str, int]], timeout: float = 30.0) -> None:
     """Wait (bounded) until every expected fire time ran, then a little more: a duplicate
     would show up by then. On a loaded machine nodes may lag; they must catch up, not skip."""
@@ -159,7 +185,7 @@ def test_four_nodes_and_an_editor_run_every_fire_time_exactly_once(
     duplicates = {key: n for key, n in counts.items() if n > 1}
     assert duplicates == {}
     missing = expected - set(counts)
-    assert not missing, f"{len(missing)} fire times never ran, e.g. {sorted(missing)[:5]}"
+    assert not missing, explain_missing(backend, tmp_path, missing)
     assert edits > 50
     assert len({pid for _, _, pid in rows}) >= 2  # the work was shared
 
@@ -377,7 +403,7 @@ def test_connections_killed_while_firing_lose_nothing_and_double_nothing(
     counts = Counter((task_id, when) for task_id, when, _ in rows)
     assert {key: n for key, n in counts.items() if n > 1} == {}
     missing = expected - set(counts)
-    assert not missing, f"{len(missing)} fire times never ran, e.g. {sorted(missing)[:5]}"
+    assert not missing, explain_missing(backend, tmp_path, missing)
 
 
 def launch_config(
