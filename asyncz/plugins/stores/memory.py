@@ -26,6 +26,7 @@ __all__ = ["MemoryStore"]
 
 UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
 # Heap entries are lists so that they can be marked dead in place: [run time in µs, id, alive].
 _US, _ID, _ALIVE = 0, 1, 2
 _COMPACT_MIN = 1024
@@ -96,26 +97,33 @@ class MemoryStore(BaseStore):
     def add_tasks(self, tasks: Sequence[Task]) -> None:
         """Add several tasks: all of them, or (``ConflictIdError``) none."""
         with self._lock:
-            seen: set[str] = set()
-            for task in tasks:
-                if task.id in self._tasks or task.id in seen:
-                    raise ConflictIdError(task.id)
-                seen.add(task.id)
+            known = self._tasks
+            ids = [task.id for task in tasks]
+            if len(set(ids)) != len(ids) or not known.keys().isdisjoint(ids):
+                seen: set[str] = set()
+                for task_id in ids:
+                    if task_id in known or task_id in seen:
+                        raise ConflictIdError(task_id)
+                    seen.add(task_id)
+            fix = self.fix_task
+            entries, heap = self._entries, self._heap
             # Into an empty heap (the tasks added before start): one O(n) build, not n pushes.
-            build = not self._heap
+            build = not heap
             for task in tasks:
-                self.fix_task(task)
-                self._tasks[task.id] = task
-                if task.next_run_time is None:
+                fix(task)
+                task_id = task.id
+                known[task_id] = task
+                run_time = task.next_run_time
+                if run_time is None:
                     continue
-                entry = [utc_timestamp_us(task.next_run_time), task.id, True]
-                self._entries[task.id] = entry
+                entry = [(run_time - _EPOCH) // _ONE_US, task_id, True]
+                entries[task_id] = entry
                 if build:
-                    self._heap.append(entry)
+                    heap.append(entry)
                 else:
-                    heapq.heappush(self._heap, entry)
+                    heapq.heappush(heap, entry)
             if build:
-                heapq.heapify(self._heap)
+                heapq.heapify(heap)
 
     def update_task(self, task: Task, *, keep_schedule: bool = False) -> None:
         """Replace the stored task. With ``keep_schedule`` the change does not touch when it
