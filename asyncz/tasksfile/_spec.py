@@ -425,7 +425,7 @@ class _Reader:
 
 def _field_problem(exc: BaseException) -> str:
     notes = getattr(exc, "__notes__", None) or []
-    return " ".join([str(exc), *notes])
+    return ", ".join([str(exc).rstrip("."), *notes])
 
 
 def _option_named(message: str, options: Mapping[str, Any]) -> str | None:
