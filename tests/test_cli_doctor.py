@@ -51,7 +51,8 @@ def test_doctor_reports_quarantined_tasks_and_they_come_back(tmp_path: Path) -> 
     # Without the module on the path (as after a refactoring), the task cannot be restored.
     broken = doctor(store)
     assert broken.returncode == 1, broken.stderr
-    assert "store file: 1 task(s), 1 paused" in broken.stdout
+    assert "store default (file://" in broken.stdout and ": 1 task(s), 1 paused" in broken.stdout
+    assert "health=failed" in broken.stdout
     assert "quarantined 'moved':" in broken.stdout and "doctor_jobs" in broken.stdout
     report = json.loads(doctor(store, json_output=True).stdout)
     assert list(report["stores"][0]["quarantined"]) == ["moved"]
@@ -59,13 +60,19 @@ def test_doctor_reports_quarantined_tasks_and_they_come_back(tmp_path: Path) -> 
     # Fixed: the same record loads again; nothing was deleted.
     fixed = doctor(store, jobs)
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
-    assert "store file: 2 task(s), 1 paused" in fixed.stdout
+    assert ": 2 task(s), 1 paused" in fixed.stdout
     assert "no problems found" in fixed.stdout
 
 
-def test_doctor_rejects_a_store_that_is_not_json() -> None:
+def test_doctor_rejects_a_store_that_is_neither_a_url_nor_json() -> None:
     result = run(
         "from asyncz.cli import main; raise SystemExit(main(['doctor', '--store', 'type=file']))"
     )
     assert result.returncode == 2
-    assert "is not JSON" in result.stderr
+    assert "'file' is not a store URL" in result.stderr
+    assert "Traceback" not in result.stderr
+    bad_json = run(
+        "from asyncz.cli import main; raise SystemExit(main(['doctor', '--store', '{\"type\"']))"
+    )
+    assert bad_json.returncode == 2
+    assert "is not JSON" in bad_json.stderr

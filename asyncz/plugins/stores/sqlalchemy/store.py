@@ -32,6 +32,8 @@ do not block the writer. On PostgreSQL, added tasks and schedule changes are ann
 from __future__ import annotations
 
 import contextlib
+import inspect
+import re
 import threading
 import time
 import uuid
@@ -115,6 +117,7 @@ class SQLAlchemyStore(PersistentStore):
         database: str | sa.URL | Engine | None = None,
         tablename: str = "asyncz_store",
         *,
+        url: str | sa.URL | None = None,
         engine_options: Mapping[str, Any] | None = None,
         serializer: Any = "pickle",
         signing_key: Any = None,
@@ -137,10 +140,14 @@ class SQLAlchemyStore(PersistentStore):
             cache_size=cache_size,
             pickle_protocol=pickle_protocol,
         )
+        if url is not None:
+            if database is not None:
+                raise TypeError("give the sqlalchemy store database= or url=, not both")
+            database = url
         if database is None:
             raise TypeError(
-                "the sqlalchemy store needs database=, a URL such as 'sqlite:///tasks.db' or "
-                "'postgresql+psycopg://user@host/db', or an Engine"
+                "the sqlalchemy store needs database= (or url=), a URL such as "
+                "'sqlite:///tasks.db' or 'postgresql+psycopg://user@host/db', or an Engine"
             )
         if not isinstance(tablename, str) or not tablename:
             raise ValueError(f"tablename must be a non-empty string, got {tablename!r}")
@@ -153,6 +160,24 @@ class SQLAlchemyStore(PersistentStore):
         elif isinstance(database, (str, sa.URL)):
             self._url = make_url(database)
             self._given_engine = None
+            if options:
+                # Further keyword arguments are engine options (as in Asyncz): ask SQLAlchemy
+                # now (the engine connects to nothing and is thrown away), so that a misspelled
+                # store option is named here, not at start as a create_engine complaint.
+                try:
+                    sa.create_engine(self._url, **options).dispose()
+                except (sa.exc.ArgumentError, TypeError) as exc:
+                    found = re.search(r"Invalid argument\(s\) (.+?) sent to", str(exc))
+                    if found is None:
+                        raise
+                    own = set(inspect.signature(type(self).__init__).parameters) - {"self"}
+                    reject_unknown_options(
+                        "the sqlalchemy store (other options go to sqlalchemy.create_engine)",
+                        dict.fromkeys(n.strip(" '\"") for n in found.group(1).split(",")),
+                        own - {"extra_engine_options"},
+                    )
+                except Exception:  # a missing driver and the like: start() reports it
+                    pass
         else:
             raise TypeError(f"database must be a URL string or an Engine, got {database!r}")
         self._engine_options = options
