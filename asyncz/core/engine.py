@@ -45,6 +45,12 @@ RERUN = -1
 class _LifecycleMixin(_SchedulerCore):
     """State, start, the shutdown steps and the due-task pass (part of :class:`BaseScheduler`)."""
 
+    # Fires whose fire_tasks failed and whose run records could not be read since, by store
+    # alias, with their tasks: the next passes read them again (see _fired_anyway). And, while
+    # there are any, the fire times this scheduler fired since, which are not theirs.
+    _unresolved: dict[str, list[tuple[Fire, Task, int]]]
+    _fired_since: set[tuple[str, str, int]]
+
     # -- state -----------------------------------------------------------------------------
 
     @property
@@ -187,6 +193,8 @@ class _LifecycleMixin(_SchedulerCore):
             recorder.start()
             self._run_recorder = recorder
             self._refresh_listener_mask()
+        self._unresolved = {}
+        self._fired_since = set()
         # Runs of schedulers that died while this one was down may be waiting.
         self._rerun_stores.update(
             alias for alias, store in stores.items() if hasattr(store, "take_reruns")
@@ -376,6 +384,8 @@ class _LifecycleMixin(_SchedulerCore):
         submissions: list[tuple[Task, str, list[datetime], int]],
     ) -> tuple[datetime | None, bool]:
         """One store's part of a pass; raises if the store fails (the caller retries later)."""
+        if alias in self._unresolved:
+            self._resolve_fires(alias, submissions)
         acquired = store.acquire_due_tasks(now, self.identity, ACQUIRE_BATCH, self._lease_length())
         computed: dict[str, tuple[Task, list[datetime], datetime | None]] = {}
         now_us = utc_timestamp_us(now)
@@ -463,7 +473,21 @@ class _LifecycleMixin(_SchedulerCore):
                 len(fires),
                 alias,
             )
-            results = self._fired_anyway(alias, fires)
+            read = self._fired_anyway(alias, fires)
+            if read is None:
+                self._unresolved.setdefault(alias, []).extend(
+                    (item, computed[item.task_id][0], coalesced_counts[item.task_id])
+                    for item in fires
+                )
+                results = {}
+            else:
+                results = read
+        if self._unresolved:
+            self._fired_since.update(
+                (alias, task_id, utc_timestamp_us(t))
+                for task_id, result in results.items()
+                for t in result.started
+            )
         for task_id, result in results.items():
             task, _, next_time = computed[task_id]
             if next_time is None:
@@ -489,10 +513,11 @@ class _LifecycleMixin(_SchedulerCore):
                     task.name,
                 )
 
-    def _fired_anyway(self, alias: str, fires: list[Fire]) -> dict[str, FireResult]:
+    def _fired_anyway(self, alias: str, fires: list[Fire]) -> dict[str, FireResult] | None:
         """After a failed ``fire_tasks``: the fires whose run records were written all the
         same (the commit went through), to be run. Those that were not stay leased until the
-        lease runs out and are fired again then, once."""
+        lease runs out and are fired again then, once. ``None`` when the records cannot be
+        read: a later pass reads them again (:meth:`_resolve_fires`)."""
         store = self.lookup_store(alias)
         found: dict[str, FireResult] = {}
         for attempt in range(3):
@@ -522,12 +547,39 @@ class _LifecycleMixin(_SchedulerCore):
                 )
                 time.sleep(0.1 * (attempt + 1))
         self.logger.error(
-            "Cannot tell which of %d fire(s) in store %r were recorded; those that were stay "
-            "'started' until this scheduler is declared dead",
+            "Cannot tell yet which of %d fire(s) in store %r were recorded; the next passes "
+            "read the run records again",
             len(fires),
             alias,
         )
-        return found
+        return None
+
+    def _resolve_fires(
+        self,
+        alias: str,
+        submissions: list[tuple[Task, str, list[datetime], int]],
+    ) -> None:
+        """Read again the run records of fires that failed while the store could not be read:
+        the fire times recorded as started by this scheduler, and not fired by it again since
+        (the lease ran out and a later pass fired them), are run now, late but once."""
+        pending = self._unresolved.pop(alias, [])
+        found = self._fired_anyway(alias, [item for item, _, _ in pending])
+        if found is None:
+            self._unresolved.setdefault(alias, []).extend(pending)
+            return
+        for item, task, coalesced in pending:
+            result = found.get(item.task_id)
+            if result is None:
+                continue
+            late = [
+                t
+                for t in result.started
+                if (alias, item.task_id, utc_timestamp_us(t)) not in self._fired_since
+            ]
+            if late:
+                submissions.append((task, alias, late, coalesced))
+        if not self._unresolved:
+            self._fired_since.clear()
 
     def _take_reruns(
         self,

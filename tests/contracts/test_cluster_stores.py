@@ -455,3 +455,16 @@ def test_a_one_off_task_deleted_by_its_fire_is_still_rerun(pair: tuple[Any, Any]
     assert (rerun.id, when, rerun.kwargs, rerun.on_crash) == ("once", at(-3600), {"k": 1}, "rerun")
     assert a.lookup_task("once") is None  # rerun from the record kept with the run
     assert a.take_reruns("node-a", 10) == []
+
+
+def test_the_run_times_of_one_fire_start_together(pair: tuple[Any, Any]) -> None:
+    """A fire catching up on several missed run times is one submission (they run one after
+    another in one executor slot): max_instances=1 starts them all, or skips them all."""
+    a, b = pair
+    a.add_task(make("t", 0))
+    (task,) = a.acquire_due_tasks(at(200), "node-a", 10, LEASE)
+    result = fire(a, "node-a", task, [at(0), at(60), at(120)], next_run_time=at(240))
+    assert list(result["t"].started) == [at(0), at(60), at(120)]
+    (task,) = b.acquire_due_tasks(at(241), "node-b", 10, LEASE)
+    result = fire(b, "node-b", task, [at(240)], next_run_time=at(300))
+    assert list(result["t"].skipped) == [at(240)]  # a's three are still running

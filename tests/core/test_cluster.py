@@ -264,3 +264,44 @@ def test_a_fire_that_fails_around_its_commit_still_runs_once(
         assert [r.status for r in scheduler.get_task_runs("t")] == ["succeeded"]
     finally:
         scheduler.shutdown()
+
+
+def test_a_fire_whose_records_cannot_be_read_at_once_runs_once_later(backend: Backend) -> None:
+    """The fire commits, its answer is lost, and the run records cannot be read right after
+    either: a later pass reads them and runs the fire time then, once."""
+    ran: list[Any] = []
+    scheduler = BaseScheduler(
+        identity="unreadable", timezone="UTC", stores={"default": backend.config()}
+    )
+    scheduler.add_listener(lambda e: ran.append(e.scheduled_run_time), events.TASK_EXECUTED)
+    scheduler.start(paused=True)
+    try:
+        store = scheduler.lookup_store("default")
+        scheduler.add_task(
+            jobs.job, "date", run_at=datetime.now(UTC) - timedelta(seconds=1), id="t"
+        )
+        Flaky(store, "after")
+        real_get_runs = store.get_runs
+        failures = {"left": 3}  # every read of the first recovery fails
+
+        def get_runs(*args: Any) -> Any:
+            if failures["left"]:
+                failures["left"] -= 1
+                raise ConnectionError("injected: the store cannot be read")
+            return real_get_runs(*args)
+
+        store.get_runs = get_runs
+        scheduler.resume()
+        scheduler.process_tasks()  # fires, loses the answer, cannot read the records
+        assert failures["left"] == 0 and ran == []
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not ran:
+            scheduler.process_tasks()
+            time.sleep(0.1)
+        time.sleep(0.3)
+        scheduler.process_tasks()
+        time.sleep(0.3)
+        assert len(ran) == 1
+        assert [r.status for r in scheduler.get_task_runs("t")] == ["succeeded"]
+    finally:
+        scheduler.shutdown()

@@ -476,18 +476,19 @@ def fire_tasks(store: FileStore, owner: str, fires: Sequence[Fire]) -> dict[str,
             started: list[datetime] = []
             skipped: list[datetime] = []
             duplicates: list[datetime] = []
-            running = runs.counts.get(task_id, 0)
+            # One fire is one submission (its run times run one after another in one slot):
+            # all of them start, or all are skipped.
+            allowed = runs.counts.get(task_id, 0) < fire.max_instances
             for run_time in fire.run_times:
                 key = (task_id, utc_timestamp_us(run_time))
                 if key in runs.records or key in records:
                     duplicates.append(run_time)
                     continue
-                if running >= fire.max_instances:
+                if not allowed:
                     status = "skipped"
                     skipped.append(run_time)
                 else:
                     status = "started"
-                    running += 1
                     started.append(run_time)
                 records[key] = RunLog.new(task_id, key[1], status, owner, fired_us, fire.on_crash)
             if fire.next_run_time is None and fire.on_crash == "rerun" and started:

@@ -556,6 +556,9 @@ for f = 1, n do
     c = c + 1
     local count = tonumber(counts[c]) or 0
     local before = count
+    -- one fire is one submission (its run times run one after another in one slot): all of
+    -- them start, or all are skipped
+    local allowed = count < maxes[f]
     local tail = SEP .. '1' .. SEP .. now .. SEP .. crashes[f] .. SEP .. owner .. SEP
     for j = firsts[f], lasts[f] do
       w = w + 1
@@ -565,7 +568,7 @@ for f = 1, n do
       else
         seen[member] = true
         local status = 'skipped'
-        if count < maxes[f] then
+        if allowed then
           status = 'started'
           count = count + 1
           started[#started + 1] = member

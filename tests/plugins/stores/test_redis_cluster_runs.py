@@ -144,20 +144,21 @@ def test_the_newest_runs_are_cut_after_ties_by_id(store: Any) -> None:
     assert store.get_runs(limit=0) == []
 
 
-def test_max_instances_within_one_fire(store: Any) -> None:
+def test_max_instances_counts_a_fire_as_one_submission(store: Any) -> None:
     store.add_task(make("t", 0))
     store.acquire_due_tasks(at(1), "me", 10, 30)
     fire = Fire(
         task_id="t", next_run_time=at(600), run_times=[at(0), at(1), at(2)], max_instances=2
     )
+    # The run times of one fire run one after another in one slot: they start together.
     result = store.fire_tasks("me", [fire])["t"]
     assert (list(result.started), list(result.skipped), list(result.duplicates)) == (
-        [at(0), at(1)],
-        [at(2)],
+        [at(0), at(1), at(2)],
+        [],
         [],
     )
-    assert [r.status for r in store.get_runs("t")] == ["skipped", "started", "started"]
-    # a finished run makes room; a skipped one never counted
+    assert [r.status for r in store.get_runs("t")] == ["started", "started", "started"]
+    # One of them finished: two still started, which is max_instances: the next fire waits.
     store.finish_runs([outcome("t", at(1), status="failed", error="boom")])
     store.update_task(make("t", 0))
     store.acquire_due_tasks(at(1), "me", 10, 30)
@@ -166,10 +167,16 @@ def test_max_instances_within_one_fire(store: Any) -> None:
     )
     result = store.fire_tasks("me", [again])["t"]
     assert (list(result.started), list(result.skipped), list(result.duplicates)) == (
-        [at(3)],
-        [at(4)],
+        [],
+        [at(3), at(4)],
         [at(2)],
     )
+    # A skipped run never counts: once the others finish, there is room again.
+    store.finish_runs([outcome("t", at(0)), outcome("t", at(2))])
+    store.update_task(make("t", 0))
+    store.acquire_due_tasks(at(1), "me", 10, 30)
+    last = Fire(task_id="t", next_run_time=at(600), run_times=[at(5)], max_instances=2)
+    assert list(store.fire_tasks("me", [last])["t"].started) == [at(5)]
 
 
 def test_finish_keeps_the_details(store: Any) -> None:

@@ -94,6 +94,9 @@ def record_fires(
     skipped: dict[str, list[datetime]] = {}
     duplicates: dict[str, list[datetime]] = {}
     rows: list[dict[str, Any]] = []
+    # One fire is one submission (its run times run one after another in one slot): all of
+    # them start, or all are skipped.
+    allowed = {fire.task_id: running.get(fire.task_id, 0) < fire.max_instances for fire in fires}
     for fire, run_time, us in keyed:
         task_id = fire.task_id
         key = (task_id, us)
@@ -101,12 +104,11 @@ def record_fires(
             duplicates.setdefault(task_id, []).append(run_time)
             continue
         existing.add(key)  # the same time twice in one fire: recorded once
-        if running.get(task_id, 0) >= fire.max_instances:
+        if not allowed[task_id]:
             status = "skipped"
             skipped.setdefault(task_id, []).append(run_time)
         else:
             status = "started"
-            running[task_id] = running.get(task_id, 0) + 1
             started.setdefault(task_id, []).append(run_time)
         rows.append(
             {
