@@ -22,8 +22,28 @@ SQL_DRIVERS = {
 }
 
 
+#: what asyncz's own plugins import only when used: (kind, alias) -> modules
+BUILTIN_NEEDS = {
+    ("store", "sqlalchemy"): ("sqlalchemy",),
+    ("store", "redis"): ("redis",),
+}
+
+
+def _missing_module(exc: BaseException) -> str | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ModuleNotFoundError) and seen.name:
+            return seen.name
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _availability(provider: Any) -> tuple[str, str | None]:
     """("ok", None), ("missing", module) or ("error", message) for one provider."""
+    if provider.distribution == "asyncz":
+        for module in BUILTIN_NEEDS.get((provider.kind, provider.alias), ()):
+            if not installed(module):
+                return "missing", module
     target = provider.target
     if not isinstance(target, str):
         return "ok", None
@@ -31,9 +51,10 @@ def _availability(provider: Any) -> tuple[str, str | None]:
 
     try:
         ref_to_obj(target)
-    except ModuleNotFoundError as exc:
-        return "missing", exc.name or "?"
-    except Exception as exc:  # a broken plugin module: say so, keep listing
+    except Exception as exc:  # a missing dependency, or a broken plugin module
+        module = _missing_module(exc)
+        if module is not None:
+            return "missing", module
         return "error", f"{type(exc).__name__}: {exc}"
     return "ok", None
 

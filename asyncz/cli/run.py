@@ -302,7 +302,14 @@ def _foreground(
     stop = threading.Event()
     signals: list[int] = []
 
+    first: list[float] = []
+
     def on_signal(signum: int, _frame: Any) -> None:
+        # One signal sent twice at once (timeout(1) signals its child, then its process
+        # group) is one request to stop; a second one a moment later means "now".
+        if first and time.monotonic() - first[0] < 1.0:
+            return
+        first.append(time.monotonic())
         signals.append(signum)
         if len(signals) > 1:
             # A second signal: leave now; runs still going are cut short.
