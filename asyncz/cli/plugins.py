@@ -52,9 +52,9 @@ def _availability(provider: Any) -> tuple[str, str | None]:
     try:
         ref_to_obj(target)
     except Exception as exc:  # a missing dependency, or a broken plugin module
-        module = _missing_module(exc)
-        if module is not None:
-            return "missing", module
+        absent = _missing_module(exc)
+        if absent is not None:
+            return "missing", absent
         return "error", f"{type(exc).__name__}: {exc}"
     return "ok", None
 
