@@ -29,7 +29,7 @@ import attrs
 
 from asyncz.core.converters import callable_name, check_callable_args, obj_to_ref, ref_to_obj
 from asyncz.core.converters import to_timezone as _to_timezone
-from asyncz.core.errors import UnknownAliasError
+from asyncz.core.errors import PluginLoadError, UnknownAliasError
 from asyncz.core.plugins import PluginRegistry, default_registry
 from asyncz.core.task import Task, task_id_problem
 from asyncz.tasksfile.command import COMMAND_REFERENCE
@@ -218,6 +218,25 @@ class TasksFile:
         from asyncz.schedulers import AsyncIOScheduler
 
         options = self.scheduler_options(**overrides)
+        plugins = options.get("plugin_registry") or default_registry()
+        for kind, section in (("store", "stores"), ("executor", "executors")):
+            for alias, config in options[section].items():
+                plugin = config.get("type") if isinstance(config, Mapping) else None
+                if not isinstance(plugin, str):
+                    continue
+                try:
+                    plugins.resolve(kind, plugin)
+                except (ImportError, PluginLoadError) as exc:
+                    problem = _unloadable(kind, plugin, exc)
+                    if section == "stores" and alias == "default" and config == DEFAULT_STORE:
+                        problem = (
+                            "the default store (SQLite in ./asyncz.db, used when the file has "
+                            "no [stores.default]) needs SQLAlchemy: pip install "
+                            "'asyncz[sqlalchemy]', or configure [stores.default]"
+                        )
+                    raise TasksFileError(self.path, f"{section}.{alias}", problem) from exc
+                except LookupError:
+                    continue  # an unknown alias: the scheduler's own error says it best
         try:
             return AsyncIOScheduler(**options)
         except (TypeError, ValueError, LookupError, ImportError) as exc:
@@ -240,6 +259,18 @@ def _blame(exc: BaseException, options: Mapping[str, Any]) -> str | None:
             if re.search(rf"\b{re.escape(alias)}\b", text):
                 return f"{kind}.{alias}"
     return None
+
+
+#: The extra that brings a built-in plugin's dependency.
+_EXTRAS = {("store", "sqlalchemy"): "sqlalchemy", ("store", "redis"): "redis"}
+
+
+def _unloadable(kind: str, plugin: str, exc: BaseException) -> str:
+    extra = _EXTRAS.get((kind, plugin))
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    if extra is not None:
+        return f"the {plugin!r} {kind} cannot be loaded ({cause}): pip install 'asyncz[{extra}]'"
+    return _message(exc)
 
 
 def _message(exc: BaseException) -> str:
@@ -336,8 +367,8 @@ class _Reader:
                     f"registered: {', '.join(self._aliases(kind))}",
                     plugin,
                 ) from None
-            except ImportError as exc:
-                raise self.fail(f"{here}.type", _message(exc), plugin) from None
+            except (ImportError, PluginLoadError) as exc:
+                raise self.fail(f"{here}.type", _unloadable(kind, plugin, exc), plugin) from None
             self._check_options(cls, config, here, skip=("type",))
             configs[alias] = config
         return configs

@@ -358,7 +358,7 @@ def test_two_schedulers_sharing_a_store_apply_the_same_file(
         tmp_path, body_text.replace("coalesce = false", "coalesce = false\nmax_instances = 2")
     )
 
-    async def body(a: AsyncIOScheduler, b: AsyncIOScheduler) -> None:
+    async def body(a: AsyncIOScheduler, b: AsyncIOScheduler) -> int:
         reports = await asyncio.gather(
             asyncio.to_thread(spec.apply, a), asyncio.to_thread(spec.apply, b)
         )
@@ -387,10 +387,12 @@ def test_two_schedulers_sharing_a_store_apply_the_same_file(
         assert steps == {0.25}  # none skipped
         assert {r.instance for r in records} <= {a.identity, b.identity}
         assert sorted(t.id for t in b.get_tasks()) == ["slow", "tick"]
+        return sum(r.status == "succeeded" for r in records)
 
-    run(body, spec, spec)
-    finished = [line for line in log.read_text().splitlines() if line == "ran"]
-    assert len(finished) >= 12
+    succeeded = run(body, spec, spec)
+    assert succeeded >= 6
+    # Each run that succeeded did its work (runs still going at the shutdown may add more).
+    assert log.read_text().splitlines().count("ran") >= succeeded
 
 
 async def wait_for_runs(scheduler: AsyncIOScheduler, count: int) -> None:

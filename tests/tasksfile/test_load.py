@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from asyncz.tasksfile import DEFAULT_STORE, TasksFileError, load_tasks_file
+from asyncz import hookimpl
+from asyncz.core.plugins import PluginRegistry
+from asyncz.tasksfile import DEFAULT_STORE, TasksFileError, _spec, load_tasks_file
 from asyncz.tasksfile.command import COMMAND_REFERENCE
 
 HEADER = '[asyncz]\ntimezone = "UTC"\n'
@@ -343,3 +346,31 @@ def test_the_bad_value_is_kept_on_the_error(tmp_path: Path) -> None:
 def test_a_missing_file_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(TasksFileError, match=r"missing\.toml: cannot read the file"):
         load_tasks_file(tmp_path / "missing.toml")
+
+
+class _BrokenStorePlugin:
+    """Registers a store whose module cannot be imported (as a missing driver would)."""
+
+    @hookimpl
+    def asyncz_register_stores(self, register: Any) -> None:
+        register("broken", "no_such_driver_module_xyz:Store")
+
+
+def test_a_store_whose_dependency_is_missing_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = PluginRegistry()
+    registry.register(_BrokenStorePlugin(), "broken-plugin")
+    path = write(tmp_path, '[stores.archive]\ntype = "broken"\n')
+    with pytest.raises(TasksFileError) as caught:
+        load_tasks_file(path, plugins=registry)
+    assert caught.value.key == "stores.archive.type"
+    assert "no_such_driver_module_xyz" in str(caught.value)
+    # The default store the file did not write: what to install, or what to write instead.
+    monkeypatch.setattr(_spec, "DEFAULT_STORE", {"type": "broken"})
+    spec = load_tasks_file(write(tmp_path, HEADER), plugins=registry)
+    with pytest.raises(TasksFileError) as caught:
+        spec.create_scheduler(plugin_registry=registry)
+    assert caught.value.key == "stores.default"
+    assert "the default store (SQLite in ./asyncz.db" in str(caught.value)
+    assert "pip install 'asyncz[sqlalchemy]'" in str(caught.value)
