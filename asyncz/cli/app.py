@@ -766,6 +766,7 @@ def add_command(
                 f"{', '.join(sorted(scheduler.stores))}",
                 EXIT_USAGE,
             )
+        _stand_in_executor(scheduler, options, executor_alias)
         with translate(f"the task {callable_ref!r}"):
             task = scheduler.add_task(
                 callable_ref,
@@ -791,6 +792,13 @@ def add_command(
 
 
 _register(add_command)
+
+
+def _stand_in_executor(scheduler: Any, options: Options, alias: str | None) -> None:
+    """A standalone command's scheduler does not know the service's executors: let a task
+    name one it lacks (an asyncio executor stands in; the command never runs the task)."""
+    if alias and not options.bootstrap and alias not in scheduler.executors:
+        scheduler.add_executor("asyncio", alias)
 
 
 _UPDATE_FIELDS = (
@@ -886,6 +894,7 @@ def update_command(
         changes["mistrigger_grace_time"] = None
     with open_scheduler(options) as scheduler:
         task = _find(scheduler, task_id)
+        _stand_in_executor(scheduler, options, executor_alias)
         before = _fields(task)
         after = dict(before)
         for key, value in changes.items():
@@ -987,7 +996,13 @@ def run_command(
             done.set()
 
     with open_scheduler(options) as scheduler:
-        _find(scheduler, task_id)
+        executor = _find(scheduler, task_id).executor
+        if executor not in scheduler.executors:
+            raise CliError(
+                f"job {task_id} runs on the executor {executor!r}, which this command does not "
+                f"have: add --executor {executor}=asyncio (or thread:N, process:N)",
+                EXIT_USAGE,
+            )
         scheduler.add_listener(listen, events.TASK_EXECUTED | events.TASK_ERROR)
         try:
             with translate(f"running job {task_id!r}"):

@@ -256,6 +256,8 @@ def _for_people(exc: Exception, debug: bool) -> CliError:
         return CliError(_first_line(exc).strip("'\""), EXIT_NOT_FOUND)
     if isinstance(exc, ConflictIdError):
         return CliError(_first_line(exc).strip("'\""), EXIT_USAGE)
+    if isinstance(exc, KeyError):  # e.g. an executor or store alias the scheduler lacks
+        return CliError(_first_line(exc).strip("'\""), EXIT_USAGE)
     if isinstance(exc, MaximumInstancesError):
         return CliError(_first_line(exc), EXIT_FAILURE)
     if _is_connection_error(exc):

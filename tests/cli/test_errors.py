@@ -124,7 +124,10 @@ def test_errors_are_one_line_with_their_exit_code(cli: Cli, sqlite: str) -> None
             "cannot open the store 'd' (postgresql+psycopg://u:***@127.0.0.1:1/db)",
         ),
         (["list", "--bootstrap", "no_such_app:make"], EXIT_USAGE, "cannot import 'no_such_app'"),
+        (["run", "on-io", "--store", sqlite], EXIT_USAGE, "add --executor io=asyncio"),
     ]
+    added = cli("add", "cli_jobs:noop", "--id", "on-io", "--executor", "io", "--store", sqlite)
+    assert added.returncode == 0, added.stderr
     for args, code, text in cases:
         result = cli(*args)
         line = one_line(result.stderr)
