@@ -126,6 +126,7 @@ class _ViewLogHandler(logging.Handler):
 
 
 def _render(scheduler: Any, monitor: Monitor, cache: dict[str, Any]) -> Any:
+    from rich import box
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -161,7 +162,7 @@ def _render(scheduler: Any, monitor: Monitor, cache: dict[str, Any]) -> Any:
         f"{states.get('pending', 0)} pending    runs: {counts['succeeded']} succeeded, "
         f"{counts['failed']} failed, {counts['missed']} missed, {len(running)} running"
     )
-    upcoming = Table(title="Next runs", title_justify="left", expand=False)
+    upcoming = Table(title="Next runs", title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("next run", "task", "name", "trigger"):
         upcoming.add_column(column)
     scheduled = [i for i in infos if i.next_run_time is not None]
@@ -173,7 +174,7 @@ def _render(scheduler: Any, monitor: Monitor, cache: dict[str, Any]) -> Any:
             item.name or "",
             item.trigger_description or "",
         )
-    outcomes = Table(title="Recent runs", title_justify="left", expand=False)
+    outcomes = Table(title="Recent runs", title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("ended", "task", "outcome", "duration", "error"):
         outcomes.add_column(column)
     for item in recent[:8]:
@@ -185,7 +186,7 @@ def _render(scheduler: Any, monitor: Monitor, cache: dict[str, Any]) -> Any:
             "-" if item["duration"] is None else f"{item['duration']:.3f}s",
             item["error"] or "",
         )
-    nodes = Table(title="Instances", title_justify="left", expand=False)
+    nodes = Table(title="Instances", title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("identity", "scope", "state", "host", "pid", "heartbeat"):
         nodes.add_column(column)
     for node in cache.get("instances", ()):

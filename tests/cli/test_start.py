@@ -109,6 +109,7 @@ def test_live_view_on_a_terminal(cli: Cli, sqlite: str, tmp_path: Path) -> None:
     cli.json("add", "cli_jobs:fail", "--id", "failing", "--interval", "1s", "--store", sqlite)
     session = f"asyncz-test-{uuid.uuid4().hex[:8]}"
     env = " ".join(f"{k}={v!r}" for k, v in cli.env.items() if k in ("PYTHONPATH", "PATH"))
+    env += " COLUMNS=160 LINES=60"  # the pane's size, whatever the tmux server inherited
     command = " ".join([*COMMAND, "start", "--standalone", "--store", f"'{sqlite}'"])
     shell = f"cd {str(tmp_path)!r} && env {env} {command}; echo EXIT=$?; sleep 60"
     subprocess.run(
