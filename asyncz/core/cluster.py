@@ -32,6 +32,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from asyncz.core import events
+from asyncz.core.converters import utc_timestamp_us
+from asyncz.core.records import from_timestamp_us
 from asyncz.core.runs import RunOutcome, RunStatus, summarize_error
 
 __all__ = ["Heartbeat", "RunRecorder", "instance_info"]
@@ -202,6 +204,9 @@ class RunRecorder:
         # (store, task id) -> outcomes queued and not yet handed to a write: runs that ended
         # although their records still say "started" (see queued()).
         self._queued: Counter[tuple[str, str]] = Counter()
+        # (store, task id, fire time µs) of runs fired here whose outcome is not queued yet:
+        # what is left at shutdown never ended, and is recorded as abandoned.
+        self._in_flight: set[tuple[str, str, int]] = set()
         self._ready = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -217,8 +222,30 @@ class RunRecorder:
         )
         self._thread.start()
 
+    def fired(self, store: str, task_id: str, run_times: Iterable[datetime]) -> None:
+        """Note runs the store recorded as started here (their outcomes are expected)."""
+        if store in self.writers:
+            with self._ready:
+                self._in_flight.update((store, task_id, utc_timestamp_us(t)) for t in run_times)
+
     def stop(self) -> None:
-        """Write what is queued (the thread's last batch) and stop."""
+        """Record the runs fired here that never ended as abandoned (the executors have shut
+        down: no outcome will come), write what is queued (the thread's last batch), stop."""
+        with self._ready:
+            left, self._in_flight = self._in_flight, set()
+        now = datetime.now(UTC)
+        for store, task_id, when_us in sorted(left):
+            self.put(
+                store,
+                RunOutcome(
+                    task_id=task_id,
+                    scheduled_at=from_timestamp_us(when_us) or now,
+                    instance=self.identity,
+                    status="abandoned",
+                    finished_at=now,
+                    error="the scheduler shut down before the run ended",
+                ),
+            )
         with self._ready:
             self._stopping = True
             self._ready.notify()
@@ -299,6 +326,10 @@ class RunRecorder:
 
     def put(self, store: str, outcome: RunOutcome) -> None:
         with self._ready:
+            if self._in_flight:
+                self._in_flight.discard(
+                    (store, outcome.task_id, utc_timestamp_us(outcome.scheduled_at))
+                )
             self._queue.append((store, outcome))
             self._queued[(store, outcome.task_id)] += 1
             if len(self._queue) > _MAX_BACKLOG:

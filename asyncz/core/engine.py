@@ -494,6 +494,8 @@ class _LifecycleMixin(_SchedulerCore):
                 self._task_event(events.TASK_REMOVED, task_id, alias)
             if result.started:
                 submissions.append((task, alias, list(result.started), coalesced_counts[task_id]))
+                if recorder is not None:
+                    recorder.fired(alias, task_id, result.started)
             if result.skipped:
                 self.logger.warning(
                     "Execution of task %r skipped: maximum number of running instances reached "
@@ -578,6 +580,8 @@ class _LifecycleMixin(_SchedulerCore):
             ]
             if late:
                 submissions.append((task, alias, late, coalesced))
+                if self._run_recorder is not None:
+                    self._run_recorder.fired(alias, item.task_id, late)
         if not self._unresolved:
             self._fired_since.clear()
 
@@ -605,6 +609,8 @@ class _LifecycleMixin(_SchedulerCore):
                 run_time.isoformat(),
             )
             submissions.append((task, alias, [run_time], RERUN))
+            if self._run_recorder is not None:
+                self._run_recorder.fired(alias, task.id, [run_time])
         if len(reruns) >= ACQUIRE_BATCH:
             self._rerun_stores.add(alias)
 

@@ -305,3 +305,35 @@ def test_a_fire_whose_records_cannot_be_read_at_once_runs_once_later(backend: Ba
         assert [r.status for r in scheduler.get_task_runs("t")] == ["succeeded"]
     finally:
         scheduler.shutdown()
+
+
+def test_runs_still_going_at_shutdown_are_recorded_abandoned(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """shutdown(wait=False) leaves a run behind: no outcome will ever come for it, so its
+    record says abandoned instead of counting against max_instances as started."""
+    release = tmp_path / "release"
+    log = tmp_path / "runs.log"
+    scheduler = BaseScheduler(
+        identity="leaver", timezone="UTC", stores={"default": backend.config()}
+    )
+    scheduler.start(paused=True)
+    try:
+        scheduler.add_task(
+            jobs.held_run,
+            "date",
+            run_at=datetime.now(UTC) - timedelta(seconds=1),
+            args=(str(log), "held", str(release)),
+            id="held",
+        )
+        scheduler.resume()
+        scheduler.process_tasks()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not (log.exists() and "start" in log.read_text()):
+            time.sleep(0.05)
+        scheduler.shutdown(wait=False)
+        (record,) = scheduler.lookup_store("default").get_runs("held")
+        assert (record.status, record.instance) == ("abandoned", "leaver")
+        assert "shut down" in (record.error or "")
+    finally:
+        release.touch()
