@@ -99,6 +99,9 @@ class BaseScheduler(_ConfigurationMixin, _TaskAPIMixin, _LifecycleMixin):
         self._rerun_stores: set[str] = set()
         # When the store pass now running began (time.monotonic()), None between passes.
         self._pass_started: float | None = None
+        # Fires to read again after a failed fire_tasks (see the engine's _resolve_fires).
+        self._unresolved = {}
+        self._fired_since = set()
         # Tasks added before start, by id (in the order they were added).
         self._pending: dict[str, _PendingTask] = {}
         self._stores: dict[str, Store] = {}
