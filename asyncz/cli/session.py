@@ -215,6 +215,8 @@ def translate(context: str, *, store: bool = False) -> Iterator[None]:
         if store and _is_connection_error(exc):
             raise CliError(f"cannot open {context}: {_first_line(exc)}", EXIT_STORE) from exc
         if isinstance(exc, (TypeError, ValueError)) and not isinstance(exc, KeyError):
+            if type(exc).__name__ == "TasksFileError":  # it names its file itself
+                raise CliError(_first_line(exc), EXIT_USAGE) from exc
             raise CliError(f"{context}: {_first_line(exc)}", EXIT_USAGE) from exc
         raise
 
