@@ -6,8 +6,9 @@ Here: choosing or starting the event loop (the caller's, or one of its own in a 
 time over all stores on a precise alarm (:mod:`asyncz.core.timing`: one wake-up, never early, no
 spinning), is woken early by ``wakeup``, and ``_run_pass`` runs the due-task pass, in a worker
 thread for blocking stores, then submits the runs. The pass for a moment starts a little before
-it (about twice its usual duration) and the runs are submitted at the moment itself, after a
-second, short precise sleep, so the pass's own time is not added to the runs' lateness.
+it (1.5 times its usual duration on the loop, twice in a worker thread) and the runs are
+submitted at the moment itself, after a second, short precise sleep, so the pass's own time is
+not added to the runs' lateness.
 
 Not here: the pass itself and the shutdown steps (:mod:`asyncz.core.engine`), configuration
 (:mod:`asyncz.core.scheduler_config`), the task API (:mod:`asyncz.core.task_api`).
