@@ -114,8 +114,8 @@ def _log_line(json_output: bool) -> Any:
 class _ViewLogHandler(logging.Handler):
     """Scheduler warnings go into the live view instead of over it."""
 
-    def __init__(self, monitor: Monitor) -> None:
-        super().__init__(logging.WARNING)
+    def __init__(self, monitor: Monitor, level: int = logging.WARNING) -> None:
+        super().__init__(level)
         self.monitor = monitor
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -326,6 +326,16 @@ def _foreground(
     next_look = time.monotonic() + WATCH_EVERY
     logger = logging.getLogger("asyncz")
     handler: logging.Handler
+    # What shell-command tasks print is logged at INFO by this logger: show it.
+    output = logging.getLogger("asyncz.tasksfile.command")
+    output_handler: logging.Handler = (
+        _ViewLogHandler(monitor, logging.INFO) if use_live else logging.StreamHandler(sys.stdout)
+    )
+    output_handler.setLevel(logging.INFO)
+    output_level = output.level
+    output.setLevel(logging.INFO)
+    output.addHandler(output_handler)
+    output.propagate = False
     try:
         if use_live:
             from rich.console import Console
@@ -368,6 +378,9 @@ def _foreground(
         for sig, old in previous.items():
             signal.signal(sig, old)
         monitor.printer = None
+        output.removeHandler(output_handler)
+        output.setLevel(output_level)
+        output.propagate = True
         if "handler" in locals():
             logger.removeHandler(handler)
             logger.propagate = True
