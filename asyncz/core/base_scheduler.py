@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from asyncz.core.cluster import Heartbeat, RunRecorder
+from asyncz.core.cluster_api import _ClusterAPIMixin
 from asyncz.core.engine import _LifecycleMixin
 from asyncz.core.locks import LockProtectedProtocol
 from asyncz.core.protocols import Executor, Store
@@ -25,7 +26,7 @@ from asyncz.core.task_api import _TaskAPIMixin
 __all__ = ["BaseScheduler"]
 
 
-class BaseScheduler(_ConfigurationMixin, _TaskAPIMixin, _LifecycleMixin):
+class BaseScheduler(_ConfigurationMixin, _TaskAPIMixin, _ClusterAPIMixin, _LifecycleMixin):
     """Configuration, the task API and the store pass shared by every scheduler.
 
     Options (keyword arguments, or ``global_config`` entries under ``"asyncz."``):

@@ -248,6 +248,7 @@ class _SchedulerCore:
 
         # _TaskAPIMixin
         def _store_pending(self, first_run: datetime) -> None: ...
+        def get_scheduler_info(self) -> SchedulerInfo: ...
 
         # _LifecycleMixin
         @property
