@@ -187,7 +187,8 @@ def test_four_nodes_and_an_editor_run_every_fire_time_exactly_once(
     missing = expected - set(counts)
     assert not missing, explain_missing(backend, tmp_path, missing)
     assert edits > 50
-    assert len({pid for _, _, pid in rows}) >= 2  # the work was shared
+    # Which node runs what is up to the leases: a fast store may let one node take every due
+    # task each second, so how the work was shared is not asserted.
 
 
 def test_a_killed_nodes_leases_are_taken_over_within_seconds(
