@@ -1,0 +1,147 @@
+"""The dashboard's pages and actions (Lilya handlers) and the Jinja2 environment.
+
+Here: :class:`DashboardViews`. Every value reaches the page through a Jinja2 template with
+autoescaping on for every template, so a task name or an error message is shown as text, never
+run. Path parameters are only used to look a task up by id; nothing a request sends is imported,
+evaluated or unpickled. Static files are served from a fixed list read at start-up, never from a
+path the request names.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from jinja2 import Environment, PackageLoader
+from lilya.requests import Request
+from lilya.responses import HTMLResponse, RedirectResponse, Response
+
+if TYPE_CHECKING:
+    from asyncz.contrib.dashboard.admin import AsynczAdmin
+
+_STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+_ACTIONS = ("run", "pause", "resume", "remove")
+
+
+def _format_time(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    return value.isoformat(sep=" ", timespec="seconds")
+
+
+def _format_seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    return f"{value:.1f} s"
+
+
+def _load_static() -> dict[str, tuple[bytes, str]]:
+    files: dict[str, tuple[bytes, str]] = {}
+    folder = resources.files("asyncz.contrib.dashboard").joinpath("static")
+    for entry in folder.iterdir():
+        suffix = entry.name[entry.name.rfind(".") :]
+        if entry.is_file() and suffix in _STATIC_TYPES:
+            files[entry.name] = (entry.read_bytes(), _STATIC_TYPES[suffix])
+    return files
+
+
+class DashboardViews:
+    """The handlers of one :class:`AsynczAdmin`."""
+
+    def __init__(self, admin: AsynczAdmin) -> None:
+        self.admin = admin
+        self.env = Environment(
+            loader=PackageLoader("asyncz.contrib.dashboard", "templates"),
+            autoescape=True,  # every template, whatever its file name
+            auto_reload=False,
+        )
+        self.env.filters["time"] = _format_time
+        self.env.filters["seconds"] = _format_seconds
+        self.env.filters["q"] = _quote
+        self.static_files = _load_static()
+
+    @property
+    def scheduler(self) -> Any:
+        return self.admin.scheduler
+
+    def render(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        page = self.env.get_template(template).render(
+            prefix=self.admin.url_prefix, title=self.admin.title, **context
+        )
+        return HTMLResponse(page, status_code=status_code)
+
+    def not_found(self, message: str) -> HTMLResponse:
+        return self.render("not_found.html", status_code=404, page="tasks", message=message)
+
+    async def tasks(self, request: Request) -> Response:
+        infos = self.scheduler.get_task_infos()
+        return self.render(
+            "tasks.html",
+            page="tasks",
+            tasks=infos,
+            info=self.scheduler.get_scheduler_info(),
+            notice=request.query_params.get("done"),
+        )
+
+    async def task_detail(self, request: Request) -> Response:
+        task_id = request.path_params["task_id"]
+        info = self.scheduler.get_task_info(task_id)
+        if info is None:
+            return self.not_found(f"Task not found: {task_id}")
+        preview = self.scheduler.preview_task_runs(task_id, count=self.admin.preview_count)
+        runs = self.scheduler.get_task_runs(task_id, limit=self.admin.recent_runs)
+        return self.render(
+            "task_detail.html",
+            page="tasks",
+            task=info,
+            preview=preview,
+            runs=runs,
+            notice=request.query_params.get("done"),
+        )
+
+    async def task_action(self, request: Request) -> Response:
+        task_id = request.path_params["task_id"]
+        action = request.path_params["action"]
+        if action not in _ACTIONS:
+            return self.not_found(f"No such action: {action}")
+        if self.scheduler.get_task_info(task_id) is None:
+            return self.not_found(f"Task not found: {task_id}")
+        if action == "run":
+            self.scheduler.run_task(task_id)
+        elif action == "pause":
+            self.scheduler.pause_task(task_id)
+        elif action == "resume":
+            self.scheduler.resume_task(task_id)
+        else:
+            self.scheduler.delete_task(task_id)
+            return RedirectResponse(f"{self.admin.url_prefix}/tasks?done=remove", status_code=303)
+        if self.scheduler.get_task_info(task_id) is None:  # a finished trigger removes it
+            return RedirectResponse(f"{self.admin.url_prefix}/tasks?done={action}", 303)
+        return RedirectResponse(
+            f"{self.admin.url_prefix}/tasks/{_quote(task_id)}?done={action}", status_code=303
+        )
+
+    async def instances(self, request: Request) -> Response:
+        return self.render(
+            "instances.html",
+            page="instances",
+            instances=self.scheduler.get_scheduler_instance_infos(),
+        )
+
+    async def static(self, request: Request) -> Response:
+        found = self.static_files.get(request.path_params["name"])
+        if found is None:
+            return Response("Not found\n", status_code=404, media_type="text/plain")
+        body, media_type = found
+        return Response(
+            body, media_type=media_type, headers={"cache-control": "public, max-age=3600"}
+        )
+
+
+def _quote(value: str) -> str:
+    """A task id as one URL path segment (a ``/`` in an id must not split it)."""
+    return quote(str(value), safe="")

@@ -1,0 +1,212 @@
+"""The dashboard's pages, its mounting in Lilya and Starlette apps, and its response headers."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from datetime import datetime, timezone
+
+import pytest
+
+pytest.importorskip("lilya")
+
+from asyncz.contrib.dashboard import AsynczAdmin
+from asyncz.core.runs import RunRecord
+from tests.contrib.dashboard.conftest import ASGIClient, running_scheduler
+
+UTC = timezone.utc
+
+
+def noop() -> None:
+    return None
+
+
+def test_tasks_list_shows_each_task() -> None:
+    async def scenario() -> None:
+        async with running_scheduler() as scheduler:
+            scheduler.add_task(noop, "interval", seconds=30, id="every-30s", name="Every half")
+            scheduler.add_task(noop, "interval", minutes=5, id="later", name="Later")
+            scheduler.pause_task("later")
+            client = ASGIClient(AsynczAdmin(scheduler=scheduler).get_asgi_app())
+            reply = await client.get("/tasks/")
+            assert reply.status_code == 200
+            assert reply.headers["content-type"].startswith("text/html")
+            text = reply.text
+            assert "every-30s" in text and "Every half" in text
+            assert "interval[0:00:30]" in text
+            assert "paused" in text and "scheduled" in text
+            assert 'href="/dashboard/tasks/every-30s"' in text
+            assert (await client.get("/")).status_code == 200
+
+    asyncio.run(scenario())
+
+
+def test_task_detail_shows_fields_preview_and_runs() -> None:
+    async def scenario() -> None:
+        async with running_scheduler() as scheduler:
+            scheduler.add_task(noop, "interval", seconds=10, id="tick", name="Tick")
+            record = RunRecord(
+                task_id="tick",
+                scheduled_at=datetime(2026, 12, 1, 8, 0, tzinfo=UTC),
+                status="failed",
+                instance="node-a",
+                duration=0.25,
+                error="ValueError: <boom>",
+            )
+            calls: list[tuple[object, int]] = []
+
+            def fake_runs(task_id: str | None = None, store: str | None = None, limit: int = 50):
+                calls.append((task_id, limit))
+                return [record]
+
+            scheduler.get_task_runs = fake_runs
+            client = ASGIClient(AsynczAdmin(scheduler=scheduler, preview_count=3).get_asgi_app())
+            reply = await client.get("/tasks/tick")
+            assert reply.status_code == 200
+            text = reply.text
+            assert "Task Detail" in text and "Tick" in text and "tests.contrib" in text
+            assert "Upcoming Runs" in text and text.count("<li>") == 3
+            assert "Recent Runs" in text and "node-a" in text and "250 ms" in text
+            assert "ValueError: &lt;boom&gt;" in text
+            assert calls == [("tick", 20)]
+
+    asyncio.run(scenario())
+
+
+def test_missing_task_is_404() -> None:
+    async def scenario() -> None:
+        async with running_scheduler() as scheduler:
+            client = ASGIClient(AsynczAdmin(scheduler=scheduler).get_asgi_app())
+            reply = await client.get("/tasks/nope")
+            assert reply.status_code == 404
+            assert "Task not found" in reply.text
+            assert reply.headers["x-frame-options"] == "DENY"
+
+    asyncio.run(scenario())
+
+
+def test_instances_page_lists_this_scheduler() -> None:
+    async def scenario() -> None:
+        async with running_scheduler() as scheduler:
+            client = ASGIClient(AsynczAdmin(scheduler=scheduler).get_asgi_app())
+            reply = await client.get("/instances/")
+            assert reply.status_code == 200
+            assert "Scheduler Instances" in reply.text
+            assert "process-local" in reply.text and "Active" in reply.text
+            assert scheduler.identity in reply.text
+
+    asyncio.run(scenario())
+
+
+def test_every_response_carries_the_security_headers() -> None:
+    async def scenario() -> None:
+        async with running_scheduler() as scheduler:
+            client = ASGIClient(AsynczAdmin(scheduler=scheduler).get_asgi_app())
+            for path in ("/tasks/", "/instances/", "/tasks/missing", "/static/dashboard.css"):
+                reply = await client.get(path)
+                csp = reply.headers["content-security-policy"]
+                assert (
+                    "script-src 'self'" in csp
+                    and "unsafe-inline'; " not in csp.split("script-src")[1].split(";")[0]
+                )
+                assert "frame-ancestors 'none'" in csp
+                assert reply.headers["x-frame-options"] == "DENY"
+                assert reply.headers["x-content-type-options"] == "nosniff"
+
+    asyncio.run(scenario())
+
+
+def test_pages_have_no_inline_scripts_or_external_assets() -> None:
+    async def scenario() -> None:
+        async with running_scheduler() as scheduler:
+            scheduler.add_task(noop, "interval", seconds=10, id="tick")
+            client = ASGIClient(AsynczAdmin(scheduler=scheduler).get_asgi_app())
+            for path in ("/tasks/", "/tasks/tick", "/instances/"):
+                text = (await client.get(path)).text.lower()
+                assert "<script" not in text and "onclick=" not in text
+                assert "http://" not in text and "https://" not in text
+
+    asyncio.run(scenario())
+
+
+def test_a_script_in_a_task_name_is_shown_as_text() -> None:
+    evil = "<script>alert(1)</script>"
+
+    async def scenario() -> None:
+        async with running_scheduler() as scheduler:
+            scheduler.add_task(noop, "interval", seconds=10, id='x"><b>', name=evil)
+            client = ASGIClient(AsynczAdmin(scheduler=scheduler).get_asgi_app())
+            for path in ("/tasks/", "/tasks/x%22%3E%3Cb%3E"):
+                reply = await client.get(path)
+                assert reply.status_code == 200, path
+                assert evil not in reply.text and "<b>" not in reply.text
+                assert html.escape(evil) in reply.text
+
+    asyncio.run(scenario())
+
+
+def test_static_files_come_from_a_fixed_list() -> None:
+    async def scenario() -> None:
+        async with running_scheduler() as scheduler:
+            client = ASGIClient(AsynczAdmin(scheduler=scheduler).get_asgi_app())
+            css = await client.get("/static/dashboard.css")
+            assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+            for name in ("..%2F__init__.py", "admin.py", "..%2F..%2F__init__.py"):
+                assert (await client.get(f"/static/{name}")).status_code == 404
+
+    asyncio.run(scenario())
+
+
+def test_include_in_a_lilya_app_mounts_at_the_prefix() -> None:
+    from lilya.apps import Lilya
+
+    async def scenario() -> None:
+        async with running_scheduler() as scheduler:
+            scheduler.add_task(noop, "interval", seconds=10, id="tick")
+            app = Lilya()
+            AsynczAdmin(scheduler=scheduler, url_prefix="/ops/asyncz/").include_in(app)
+            client = ASGIClient(app)
+            reply = await client.get("/ops/asyncz/tasks/")
+            assert reply.status_code == 200
+            assert 'href="/ops/asyncz/tasks/tick"' in reply.text
+            assert (await client.get("/ops/asyncz/tasks/tick")).status_code == 200
+            assert (await client.get("/ops/asyncz/instances/")).status_code == 200
+
+    asyncio.run(scenario())
+
+
+def test_include_in_a_starlette_app_mounts_at_the_prefix() -> None:
+    starlette_apps = pytest.importorskip("starlette.applications")
+
+    async def scenario() -> None:
+        async with running_scheduler() as scheduler:
+            scheduler.add_task(noop, "interval", seconds=10, id="tick")
+            app = starlette_apps.Starlette()
+            AsynczAdmin(scheduler=scheduler).include_in(app)
+            client = ASGIClient(app)
+            reply = await client.get("/dashboard/tasks/tick")
+            assert reply.status_code == 200 and "Task Detail" in reply.text
+            assert reply.headers["x-frame-options"] == "DENY"
+
+    asyncio.run(scenario())
+
+
+def test_include_in_refuses_an_unknown_app() -> None:
+    admin = AsynczAdmin(scheduler=object())
+    with pytest.raises(TypeError, match="cannot mount"):
+        admin.include_in(object())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"scheduler": None}, TypeError),
+        ({"scheduler": object(), "preview_count": 0}, ValueError),
+        ({"scheduler": object(), "preview_count": True}, TypeError),
+        ({"scheduler": object(), "recent_runs": 0}, ValueError),
+        ({"scheduler": object(), "url_prefix": 5}, TypeError),
+    ],
+)
+def test_admin_checks_its_settings(kwargs: dict, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        AsynczAdmin(**kwargs)
