@@ -18,6 +18,8 @@ from jinja2 import Environment, PackageLoader
 from lilya.requests import Request
 from lilya.responses import HTMLResponse, RedirectResponse, Response
 
+from asyncz.exceptions import AsynczException, TaskLookupError
+
 if TYPE_CHECKING:
     from asyncz.contrib.dashboard.admin import AsynczAdmin
 
@@ -110,14 +112,26 @@ class DashboardViews:
             return self.not_found(f"No such action: {action}")
         if self.scheduler.get_task_info(task_id) is None:
             return self.not_found(f"Task not found: {task_id}")
-        if action == "run":
-            self.scheduler.run_task(task_id)
-        elif action == "pause":
-            self.scheduler.pause_task(task_id)
-        elif action == "resume":
-            self.scheduler.resume_task(task_id)
-        else:
-            self.scheduler.delete_task(task_id)
+        try:
+            if action == "run":
+                self.scheduler.run_task(task_id)
+            elif action == "pause":
+                self.scheduler.pause_task(task_id)
+            elif action == "resume":
+                self.scheduler.resume_task(task_id)
+            else:
+                self.scheduler.delete_task(task_id)
+        except TaskLookupError:  # removed meanwhile
+            return self.not_found(f"Task not found: {task_id}")
+        except AsynczException as exc:  # e.g. already running max_instances times, stopped
+            return self.render(
+                "not_found.html",
+                status_code=409,
+                page="tasks",
+                heading="Not done",
+                message=f"Could not {action} task {task_id}: {exc}",
+            )
+        if action == "remove":
             return RedirectResponse(f"{self.admin.url_prefix}/tasks?done=remove", status_code=303)
         if self.scheduler.get_task_info(task_id) is None:  # a finished trigger removes it
             return RedirectResponse(f"{self.admin.url_prefix}/tasks?done={action}", 303)
