@@ -24,7 +24,11 @@ class _TrailingSlash:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         path = scope.get("path", "")
-        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+        root = scope.get("root_path", "")
+        # Mounted apps see the full path with the mount point as root_path (Lilya, Starlette):
+        # the mount point followed by "/" is the dashboard's own root, and keeps its slash.
+        rest = path[len(root) :] if root and path.startswith(root) else path
+        if scope["type"] == "http" and len(rest) > 1 and rest.endswith("/"):
             scope = dict(scope, path=path.rstrip("/") or "/")
             raw = scope.get("raw_path")
             if raw:

@@ -171,6 +171,8 @@ def test_include_in_a_lilya_app_mounts_at_the_prefix() -> None:
             assert 'href="/ops/asyncz/tasks/tick"' in reply.text
             assert (await client.get("/ops/asyncz/tasks/tick")).status_code == 200
             assert (await client.get("/ops/asyncz/instances/")).status_code == 200
+            assert (await client.get("/ops/asyncz/instances")).status_code == 200
+            assert "tick" in (await client.get("/ops/asyncz/")).text
 
     asyncio.run(scenario())
 
@@ -187,6 +189,9 @@ def test_include_in_a_starlette_app_mounts_at_the_prefix() -> None:
             reply = await client.get("/dashboard/tasks/tick")
             assert reply.status_code == 200 and "Task Detail" in reply.text
             assert reply.headers["x-frame-options"] == "DENY"
+            for path in ("/dashboard/", "/dashboard/tasks", "/dashboard/tasks/"):
+                reply = await client.get(path)
+                assert reply.status_code == 200 and "tick" in reply.text, path
 
     asyncio.run(scenario())
 
