@@ -42,12 +42,18 @@ def _format_seconds(value: float | None) -> str:
 
 
 def _load_static() -> dict[str, tuple[bytes, str]]:
+    """Every servable file under ``statics/``, by its path there (``css/asyncz.css``)."""
     files: dict[str, tuple[bytes, str]] = {}
-    folder = resources.files("asyncz.contrib.dashboard").joinpath("static")
-    for entry in folder.iterdir():
-        suffix = entry.name[entry.name.rfind(".") :]
-        if entry.is_file() and suffix in _STATIC_TYPES:
-            files[entry.name] = (entry.read_bytes(), _STATIC_TYPES[suffix])
+    pending = [("", resources.files("asyncz.contrib.dashboard").joinpath("statics"))]
+    while pending:
+        base, folder = pending.pop()
+        for entry in folder.iterdir():
+            if entry.is_dir():
+                pending.append((f"{base}{entry.name}/", entry))
+                continue
+            suffix = entry.name[entry.name.rfind(".") :]
+            if suffix in _STATIC_TYPES:
+                files[base + entry.name] = (entry.read_bytes(), _STATIC_TYPES[suffix])
     return files
 
 
@@ -147,7 +153,7 @@ class DashboardViews:
         )
 
     async def static(self, request: Request) -> Response:
-        found = self.static_files.get(request.path_params["name"])
+        found = self.static_files.get(request.path_params["name"])  # a key, never a file path
         if found is None:
             return Response("Not found\n", status_code=404, media_type="text/plain")
         body, media_type = found

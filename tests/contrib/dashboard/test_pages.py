@@ -103,7 +103,7 @@ def test_every_response_carries_the_security_headers() -> None:
     async def scenario() -> None:
         async with running_scheduler() as scheduler:
             client = ASGIClient(AsynczAdmin(scheduler=scheduler).get_asgi_app())
-            for path in ("/tasks/", "/instances/", "/tasks/missing", "/static/dashboard.css"):
+            for path in ("/tasks/", "/instances/", "/tasks/missing", "/static/css/asyncz.css"):
                 reply = await client.get(path)
                 csp = reply.headers["content-security-policy"]
                 assert (
@@ -150,9 +150,9 @@ def test_static_files_come_from_a_fixed_list() -> None:
     async def scenario() -> None:
         async with running_scheduler() as scheduler:
             client = ASGIClient(AsynczAdmin(scheduler=scheduler).get_asgi_app())
-            css = await client.get("/static/dashboard.css")
+            css = await client.get("/static/css/asyncz.css")
             assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
-            for name in ("..%2F__init__.py", "admin.py", "..%2F..%2F__init__.py"):
+            for name in ("../views.py", "..%2Fviews.py", "css/../../views.py", "css", "css/"):
                 assert (await client.get(f"/static/{name}")).status_code == 404
 
     asyncio.run(scenario())

@@ -90,7 +90,7 @@ class AsynczAdmin:
                     Path("/tasks/{task_id}", views.task_detail, methods=["GET"]),
                     Path("/tasks/{task_id}/{action}", views.task_action, methods=["POST"]),
                     Path("/instances", views.instances, methods=["GET"]),
-                    Path("/static/{name}", views.static, methods=["GET"]),
+                    Path("/static/{name:path}", views.static, methods=["GET"]),
                 ],
                 redirect_slashes=False,
             )
