@@ -76,18 +76,27 @@ class DashboardViews:
     def scheduler(self) -> Any:
         return self.admin.scheduler
 
-    def render(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    def prefix(self, request: Request) -> str:
+        """Where the pages are, as the browser sees them (a trusted proxy's prefix first)."""
+        return str(request.scope.get("app_root_path", "")) + self.admin.url_prefix
+
+    def render(
+        self, request: Request, template: str, status_code: int = 200, **context: Any
+    ) -> HTMLResponse:
         page = self.env.get_template(template).render(
-            prefix=self.admin.url_prefix, title=self.admin.title, **context
+            prefix=self.prefix(request), title=self.admin.title, **context
         )
         return HTMLResponse(page, status_code=status_code)
 
-    def not_found(self, message: str) -> HTMLResponse:
-        return self.render("not_found.html", status_code=404, page="tasks", message=message)
+    def not_found(self, request: Request, message: str) -> HTMLResponse:
+        return self.render(
+            request, "not_found.html", status_code=404, page="tasks", message=message
+        )
 
     async def tasks(self, request: Request) -> Response:
         infos = self.scheduler.get_task_infos()
         return self.render(
+            request,
             "tasks.html",
             page="tasks",
             tasks=infos,
@@ -99,10 +108,11 @@ class DashboardViews:
         task_id = request.path_params["task_id"]
         info = self.scheduler.get_task_info(task_id)
         if info is None:
-            return self.not_found(f"Task not found: {task_id}")
+            return self.not_found(request, f"Task not found: {task_id}")
         preview = self.scheduler.preview_task_runs(task_id, count=self.admin.preview_count)
         runs = self.scheduler.get_task_runs(task_id, limit=self.admin.recent_runs)
         return self.render(
+            request,
             "task_detail.html",
             page="tasks",
             task=info,
@@ -115,9 +125,9 @@ class DashboardViews:
         task_id = request.path_params["task_id"]
         action = request.path_params["action"]
         if action not in _ACTIONS:
-            return self.not_found(f"No such action: {action}")
+            return self.not_found(request, f"No such action: {action}")
         if self.scheduler.get_task_info(task_id) is None:
-            return self.not_found(f"Task not found: {task_id}")
+            return self.not_found(request, f"Task not found: {task_id}")
         try:
             if action == "run":
                 self.scheduler.run_task(task_id)
@@ -128,9 +138,10 @@ class DashboardViews:
             else:
                 self.scheduler.delete_task(task_id)
         except TaskLookupError:  # removed meanwhile
-            return self.not_found(f"Task not found: {task_id}")
+            return self.not_found(request, f"Task not found: {task_id}")
         except AsynczException as exc:  # e.g. already running max_instances times, stopped
             return self.render(
+                request,
                 "not_found.html",
                 status_code=409,
                 page="tasks",
@@ -138,15 +149,16 @@ class DashboardViews:
                 message=f"Could not {action} task {task_id}: {exc}",
             )
         if action == "remove":
-            return RedirectResponse(f"{self.admin.url_prefix}/tasks?done=remove", status_code=303)
+            return RedirectResponse(f"{self.prefix(request)}/tasks?done=remove", status_code=303)
         if self.scheduler.get_task_info(task_id) is None:  # a finished trigger removes it
-            return RedirectResponse(f"{self.admin.url_prefix}/tasks?done={action}", 303)
+            return RedirectResponse(f"{self.prefix(request)}/tasks?done={action}", 303)
         return RedirectResponse(
-            f"{self.admin.url_prefix}/tasks/{_quote(task_id)}?done={action}", status_code=303
+            f"{self.prefix(request)}/tasks/{_quote(task_id)}?done={action}", status_code=303
         )
 
     async def instances(self, request: Request) -> Response:
         return self.render(
+            request,
             "instances.html",
             page="instances",
             instances=self.scheduler.get_scheduler_instance_infos(),

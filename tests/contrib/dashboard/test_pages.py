@@ -236,3 +236,35 @@ def test_a_thousand_tasks_render_quickly() -> None:
             assert best < 1.0
 
     asyncio.run(scenario())
+
+
+def test_links_carry_a_trusted_proxys_prefix_only() -> None:
+    async def scenario() -> None:
+        async with running_scheduler() as scheduler:
+            scheduler.add_task(noop, "interval", seconds=10, id="tick")
+            trusting = AsynczAdmin(
+                scheduler=scheduler,
+                enable_forward_middleware=True,
+                trusted_forwarded_hosts="127.0.0.0/8",  # the test client is 127.0.0.1
+            )
+            client = ASGIClient(trusting.get_asgi_app())
+            reply = await client.get("/tasks", headers={"x-forwarded-prefix": "/ops/"})
+            assert 'href="/ops/dashboard/tasks/tick"' in reply.text
+            assert "/ops/dashboard/static/css/asyncz.css" in reply.text
+            action = await client.post("/tasks/tick/pause", headers={"x-forwarded-prefix": "/ops"})
+            assert action.headers["location"] == "/ops/dashboard/tasks/tick?done=pause"
+
+            elsewhere = AsynczAdmin(
+                scheduler=scheduler,
+                enable_forward_middleware=True,
+                trusted_forwarded_hosts=("10.0.0.0/8",),
+            )
+            client = ASGIClient(elsewhere.get_asgi_app())
+            reply = await client.get("/tasks", headers={"x-forwarded-prefix": "/ops/"})
+            assert "/ops/" not in reply.text and 'href="/dashboard/tasks/tick"' in reply.text
+
+            off = ASGIClient(AsynczAdmin(scheduler=scheduler).get_asgi_app())
+            reply = await off.get("/tasks", headers={"x-forwarded-prefix": "/ops/"})
+            assert "/ops/" not in reply.text
+
+    asyncio.run(scenario())

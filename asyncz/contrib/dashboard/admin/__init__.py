@@ -6,11 +6,15 @@ pages themselves: :mod:`asyncz.contrib.dashboard.views`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from lilya.apps import Lilya
 from lilya.routing import Include, Path
 
+from asyncz.contrib.dashboard.admin.middleware.forward_root_path import (
+    ForwardedPrefixMiddleware,
+)
 from asyncz.contrib.dashboard.security import ASGIApp, SecurityMiddleware
 from asyncz.contrib.dashboard.views import DashboardViews
 
@@ -49,7 +53,10 @@ class AsynczAdmin:
     ``url_prefix`` is where :meth:`include_in` mounts it (``"/dashboard"``, or ``""`` for the
     root); the pages link to each other under it. ``title`` names the dashboard in the page
     headers. ``preview_count`` (1-50) is how many upcoming run times a task page lists, and
-    ``recent_runs`` how many run records.
+    ``recent_runs`` how many run records. Behind a reverse proxy that serves the app under a
+    path of its own, ``enable_forward_middleware=True`` puts the proxy's ``X-Forwarded-Prefix``
+    in front of every link, when the request comes from one of ``trusted_forwarded_hosts``
+    (IP addresses, networks such as ``"10.0.0.0/8"``, or ``"*"``).
 
     This first version shows the tasks, one task, and the scheduler instances, and can run,
     pause, resume and remove a task (POST only; cross-site POSTs are refused).
@@ -63,6 +70,8 @@ class AsynczAdmin:
         title: str = "Asyncz",
         preview_count: int = 5,
         recent_runs: int = 20,
+        enable_forward_middleware: bool = False,
+        trusted_forwarded_hosts: Iterable[str] = ("127.0.0.1", "::1"),
     ) -> None:
         if scheduler is None:
             raise TypeError("AsynczAdmin needs a scheduler")
@@ -77,6 +86,12 @@ class AsynczAdmin:
         self.title = title
         self.preview_count = preview_count
         self.recent_runs = recent_runs
+        self.enable_forward_middleware = bool(enable_forward_middleware)
+        self.trusted_forwarded_hosts = tuple(
+            [trusted_forwarded_hosts]
+            if isinstance(trusted_forwarded_hosts, str)
+            else trusted_forwarded_hosts
+        )
         self._app: ASGIApp | None = None
 
     def get_asgi_app(self) -> ASGIApp:
@@ -94,7 +109,10 @@ class AsynczAdmin:
                 ],
                 redirect_slashes=False,
             )
-            self._app = SecurityMiddleware(_TrailingSlash(lilya_app))
+            app: ASGIApp = _TrailingSlash(lilya_app)
+            if self.enable_forward_middleware:
+                app = ForwardedPrefixMiddleware(app, trusted_hosts=self.trusted_forwarded_hosts)
+            self._app = SecurityMiddleware(app)
         return self._app
 
     def include_in(self, app: Any) -> None:

@@ -6,7 +6,8 @@ then has to put that prefix in front of its links. Anyone can send the header, s
 only when the request comes straight from a configured proxy address or network; from anyone
 else it is ignored. The prefix found is put in the ASGI scope as ``app_root_path``.
 
-Not wired into :class:`AsynczAdmin` yet: the pages do not read ``app_root_path`` so far.
+:class:`AsynczAdmin` puts it in front of the dashboard with ``enable_forward_middleware=True``;
+the pages then prefix their links with ``app_root_path``.
 """
 
 from __future__ import annotations
