@@ -175,15 +175,12 @@ class Heartbeat:
         # Only a pass that has run for a third of the lease needs its leases renewed; a lease
         # a pass left behind (its fire failed) must run out, not be renewed forever.
         started = getattr(self.scheduler, "_pass_started", None)
-        if started is None or time.monotonic() - started < self.lease / 3:
-            if wake:
-                self.scheduler.wakeup()
-            return
-        for alias, store in self.renewing.items():
-            try:
-                store.renew_leases(self.identity, self.lease)
-            except Exception:
-                self.logger.exception("Renewing leases in store %r failed", alias)
+        if started is not None and time.monotonic() - started >= self.lease / 3:
+            for alias, store in self.renewing.items():
+                try:
+                    store.renew_leases(self.identity, self.lease)
+                except Exception:
+                    self.logger.exception("Renewing leases in store %r failed", alias)
         if wake:
             self.scheduler.wakeup()
 
@@ -222,11 +219,14 @@ class RunRecorder:
         )
         self._thread.start()
 
-    def fired(self, store: str, task_id: str, run_times: Iterable[datetime]) -> None:
-        """Note runs the store recorded as started here (their outcomes are expected)."""
+    def fired(self, store: str, runs: Iterable[tuple[str, Iterable[datetime]]]) -> None:
+        """Note runs the store recorded as started here, as (task id, run times): their
+        outcomes are expected."""
         if store in self.writers:
-            with self._ready:
-                self._in_flight.update((store, task_id, utc_timestamp_us(t)) for t in run_times)
+            keys = [(store, task_id, utc_timestamp_us(t)) for task_id, times in runs for t in times]
+            if keys:
+                with self._ready:
+                    self._in_flight.update(keys)
 
     def stop(self) -> None:
         """Record the runs fired here that never ended as abandoned (the executors have shut

@@ -488,14 +488,14 @@ class _LifecycleMixin(_SchedulerCore):
                 for task_id, result in results.items()
                 for t in result.started
             )
+        if recorder is not None:
+            recorder.fired(alias, ((task_id, r.started) for task_id, r in results.items()))
         for task_id, result in results.items():
             task, _, next_time = computed[task_id]
             if next_time is None:
                 self._task_event(events.TASK_REMOVED, task_id, alias)
             if result.started:
                 submissions.append((task, alias, list(result.started), coalesced_counts[task_id]))
-                if recorder is not None:
-                    recorder.fired(alias, task_id, result.started)
             if result.skipped:
                 self.logger.warning(
                     "Execution of task %r skipped: maximum number of running instances reached "
@@ -581,7 +581,7 @@ class _LifecycleMixin(_SchedulerCore):
             if late:
                 submissions.append((task, alias, late, coalesced))
                 if self._run_recorder is not None:
-                    self._run_recorder.fired(alias, item.task_id, late)
+                    self._run_recorder.fired(alias, [(item.task_id, late)])
         if not self._unresolved:
             self._fired_since.clear()
 
@@ -610,7 +610,7 @@ class _LifecycleMixin(_SchedulerCore):
             )
             submissions.append((task, alias, [run_time], RERUN))
             if self._run_recorder is not None:
-                self._run_recorder.fired(alias, task.id, [run_time])
+                self._run_recorder.fired(alias, [(task.id, [run_time])])
         if len(reruns) >= ACQUIRE_BATCH:
             self._rerun_stores.add(alias)
 
