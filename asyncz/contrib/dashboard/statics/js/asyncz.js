@@ -1,0 +1,373 @@
+/*
+ * asyncz dashboard: the page's own behaviour.
+ *
+ * The dashboard is served with a Content-Security-Policy whose script-src is
+ * 'self' only, so everything here avoids eval, the Function constructor,
+ * inline handlers and string timers. Alpine is the CSP build: templates
+ * reference the components below by name (x-data="asynczShell") and call
+ * their methods by name (x-on:click="toggleFilters"); no expression is
+ * compiled at run time.
+ *
+ * Load order (all with `defer`, in this order): htmx, toastify, this file,
+ * Alpine. Alpine must come last so the "alpine:init" listener below is in place
+ * when it starts; htmx must come first so its config can be adjusted before it
+ * processes the page.
+ *
+ * Markup contracts (plain delegated listeners, no Alpine needed):
+ *   data-dismiss-target="ID"      click hides the element with that id
+ *   data-password-toggle="ID"     click flips that input between password/text;
+ *                                 optional data-label-show / data-label-hide
+ *   data-confirm="Question?"      on a form, a submit button or any clickable:
+ *                                 asks first, and stops the action on "Cancel"
+ *   HX-Trigger: {"asyncz:toast": {"message": "...", "level": "success"}}
+ *                                 a response header htmx turns into a toast
+ *                                 (levels: info, success, warning, error)
+ * Inside x-data="asynczShell":
+ *   data-sidebar-toggle           the button that collapses the sidebar
+ * Inside x-data="asynczTasks":
+ *   data-select-all               the header checkbox
+ *   data-select-row (value=ID)    one checkbox per task row
+ *   input[name="ids"]             hidden input(s) kept filled with the JSON
+ *                                 array of selected ids, for the bulk POST
+ *   data-bulk-form                a form that needs a selection to submit
+ */
+(function () {
+  "use strict";
+
+  var STORAGE_SIDEBAR = "asyncz.dashboard.sidebar";
+  var STORAGE_DENSITY = "asyncz.dashboard.density";
+  var TOAST_LEVELS = ["info", "success", "warning", "error"];
+
+  // localStorage can throw (private mode, storage disabled): remembering a
+  // preference is a nicety, never a reason for the page to break.
+  function remember(key, value) {
+    try {
+      window.localStorage.setItem(key, value);
+    } catch (ignored) {
+      /* preference not kept */
+    }
+  }
+
+  function recall(key) {
+    try {
+      return window.localStorage.getItem(key);
+    } catch (ignored) {
+      return null;
+    }
+  }
+
+  // ------------------------------------------------------------------ htmx
+
+  if (window.htmx) {
+    // htmx would add a <style> element for its indicator class; asyncz.css
+    // carries those rules instead, so no inline style is needed.
+    window.htmx.config.includeIndicatorStyles = false;
+    // Nothing in the dashboard needs htmx to evaluate code (hx-on, js: values)
+    // or to run <script> tags from swapped fragments; the CSP would block them
+    // anyway, so turn them off rather than leave a path that merely fails.
+    window.htmx.config.allowEval = false;
+    window.htmx.config.allowScriptTags = false;
+    // The dashboard only ever talks to its own origin.
+    window.htmx.config.selfRequestsOnly = true;
+  }
+
+  // ------------------------------------------------------------------ toasts
+
+  function toast(message, level) {
+    if (!message) {
+      return;
+    }
+    var kind = TOAST_LEVELS.indexOf(level) >= 0 ? level : "info";
+    if (typeof window.Toastify !== "function") {
+      // Toastify failed to load: say it somewhere rather than nowhere.
+      window.console.info("[asyncz] " + kind + ": " + message);
+      return;
+    }
+    // A text node, never HTML: messages may contain task names typed by users.
+    var node = document.createElement("span");
+    node.textContent = String(message);
+    window
+      .Toastify({
+        node: node,
+        duration: kind === "error" ? 8000 : 4000,
+        gravity: "top",
+        position: "right",
+        close: true,
+        stopOnFocus: true,
+        className: "az-toast az-toast--" + kind,
+      })
+      .showToast();
+  }
+
+  // htmx dispatches the events named in an HX-Trigger header on the element that
+  // made the request; they bubble here with the JSON value as event.detail.
+  document.addEventListener("asyncz:toast", function (event) {
+    var detail = event.detail || {};
+    toast(detail.message, detail.level);
+  });
+
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail && event.detail.xhr;
+    var status = xhr ? xhr.status : "?";
+    // A response that already announced its own toast needs no second one.
+    var trigger = xhr && xhr.getResponseHeader("HX-Trigger");
+    if (!trigger || trigger.indexOf("asyncz:toast") < 0) {
+      toast("The request failed (HTTP " + status + ").", "error");
+    }
+  });
+
+  document.addEventListener("htmx:sendError", function () {
+    toast("The dashboard could not be reached.", "error");
+  });
+
+  // ------------------------------------------------------------------ delegated controls
+
+  function byIdFrom(element, attribute) {
+    var id = element.getAttribute(attribute);
+    return id ? document.getElementById(id) : null;
+  }
+
+  document.addEventListener("click", function (event) {
+    var target = event.target instanceof Element ? event.target : null;
+    if (!target) {
+      return;
+    }
+
+    var dismiss = target.closest("[data-dismiss-target]");
+    if (dismiss) {
+      var dismissed = byIdFrom(dismiss, "data-dismiss-target");
+      if (dismissed) {
+        dismissed.hidden = true;
+      }
+      return;
+    }
+
+    var toggle = target.closest("[data-password-toggle]");
+    if (toggle) {
+      event.preventDefault(); // it may sit inside the login form
+      var input = byIdFrom(toggle, "data-password-toggle");
+      if (input) {
+        var reveal = input.type === "password";
+        input.type = reveal ? "text" : "password";
+        toggle.setAttribute("aria-pressed", reveal ? "true" : "false");
+        var label = toggle.getAttribute(reveal ? "data-label-hide" : "data-label-show");
+        if (label) {
+          toggle.textContent = label;
+        }
+        input.focus();
+      }
+    }
+  });
+
+  // Confirmation runs in the capture phase, on the document, before htmx's
+  // own listeners on the element: stopping the event there means neither htmx
+  // nor the browser acts on a cancelled request.
+  function cancelled(element) {
+    var question = element && element.getAttribute("data-confirm");
+    return Boolean(question) && !window.confirm(question);
+  }
+
+  // <button> defaults to type "submit"; <input type="submit"> says so.
+  function isSubmitButton(element) {
+    return Boolean(element.form) && element.type === "submit";
+  }
+
+  document.addEventListener(
+    "click",
+    function (event) {
+      var target = event.target instanceof Element ? event.target : null;
+      var asking = target && target.closest("[data-confirm]");
+      // Submit buttons are asked on "submit" (below), so Enter asks too and a
+      // click does not ask twice.
+      if (!asking || asking.tagName === "FORM" || isSubmitButton(asking)) {
+        return;
+      }
+      if (cancelled(asking)) {
+        event.preventDefault();
+        event.stopPropagation();
+      }
+    },
+    true
+  );
+
+  document.addEventListener(
+    "submit",
+    function (event) {
+      var form = event.target;
+      var submitter = event.submitter;
+      var asking = submitter && submitter.hasAttribute("data-confirm") ? submitter : form;
+      if (cancelled(asking)) {
+        event.preventDefault();
+        event.stopPropagation();
+      }
+    },
+    true
+  );
+
+  // ------------------------------------------------------------------ Alpine components
+
+  document.addEventListener("alpine:init", () => {
+    /*
+     * The page frame: sidebar + workspace. The collapsed state is reflected as
+     * data-sidebar-state="collapsed|expanded" on the component's element (the
+     * CSS keys off it) and remembered across pages in localStorage.
+     */
+    Alpine.data("asynczShell", () => ({
+      sidebarCollapsed: false,
+
+      init() {
+        this.sidebarCollapsed = recall(STORAGE_SIDEBAR) === "collapsed";
+        this.applySidebar();
+        // Delegated, so a toggle button re-rendered by htmx keeps working.
+        this.$el.addEventListener("click", (event) => {
+          var target = event.target instanceof Element ? event.target : null;
+          if (target && target.closest("[data-sidebar-toggle]")) {
+            event.preventDefault();
+            this.toggleSidebar();
+          }
+        });
+      },
+
+      toggleSidebar() {
+        this.sidebarCollapsed = !this.sidebarCollapsed;
+        remember(STORAGE_SIDEBAR, this.sidebarCollapsed ? "collapsed" : "expanded");
+        this.applySidebar();
+      },
+
+      applySidebar() {
+        var state = this.sidebarCollapsed ? "collapsed" : "expanded";
+        this.$el.setAttribute("data-sidebar-state", state);
+        this.$el.querySelectorAll("[data-sidebar-toggle]").forEach((button) => {
+          button.setAttribute("aria-expanded", this.sidebarCollapsed ? "false" : "true");
+        });
+      },
+    }));
+
+    /*
+     * The tasks page: filters panel, table density, bulk selection.
+     *
+     * The filters panel starts open when the element says so
+     * (data-filters-open="true", e.g. because a filter is active). Density is
+     * "comfortable" or "compact"; compact adds .az-density-compact to the
+     * component's element. Selection is read from the row checkboxes whenever
+     * one changes, and written to every input[name="ids"] inside the component
+     * as a JSON array, so a bulk form is always ready to submit.
+     */
+    Alpine.data("asynczTasks", () => ({
+      filtersOpen: false,
+      density: "comfortable",
+      selectedIds: [],
+
+      init() {
+        this.filtersOpen = this.$el.getAttribute("data-filters-open") === "true";
+        this.density = recall(STORAGE_DENSITY) === "compact" ? "compact" : "comfortable";
+        this.applyDensity();
+
+        this.$el.addEventListener("change", (event) => {
+          var target = event.target instanceof Element ? event.target : null;
+          if (!target) {
+            return;
+          }
+          if (target.matches("[data-select-all]")) {
+            this.rowBoxes().forEach((box) => {
+              box.checked = target.checked;
+            });
+          }
+          if (target.matches("[data-select-all], [data-select-row]")) {
+            this.readSelection();
+          }
+        });
+
+        // Capture phase: fill the ids before htmx (listening on the form
+        // itself) collects the form's values.
+        this.$el.addEventListener(
+          "submit",
+          (event) => {
+            var form = event.target;
+            this.readSelection();
+            if (form.hasAttribute("data-bulk-form") && this.selectedIds.length === 0) {
+              event.preventDefault();
+              event.stopPropagation();
+              toast("Select at least one task first.", "warning");
+            }
+          },
+          true
+        );
+
+        // A swapped-in table brings fresh, unchecked rows: start over from them.
+        this.$el.addEventListener("htmx:afterSwap", () => this.readSelection());
+        this.readSelection();
+      },
+
+      // -- filters
+      toggleFilters() {
+        this.filtersOpen = !this.filtersOpen;
+      },
+
+      // -- density
+      get isCompact() {
+        return this.density === "compact";
+      },
+
+      toggleDensity() {
+        this.setDensity(this.isCompact ? "comfortable" : "compact");
+      },
+
+      // For a <select> or radio group: x-on:change="changeDensity".
+      changeDensity(event) {
+        this.setDensity(event && event.target ? event.target.value : "comfortable");
+      },
+
+      setDensity(value) {
+        this.density = value === "compact" ? "compact" : "comfortable";
+        remember(STORAGE_DENSITY, this.density);
+        this.applyDensity();
+      },
+
+      applyDensity() {
+        this.$el.classList.toggle("az-density-compact", this.isCompact);
+        this.$el.querySelectorAll("[data-density-toggle]").forEach((button) => {
+          button.setAttribute("aria-pressed", this.isCompact ? "true" : "false");
+        });
+      },
+
+      // -- selection
+      get selectedCount() {
+        return this.selectedIds.length;
+      },
+
+      get hasSelection() {
+        return this.selectedIds.length > 0;
+      },
+
+      rowBoxes() {
+        return Array.prototype.slice.call(this.$el.querySelectorAll("[data-select-row]"));
+      },
+
+      readSelection() {
+        var boxes = this.rowBoxes();
+        this.selectedIds = boxes.filter((box) => box.checked).map((box) => box.value);
+        var all = this.$el.querySelector("[data-select-all]");
+        if (all) {
+          all.checked = boxes.length > 0 && this.selectedIds.length === boxes.length;
+          all.indeterminate =
+            this.selectedIds.length > 0 && this.selectedIds.length < boxes.length;
+        }
+        var encoded = JSON.stringify(this.selectedIds);
+        this.$el.querySelectorAll('input[name="ids"]').forEach((input) => {
+          input.value = encoded;
+        });
+      },
+
+      clearSelection() {
+        this.rowBoxes().forEach((box) => {
+          box.checked = false;
+        });
+        this.readSelection();
+      },
+    }));
+  });
+
+  // For other scripts of the dashboard (and the browser console).
+  window.asyncz = { toast: toast };
+})();
