@@ -73,6 +73,12 @@
 
   // ------------------------------------------------------------------ toasts
 
+  var HTML_ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+
+  function escapeHtml(value) {
+    return String(value).replace(/[&<>"']/g, (character) => HTML_ESCAPES[character]);
+  }
+
   function toast(message, level) {
     if (!message) {
       return;
@@ -83,12 +89,11 @@
       window.console.info("[asyncz] " + kind + ": " + message);
       return;
     }
-    // A text node, never HTML: messages may contain task names typed by users.
-    var node = document.createElement("span");
-    node.textContent = String(message);
     window
       .Toastify({
-        node: node,
+        // Toastify 1.6 puts `text` into innerHTML (it has no `node` option yet),
+        // and messages may carry task names typed by users: escape them.
+        text: escapeHtml(message),
         duration: kind === "error" ? 8000 : 4000,
         gravity: "top",
         position: "right",
@@ -219,7 +224,7 @@
         this.sidebarCollapsed = recall(STORAGE_SIDEBAR) === "collapsed";
         this.applySidebar();
         // Delegated, so a toggle button re-rendered by htmx keeps working.
-        this.$el.addEventListener("click", (event) => {
+        this.$root.addEventListener("click", (event) => {
           var target = event.target instanceof Element ? event.target : null;
           if (target && target.closest("[data-sidebar-toggle]")) {
             event.preventDefault();
@@ -236,8 +241,8 @@
 
       applySidebar() {
         var state = this.sidebarCollapsed ? "collapsed" : "expanded";
-        this.$el.setAttribute("data-sidebar-state", state);
-        this.$el.querySelectorAll("[data-sidebar-toggle]").forEach((button) => {
+        this.$root.setAttribute("data-sidebar-state", state);
+        this.$root.querySelectorAll("[data-sidebar-toggle]").forEach((button) => {
           button.setAttribute("aria-expanded", this.sidebarCollapsed ? "false" : "true");
         });
       },
@@ -259,11 +264,11 @@
       selectedIds: [],
 
       init() {
-        this.filtersOpen = this.$el.getAttribute("data-filters-open") === "true";
+        this.filtersOpen = this.$root.getAttribute("data-filters-open") === "true";
         this.density = recall(STORAGE_DENSITY) === "compact" ? "compact" : "comfortable";
         this.applyDensity();
 
-        this.$el.addEventListener("change", (event) => {
+        this.$root.addEventListener("change", (event) => {
           var target = event.target instanceof Element ? event.target : null;
           if (!target) {
             return;
@@ -280,7 +285,7 @@
 
         // Capture phase: fill the ids before htmx (listening on the form
         // itself) collects the form's values.
-        this.$el.addEventListener(
+        this.$root.addEventListener(
           "submit",
           (event) => {
             var form = event.target;
@@ -295,7 +300,7 @@
         );
 
         // A swapped-in table brings fresh, unchecked rows: start over from them.
-        this.$el.addEventListener("htmx:afterSwap", () => this.readSelection());
+        this.$root.addEventListener("htmx:afterSwap", () => this.readSelection());
         this.readSelection();
       },
 
@@ -325,8 +330,8 @@
       },
 
       applyDensity() {
-        this.$el.classList.toggle("az-density-compact", this.isCompact);
-        this.$el.querySelectorAll("[data-density-toggle]").forEach((button) => {
+        this.$root.classList.toggle("az-density-compact", this.isCompact);
+        this.$root.querySelectorAll("[data-density-toggle]").forEach((button) => {
           button.setAttribute("aria-pressed", this.isCompact ? "true" : "false");
         });
       },
@@ -341,20 +346,20 @@
       },
 
       rowBoxes() {
-        return Array.prototype.slice.call(this.$el.querySelectorAll("[data-select-row]"));
+        return Array.prototype.slice.call(this.$root.querySelectorAll("[data-select-row]"));
       },
 
       readSelection() {
         var boxes = this.rowBoxes();
         this.selectedIds = boxes.filter((box) => box.checked).map((box) => box.value);
-        var all = this.$el.querySelector("[data-select-all]");
+        var all = this.$root.querySelector("[data-select-all]");
         if (all) {
           all.checked = boxes.length > 0 && this.selectedIds.length === boxes.length;
           all.indeterminate =
             this.selectedIds.length > 0 && this.selectedIds.length < boxes.length;
         }
         var encoded = JSON.stringify(this.selectedIds);
-        this.$el.querySelectorAll('input[name="ids"]').forEach((input) => {
+        this.$root.querySelectorAll('input[name="ids"]').forEach((input) => {
           input.value = encoded;
         });
       },
