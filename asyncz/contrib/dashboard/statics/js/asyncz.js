@@ -91,7 +91,7 @@
     }
     window
       .Toastify({
-        // Toastify 1.6 puts `text` into innerHTML (it has no `node` option yet),
+        // Toastify 1.6 inserts `text` as HTML (it has no `node` option yet),
         // and messages may carry task names typed by users: escape them.
         text: escapeHtml(message),
         duration: kind === "error" ? 8000 : 4000,
