@@ -193,7 +193,7 @@ def test_malformed_patterns_fail_at_construction(pattern: str) -> None:
 
 def test_allowed_must_be_a_list_of_strings() -> None:
     with pytest.raises(TypeError, match=r"write \['pkg.\*'\]"):
-        CallablePolicy("pkg.*")  # type: ignore[arg-type]
+        CallablePolicy("pkg.*")
     with pytest.raises(TypeError):
         CallablePolicy([1])  # type: ignore[list-item]
 
