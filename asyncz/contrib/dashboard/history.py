@@ -19,9 +19,9 @@ the submission fills in what only it knows: the source and the coalesced count.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import hashlib
-import itertools
 import logging
 import re
 import threading
@@ -329,7 +329,8 @@ class MemoryRunHistoryStorage:
     def __init__(self, maxlen: int = 10_000) -> None:
         self.maxlen = _positive("maxlen", maxlen)
         self._lock = threading.Lock()
-        self._seq = itertools.count()
+        self._changed = threading.Condition(self._lock)
+        self._next_seq = 0
         # By arrival (the order of the first event of each run): oldest first.
         self._records: collections.OrderedDict[int, RunHistoryRecord] = collections.OrderedDict()
         self._by_run_id: dict[str, int] = {}
@@ -407,6 +408,7 @@ class MemoryRunHistoryStorage:
                 if not turned_away:
                     self._awaiting_run.setdefault(key, collections.deque()).append(seq)
                 done.append(record)
+            self._changed.notify_all()
         if turned_away and log_storage is not None:
             for record in done:
                 _log_outcome(log_storage, record)
@@ -456,6 +458,7 @@ class MemoryRunHistoryStorage:
                         self._awaiting_submission.setdefault(key, collections.deque()).append(seq)
                     record = _apply(self._records[seq], code, event)
                     self._records[seq] = record
+                    self._changed.notify_all()
                     break
             # A run without a record: read the task outside the lock, then look again.
             meta = self._meta.get(
@@ -467,6 +470,60 @@ class MemoryRunHistoryStorage:
             _log_outcome(log_storage, record)
         return record
 
+    # -- waiting for runs ------------------------------------------------------------------
+
+    def watermark(self) -> int:
+        """A mark to pass as ``since`` to :meth:`wait_for_runs`: records made after it count."""
+        with self._lock:
+            return self._next_seq
+
+    def _runs_since(self, task_id: str, since: int) -> list[RunHistoryRecord]:
+        """Oldest first; only the records after the mark are looked at (they are the last)."""
+        runs = []
+        for seq in reversed(self._records):
+            if seq < since:
+                break
+            record = self._records[seq]
+            if record.task_id == task_id:
+                runs.append(record)
+        runs.reverse()
+        return runs
+
+    def wait_for_runs(
+        self, task_id: str, *, since: int, timeout: float = 5.0
+    ) -> list[RunHistoryRecord]:
+        """Block until the records of ``task_id`` made after the mark ``since`` (see
+        :meth:`watermark`) exist and are all finished, or ``timeout`` seconds passed; returns
+        them (newest first) as they are then.
+
+        For a view that runs a task now and shows the outcome. From a thread only: in a
+        coroutine use :meth:`wait_for_runs_async`, which does not block the event loop.
+        """
+
+        def settled() -> bool:
+            runs = self._runs_since(task_id, since)
+            return bool(runs) and all(r.finished for r in runs)
+
+        with self._changed:
+            self._changed.wait_for(settled, timeout)
+            runs = self._runs_since(task_id, since)
+        runs.reverse()
+        return runs
+
+    async def wait_for_runs_async(
+        self, task_id: str, *, since: int, timeout: float = 5.0, interval: float = 0.01
+    ) -> list[RunHistoryRecord]:
+        """:meth:`wait_for_runs` for a coroutine: polls every ``interval`` seconds, so a
+        scheduler running on the same event loop keeps running meanwhile."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                runs = self._runs_since(task_id, since)
+            if (runs and all(r.finished for r in runs)) or time.monotonic() >= deadline:
+                runs.reverse()
+                return runs
+            await asyncio.sleep(interval)
+
     def forget_task_metadata(self, task_id: str | None = None) -> None:
         """Read the task's (or every task's) name, callable and trigger again next time."""
         self._meta.forget(task_id)
@@ -474,7 +531,8 @@ class MemoryRunHistoryStorage:
     # -- internals (under the lock) --------------------------------------------------------
 
     def _insert(self, record: RunHistoryRecord) -> int:
-        seq = next(self._seq)
+        seq = self._next_seq
+        self._next_seq += 1
         self._records[seq] = record
         self._by_run_id[record.run_id] = seq
         while len(self._records) > self.maxlen:
@@ -769,6 +827,27 @@ class StoreRunHistory:
 
     def record_execution(self, event: Any, **kwargs: Any) -> RunHistoryRecord | None:
         return self.local.record_execution(event, **kwargs) if self.local is not None else None
+
+    def watermark(self) -> int:
+        return self.local.watermark() if self.local is not None else 0
+
+    def wait_for_runs(
+        self, task_id: str, *, since: int, timeout: float = 5.0
+    ) -> list[RunHistoryRecord]:
+        """The local storage's :meth:`~MemoryRunHistoryStorage.wait_for_runs` (nothing to
+        wait for without one)."""
+        if self.local is None:
+            return []
+        return self.local.wait_for_runs(task_id, since=since, timeout=timeout)
+
+    async def wait_for_runs_async(
+        self, task_id: str, *, since: int, timeout: float = 5.0, interval: float = 0.01
+    ) -> list[RunHistoryRecord]:
+        if self.local is None:
+            return []
+        return await self.local.wait_for_runs_async(
+            task_id, since=since, timeout=timeout, interval=interval
+        )
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ Concurrency is forced with barriers so every thread appends at once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -625,6 +626,25 @@ def test_history_rejects_bad_input() -> None:
         history.record_execution(submission("t", datetime.now(UTC)))
     with pytest.raises(ValueError, match="maxlen must be a positive integer"):
         MemoryRunHistoryStorage(maxlen=0)
+
+
+def test_waiting_for_the_runs_of_a_manual_run(asyncio_scheduler: AsyncIOScheduler) -> None:
+    history = MemoryRunHistoryStorage()
+    attach_run_history(asyncio_scheduler, history)
+    asyncio_scheduler.add_task(noop, "date", id="old", run_at=later())
+    asyncio_scheduler.run_task("old", remove_finished=False)
+    asyncio_scheduler.add_task(noop, "date", id="t", run_at=later())
+    mark = history.watermark()
+    asyncio_scheduler.run_task("t", remove_finished=False)
+    [record] = history.wait_for_runs("t", since=mark, timeout=WAIT)
+    assert record.status == "succeeded"
+    # nothing after the mark: returns at the timeout with nothing
+    assert history.wait_for_runs("old", since=history.watermark(), timeout=0.01) == []
+
+    mark = history.watermark()
+    asyncio_scheduler.run_task("t", remove_finished=False)
+    runs = asyncio.run(history.wait_for_runs_async("t", since=mark, timeout=WAIT))
+    assert [r.status for r in runs] == ["succeeded"] and runs[0].run_id != record.run_id
 
 
 def test_detach_stops_recording(asyncio_scheduler: AsyncIOScheduler) -> None:
