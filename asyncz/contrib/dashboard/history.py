@@ -910,8 +910,13 @@ class StoreRunHistory:
         records = self._store_records(task_id, self.window if filtered else limit)
         if self.local is not None:
             local = self.local.query(task_id=task_id, limit=self.local.maxlen)
+            # The same run, in memory and in the store: by run id, or (before the store's
+            # record learnt the run id) by scheduler, task and fire time.
             own = {record.run_id for record in local}
-            records = [r for r in records if r.run_id not in own] + local
+            own_keys = {_record_key(record) for record in local}
+            records = [
+                r for r in records if r.run_id not in own and _record_key(r) not in own_keys
+            ] + local
             records.sort(key=_newest_key, reverse=True)
         return _filter(records, task_id, status, q, source, limit)
 
@@ -938,6 +943,10 @@ class StoreRunHistory:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _record_key(record: RunHistoryRecord) -> _Key:
+    return (record.scheduler_identity, record.task_id, _time_key(record.scheduled_run_time))
 
 
 def _newest_key(record: RunHistoryRecord) -> datetime:
