@@ -377,6 +377,19 @@ def _error_response(refusal: _Refusal) -> Response:
     return _json_response(refusal.status, {"error": error}, headers)
 
 
+def _header(request: Request, name: bytes) -> bytes | None:
+    """A request header's raw value (the first one), read from the ASGI scope: Lilya's own
+    header object decodes values as UTF-8 and fails on any other bytes."""
+    headers = request.scope.get("headers") or ()
+    if isinstance(headers, (list, tuple)):
+        for key, value in headers:
+            if isinstance(key, bytes) and key.lower() == name and isinstance(value, bytes):
+                return value
+        return None
+    value = headers.get(name.decode("ascii"))  # already turned into Lilya's header object
+    return value.encode("utf-8") if isinstance(value, str) else None
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
@@ -461,11 +474,9 @@ class _ControlApp:
     def _authorize(self, request: Request) -> None:
         if self._token is None:
             return
-        scheme, _, given = (request.headers.get("authorization") or "").strip().partition(" ")
-        # compare_digest on bytes: a non-ASCII header (latin-1 decoded) cannot raise.
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode("utf-8", "surrogateescape"), self._token
-        ):
+        scheme, _, given = (_header(request, b"authorization") or b"").strip().partition(b" ")
+        # Bytes throughout: a header that is not UTF-8 is merely wrong, not an error.
+        if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), self._token):
             raise _Refusal(
                 401,
                 "unauthorized",
@@ -476,8 +487,8 @@ class _ControlApp:
         too_large = _Refusal(
             413, "too_large", f"the request body is larger than {self.max_body_bytes} bytes"
         )
-        declared = request.headers.get("content-length")
-        if declared and declared.strip().isdigit() and int(declared) > self.max_body_bytes:
+        declared = (_header(request, b"content-length") or b"").strip()
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
             raise too_large
         chunks: list[bytes] = []
         size = 0
@@ -489,7 +500,8 @@ class _ControlApp:
         raw = b"".join(chunks)
         if not raw:
             return {}
-        media_type = (request.headers.get("content-type") or "").partition(";")[0]
+        content_type = (_header(request, b"content-type") or b"").decode("latin-1")
+        media_type = content_type.partition(";")[0]
         if media_type.strip().lower() != "application/json":
             raise _Refusal(
                 415,
