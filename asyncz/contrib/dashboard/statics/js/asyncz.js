@@ -17,19 +17,22 @@
  *   data-dismiss-target="ID"      click hides the element with that id
  *   data-password-toggle="ID"     click flips that input between password/text;
  *                                 optional data-label-show / data-label-hide
- *   data-confirm="Question?"      on a form, a submit button or any clickable:
- *                                 asks first, and stops the action on "Cancel"
+ *   data-confirm="Question?"      on a button or link: asked on click; on a
+ *                                 form: asked on submit; "Cancel" stops it
  *   HX-Trigger: {"asyncz:toast": {"message": "...", "level": "success"}}
  *                                 a response header htmx turns into a toast
  *                                 (levels: info, success, warning, error)
- * Inside x-data="asynczShell":
- *   data-sidebar-toggle           the button that collapses the sidebar
- * Inside x-data="asynczTasks":
- *   data-select-all               the header checkbox
- *   data-select-row (value=ID)    one checkbox per task row
- *   input[name="ids"]             hidden input(s) kept filled with the JSON
- *                                 array of selected ids, for the bulk POST
- *   data-bulk-form                a form that needs a selection to submit
+ * x-data="asynczShell" (page frame):
+ *   toggleSidebar, sidebarCollapsed, shellClass; the toggle button carries
+ *   data-sidebar-toggle (kept in step: aria-expanded)
+ * x-data="asynczTasks" (tasks page):
+ *   toggleFilters/filtersOpen, toggleCreate/closeCreate/createOpen,
+ *   toggleDensity/changeDensity/density/isCompact/densityClass,
+ *   selectedIds/selectedCount/hasSelection/clearSelection;
+ *   data-select-all              the header checkbox
+ *   data-select-row, or name="row"  one checkbox per task row (value = id)
+ *   input[name="ids"]            kept filled with the JSON array of ids
+ *   data-bulk-action / data-bulk-form  disabled / refused with no selection
  */
 (function () {
   "use strict";
@@ -37,6 +40,13 @@
   var STORAGE_SIDEBAR = "asyncz.dashboard.sidebar";
   var STORAGE_DENSITY = "asyncz.dashboard.density";
   var TOAST_LEVELS = ["info", "success", "warning", "error"];
+  // The tasks table's selection controls (see asynczTasks).
+  var ROW_BOXES = 'input[type="checkbox"][data-select-row], input[type="checkbox"][name="row"]';
+  var BULK_BUTTONS = "[data-bulk-action], [data-bulk-form] [type='submit']";
+
+  function isBulkForm(form) {
+    return form.hasAttribute("data-bulk-form") || form.querySelector("[data-bulk-action]") !== null;
+  }
 
   // localStorage can throw (private mode, storage disabled): remembering a
   // preference is a nicety, never a reason for the page to break.
@@ -167,14 +177,22 @@
   // Confirmation runs in the capture phase, on the document, before htmx's
   // own listeners on the element: stopping the event there means neither htmx
   // nor the browser acts on a cancelled request.
+  //
+  // A button carrying data-confirm is asked on "click": htmx sends an hx-post
+  // button's request on click and no submit event follows, and a browser turns
+  // Enter in a form into a click on its default button, so the keyboard is
+  // asked too. A form carrying data-confirm is asked on "submit". A submit
+  // button already confirmed by its click is not asked again by its submit.
+  var confirmedSubmitter = null;
+
   function cancelled(element) {
     var question = element && element.getAttribute("data-confirm");
     return Boolean(question) && !window.confirm(question);
   }
 
-  // <button> defaults to type "submit"; <input type="submit"> says so.
-  function isSubmitButton(element) {
-    return Boolean(element.form) && element.type === "submit";
+  function stop(event) {
+    event.preventDefault();
+    event.stopPropagation();
   }
 
   document.addEventListener(
@@ -182,14 +200,13 @@
     function (event) {
       var target = event.target instanceof Element ? event.target : null;
       var asking = target && target.closest("[data-confirm]");
-      // Submit buttons are asked on "submit" (below), so Enter asks too and a
-      // click does not ask twice.
-      if (!asking || asking.tagName === "FORM" || isSubmitButton(asking)) {
+      if (!asking || asking.tagName === "FORM" || asking.disabled) {
         return;
       }
       if (cancelled(asking)) {
-        event.preventDefault();
-        event.stopPropagation();
+        stop(event);
+      } else {
+        confirmedSubmitter = asking;
       }
     },
     true
@@ -199,11 +216,15 @@
     "submit",
     function (event) {
       var form = event.target;
-      var submitter = event.submitter;
+      var submitter = event.submitter || null;
+      var confirmed = submitter !== null && submitter === confirmedSubmitter;
+      confirmedSubmitter = null;
+      if (confirmed) {
+        return;
+      }
       var asking = submitter && submitter.hasAttribute("data-confirm") ? submitter : form;
       if (cancelled(asking)) {
-        event.preventDefault();
-        event.stopPropagation();
+        stop(event);
       }
     },
     true
@@ -213,9 +234,12 @@
 
   document.addEventListener("alpine:init", () => {
     /*
-     * The page frame: sidebar + workspace. The collapsed state is reflected as
-     * data-sidebar-state="collapsed|expanded" on the component's element (the
-     * CSS keys off it) and remembered across pages in localStorage.
+     * The page frame: sidebar + workspace. The template wires the toggle
+     * itself (x-on:click="toggleSidebar" on the [data-sidebar-toggle] button)
+     * and may bind x-bind:class="shellClass" (az-shell--collapsed). The state
+     * is also written as data-sidebar-state="collapsed|expanded" on the
+     * element, so the CSS works with or without the class binding, and it is
+     * remembered across pages in localStorage.
      */
     Alpine.data("asynczShell", () => ({
       sidebarCollapsed: false,
@@ -223,14 +247,10 @@
       init() {
         this.sidebarCollapsed = recall(STORAGE_SIDEBAR) === "collapsed";
         this.applySidebar();
-        // Delegated, so a toggle button re-rendered by htmx keeps working.
-        this.$root.addEventListener("click", (event) => {
-          var target = event.target instanceof Element ? event.target : null;
-          if (target && target.closest("[data-sidebar-toggle]")) {
-            event.preventDefault();
-            this.toggleSidebar();
-          }
-        });
+      },
+
+      get shellClass() {
+        return this.sidebarCollapsed ? "az-shell--collapsed" : "";
       },
 
       toggleSidebar() {
@@ -249,17 +269,24 @@
     }));
 
     /*
-     * The tasks page: filters panel, table density, bulk selection.
+     * The tasks page: filters panel, "new task" panel, table density, bulk
+     * selection.
      *
      * The filters panel starts open when the element says so
      * (data-filters-open="true", e.g. because a filter is active). Density is
-     * "comfortable" or "compact"; compact adds .az-density-compact to the
-     * component's element. Selection is read from the row checkboxes whenever
-     * one changes, and written to every input[name="ids"] inside the component
-     * as a JSON array, so a bulk form is always ready to submit.
+     * "comfortable" or "compact"; compact puts az-density-compact on the
+     * component's element (also offered as x-bind:class="densityClass").
+     *
+     * Selection is read from the row checkboxes ([data-select-row], or
+     * checkboxes named "row") whenever one changes, and written as a JSON
+     * array into every input[name="ids"] inside the component, so the bulk
+     * form is always ready to send. Bulk buttons ([data-bulk-action], or the
+     * submit buttons of a [data-bulk-form]) are disabled while nothing is
+     * selected.
      */
     Alpine.data("asynczTasks", () => ({
       filtersOpen: false,
+      createOpen: false,
       density: "comfortable",
       selectedIds: [],
 
@@ -278,40 +305,51 @@
               box.checked = target.checked;
             });
           }
-          if (target.matches("[data-select-all], [data-select-row]")) {
+          if (target.matches("[data-select-all], " + ROW_BOXES)) {
             this.readSelection();
           }
         });
 
-        // Capture phase: fill the ids before htmx (listening on the form
-        // itself) collects the form's values.
+        // Capture phase: runs before htmx (listening on the form itself)
+        // collects the form's values, and can still stop an empty bulk send.
         this.$root.addEventListener(
           "submit",
           (event) => {
-            var form = event.target;
             this.readSelection();
-            if (form.hasAttribute("data-bulk-form") && this.selectedIds.length === 0) {
-              event.preventDefault();
-              event.stopPropagation();
+            if (isBulkForm(event.target) && this.selectedIds.length === 0) {
+              stop(event);
               toast("Select at least one task first.", "warning");
             }
           },
           true
         );
 
-        // A swapped-in table brings fresh, unchecked rows: start over from them.
-        this.$root.addEventListener("htmx:afterSwap", () => this.readSelection());
+        // Content swapped in by htmx (a new page of the table, a refresh)
+        // brings fresh, unchecked rows and bulk buttons: start over from them.
+        this.$root.addEventListener("htmx:load", () => this.readSelection());
         this.readSelection();
       },
 
-      // -- filters
+      // -- panels
       toggleFilters() {
         this.filtersOpen = !this.filtersOpen;
+      },
+
+      toggleCreate() {
+        this.createOpen = !this.createOpen;
+      },
+
+      closeCreate() {
+        this.createOpen = false;
       },
 
       // -- density
       get isCompact() {
         return this.density === "compact";
+      },
+
+      get densityClass() {
+        return this.isCompact ? "az-density-compact" : "";
       },
 
       toggleDensity() {
@@ -346,21 +384,24 @@
       },
 
       rowBoxes() {
-        return Array.prototype.slice.call(this.$root.querySelectorAll("[data-select-row]"));
+        return Array.prototype.slice.call(this.$root.querySelectorAll(ROW_BOXES));
       },
 
       readSelection() {
         var boxes = this.rowBoxes();
         this.selectedIds = boxes.filter((box) => box.checked).map((box) => box.value);
+        var count = this.selectedIds.length;
         var all = this.$root.querySelector("[data-select-all]");
         if (all) {
-          all.checked = boxes.length > 0 && this.selectedIds.length === boxes.length;
-          all.indeterminate =
-            this.selectedIds.length > 0 && this.selectedIds.length < boxes.length;
+          all.checked = boxes.length > 0 && count === boxes.length;
+          all.indeterminate = count > 0 && count < boxes.length;
         }
         var encoded = JSON.stringify(this.selectedIds);
         this.$root.querySelectorAll('input[name="ids"]').forEach((input) => {
           input.value = encoded;
+        });
+        this.$root.querySelectorAll(BULK_BUTTONS).forEach((button) => {
+          button.disabled = count === 0;
         });
       },
 
