@@ -34,7 +34,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CallableNotAllowed", "CallableNotFound", "CallablePolicy"]
+__all__ = [
+    "CallableNotAllowed",
+    "CallableNotFound",
+    "CallablePolicy",
+    "as_policy",
+    "parse_reference",
+]
 
 #: Longest reference looked at; longer text is refused unread.
 MAX_REFERENCE_LENGTH = 500
