@@ -295,44 +295,16 @@ def parse_executor(spec: str) -> tuple[str, dict[str, Any]]:
 
 # -- values --------------------------------------------------------------------------------
 
-_INTERVAL = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.I)
-_UNITS = {
-    "ms": "milliseconds",
-    "s": "seconds",
-    "m": "minutes",
-    "h": "hours",
-    "d": "days",
-    "w": "weeks",
-}
-
 
 def parse_interval(text: str) -> dict[str, Any]:
     """``"10s"``, ``"5m"``, ``"2h"``, ``"1d"``, ``"1h30m"`` or plain seconds -> IntervalTrigger
     options (``seconds=…`` etc.)."""
-    value = text.strip().replace(" ", "")
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        seconds = float(value)
-        if seconds <= 0:
-            raise CliError(f"--interval {text!r} must be longer than zero", EXIT_USAGE)
-        return {"seconds": seconds}
-    pos = 0
-    parts: dict[str, Any] = {}
-    for match in _INTERVAL.finditer(value):
-        if match.start() != pos:
-            break
-        unit = _UNITS[match.group(2).lower()]
-        parts[unit] = parts.get(unit, 0.0) + float(match.group(1))
-        pos = match.end()
-    if not parts or pos != len(value):
-        raise CliError(
-            f"--interval {text!r} is not an interval; write e.g. 30s, 5m, 2h, 1d or 1h30m",
-            EXIT_USAGE,
-        )
-    if "milliseconds" in parts:
-        parts["seconds"] = parts.get("seconds", 0.0) + parts.pop("milliseconds") / 1000
-    if sum(parts.values()) <= 0:
-        raise CliError(f"--interval {text!r} must be longer than zero", EXIT_USAGE)
-    return parts
+    from asyncz.plugins.triggers.interval import parse_interval as parse
+
+    try:
+        return dict(parse(text))
+    except ValueError as exc:
+        raise CliError(f"--interval {exc}", EXIT_USAGE) from None
 
 
 def parse_datetime(text: str, option: str = "--at") -> datetime:

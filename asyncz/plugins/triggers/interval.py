@@ -8,6 +8,7 @@ For "every day at 09:00 local time" use a cron or calendar-interval trigger inst
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, ClassVar
 
@@ -22,7 +23,7 @@ from asyncz.core.hookspecs import hookimpl
 from asyncz.core.protocols import BaseTrigger
 from asyncz.plugins.triggers._wallclock import jittered, number_repr, to_aware, wall_repr
 
-__all__ = ["IntervalTrigger"]
+__all__ = ["IntervalTrigger", "parse_interval"]
 
 # This module is also Asyncz's public path ``asyncz.triggers.interval``; ``datetime`` is used
 # only as the clock (``datetime.now``), so code freezing time by patching
@@ -284,6 +285,47 @@ class IntervalTrigger(BaseTrigger):
 
     def __str__(self) -> str:
         return f"interval[{self.interval}]"
+
+
+_SPAN = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)", re.I)
+_SPAN_UNITS = {
+    "ms": "milliseconds",
+    "s": "seconds",
+    "m": "minutes",
+    "h": "hours",
+    "d": "days",
+    "w": "weeks",
+}
+
+
+def parse_interval(text: str) -> dict[str, float]:
+    """Written intervals as :class:`IntervalTrigger` options: ``"10s"`` → ``{"seconds": 10}``;
+    also ``ms``, ``m``, ``h``, ``d``, ``w``, sums such as ``"1h30m"``, and plain seconds
+    (``"90"``). Used where people type an interval (the CLI, the dashboard's form); a
+    ``ValueError`` names the text and shows what is accepted."""
+    if not isinstance(text, str):
+        raise TypeError(f"an interval must be a str such as '30s', got {text!r}")
+    value = text.strip().replace(" ", "")
+    parts: dict[str, float] = {}
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        parts["seconds"] = float(value)
+    else:
+        pos = 0
+        for match in _SPAN.finditer(value):
+            if match.start() != pos:
+                break
+            unit = _SPAN_UNITS[match.group(2).lower()]
+            parts[unit] = parts.get(unit, 0.0) + float(match.group(1))
+            pos = match.end()
+        if not parts or pos != len(value):
+            raise ValueError(
+                f"{text!r} is not an interval; write e.g. 30s, 5m, 2h, 1d, 1w or 1h30m"
+            )
+    if "milliseconds" in parts:
+        parts["seconds"] = parts.get("seconds", 0.0) + parts.pop("milliseconds") / 1000
+    if sum(parts.values()) <= 0:
+        raise ValueError(f"the interval {text!r} must be longer than zero")
+    return parts
 
 
 @hookimpl

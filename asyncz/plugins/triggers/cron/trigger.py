@@ -75,7 +75,8 @@ class CronTrigger(BaseTrigger):
     less significant (``CronTrigger(hour=9)`` fires at 09:00:00 every day).
 
     For crontab(5) syntax (0 and 7 = Sunday, day fields ORed, ``@daily``, ``L``, ``W``, ``#``)
-    use :meth:`from_crontab`.
+    use :meth:`from_crontab`, or ``crontab="..."`` instead of the fields (the form that works
+    through a trigger alias: ``add_task(fn, "cron", crontab="*/5 * * * *")``).
 
     :param start_at: no fire time before this (naive values are wall time in ``timezone``)
     :param end_at: no fire time after this
@@ -114,14 +115,25 @@ class CronTrigger(BaseTrigger):
         end_at: datetime | date | str | None = None,
         timezone: str | tzinfo | None = None,
         jitter: float | None = None,
+        crontab: str | None = None,
         **unknown: Any,
     ) -> None:
-        reject_unknown_options("CronTrigger", unknown, (*FIELD_NAMES, *_COMMON))
+        reject_unknown_options("CronTrigger", unknown, (*FIELD_NAMES, *_COMMON, "crontab"))
         values = (year, month, day, week, day_of_week, hour, minute, second)
         given = {name: v for name, v in zip(FIELD_NAMES, values, strict=True) if v is not None}
+        self.crontab: str | None = None
+        self.given: tuple[str, ...] = ()
+        if crontab is not None:
+            if given:
+                raise ValueError(
+                    f"give crontab={crontab!r} or the fields ({', '.join(given)}), not both"
+                )
+            self.crontab = normalize_crontab(crontab)
+            self.fields = {}
+            self._setup(compile_crontab(self.crontab), start_at, end_at, timezone, jitter)
+            return
         self.fields = resolve_fields(given)
         self.given = tuple(name for name in FIELD_NAMES if name in given)
-        self.crontab: str | None = None
         self._setup(compile_fields(self.fields), start_at, end_at, timezone, jitter)
 
     @classmethod
@@ -143,13 +155,7 @@ class CronTrigger(BaseTrigger):
         ``L`` (last day), ``L-n``, ``nW`` (nearest weekday), ``LW``, ``5L``/``friL`` (last
         Friday) and ``5#3``/``fri#3`` (third Friday).
         """
-        self = cls.__new__(cls)
-        self.crontab = normalize_crontab(expr)
-        self.given = ()
-        spec = compile_crontab(self.crontab)
-        self.fields = {}
-        self._setup(spec, start_at, end_at, timezone, jitter)
-        return self
+        return cls(crontab=expr, timezone=timezone, start_at=start_at, end_at=end_at, jitter=jitter)
 
     def _setup(
         self,
