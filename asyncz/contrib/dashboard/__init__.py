@@ -20,6 +20,20 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "install it with: pip install 'asyncz[dashboard]'"
     ) from exc
 
-from asyncz.contrib.dashboard.admin import AsynczAdmin
+from asyncz.contrib.dashboard.admin import AsynczAdmin, SimpleUsernamePasswordBackend, User
+from asyncz.contrib.dashboard.logs.handler import get_task_logger
+from asyncz.contrib.dashboard.remote import (
+    RemoteSchedulerClient,
+    RemoteSchedulerError,
+    create_remote_scheduler_app,
+)
 
-__all__ = ["AsynczAdmin"]
+__all__ = [
+    "AsynczAdmin",
+    "RemoteSchedulerClient",
+    "RemoteSchedulerError",
+    "SimpleUsernamePasswordBackend",
+    "User",
+    "create_remote_scheduler_app",
+    "get_task_logger",
+]

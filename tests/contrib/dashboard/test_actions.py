@@ -49,7 +49,7 @@ def test_pause_resume_run_remove_by_post() -> None:
 
             reply = await client.post("/tasks/job/remove")
             assert reply.status_code == 303
-            assert reply.headers["location"] == "/dashboard/tasks?done=remove"
+            assert reply.headers["location"] == "/dashboard/tasks/?done=remove"
             assert scheduler.get_task("job") is None
 
     asyncio.run(scenario())
@@ -122,7 +122,7 @@ def test_cross_site_get_is_served() -> None:
     async def scenario() -> None:
         async with running_scheduler() as scheduler:
             client = ASGIClient(AsynczAdmin(scheduler=scheduler).get_asgi_app())
-            reply = await client.get("/tasks", headers={"sec-fetch-site": "cross-site"})
+            reply = await client.get("/tasks/", headers={"sec-fetch-site": "cross-site"})
             assert reply.status_code == 200
 
     asyncio.run(scenario())
