@@ -34,12 +34,20 @@ from asyncz.events import (
     TASK_SUBMITTED,
 )
 from asyncz.exceptions import MaximumInstancesError
-from tests.plugins.executors import jobs
+from tests.plugins.executors import fleets, jobs
+from tests.plugins.executors.fleets import (  # noqa: F401 - fixtures of the fleets
+    celery_rabbitmq_fleet,
+    celery_redis_fleet,
+    dask_cluster,
+)
 from tests.plugins.executors.harness import Harness, executor_aliases, make_executor
 from tests.test_example_plugin import ROOT, fake_distribution
 
 UTC = timezone.utc
 ALIASES = executor_aliases()
+# Executors that hand runs to a fleet (celery, dask) are held to the contract against real
+# workers: one parameter per fleet, whose fixture starts it (tests/plugins/executors/fleets.py).
+ALIASES = fleets.expand(ALIASES)
 
 
 def test_the_built_in_executors_are_registered() -> None:
@@ -49,6 +57,16 @@ def test_the_built_in_executors_are_registered() -> None:
 @pytest.fixture(params=ALIASES)
 def alias(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _fleet_executor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """For a fleet parameter, ``make_executor`` makes an executor on that running fleet."""
+    callspec = getattr(request.node, "callspec", None)
+    parameter = callspec.params.get("alias") if callspec is not None else None
+    if parameter in fleets.FIXTURES:
+        factory = fleets.executor_factory(request, parameter)
+        monkeypatch.setitem(globals(), "make_executor", factory)
 
 
 def run(coro: Any) -> Any:

@@ -83,7 +83,7 @@ def install(
 
     from celery.exceptions import SoftTimeLimitExceeded  # type: ignore[import-untyped]
 
-    @app.task(name=name, bind=True, track_started=False, **task_options)  # type: ignore[untyped-decorator]
+    @app.task(name=name, bind=True, track_started=False, shared=False, **task_options)  # type: ignore[untyped-decorator]
     def run(
         self: Any,
         reference: str,
