@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from importlib import resources
 from typing import Any
 
+import anyio.to_thread
 from lilya.apps import Lilya
 from lilya.requests import Request
 from lilya.responses import Response
@@ -359,25 +360,38 @@ class AsynczAdmin:
             return overview.not_found(request, f"No such page: {request.url.path}")
 
         self._not_found = not_found
+
+        def threaded(handler: Any) -> Any:
+            """The page's work in a worker thread: the scheduler's methods may block (a remote
+            scheduler waits for its worker, a store for its database) and rendering a large
+            table takes a while; the event loop serves other requests meanwhile."""
+
+            async def endpoint(request: Request) -> Response:
+                form = await request.form() if request.method == "POST" else None
+                return await anyio.to_thread.run_sync(handler, request, form)
+
+            return endpoint
+
+        overview_index = threaded(overview.index)
         return [
-            Path("/", overview.index, methods=["GET"]),
-            Path("/runtime", overview.runtime, methods=["GET"]),
-            Path("/instances", overview.instances, methods=["GET"]),
-            Path("/timeline", overview.timeline, methods=["GET"]),
-            Path("/tasks", tasks.list_page, methods=["GET"]),
-            Path("/tasks/partials/table", tasks.table_partial, methods=["GET"]),
-            Path("/tasks/create", tasks.create, methods=["POST"]),
-            Path("/tasks/hx/bulk/{action}", tasks.bulk, methods=["POST"]),
-            Path("/tasks/{task_id}", tasks.detail, methods=["GET"]),
-            Path("/tasks/{task_id}/edit", tasks.edit, methods=["GET", "POST"]),
-            Path("/tasks/{task_id}/{action}", tasks.action, methods=["POST"]),
-            Path("/events", review.events, methods=["GET"]),
-            Path("/audit", review.audit, methods=["GET"]),
-            Path("/history", review.history, methods=["GET"]),
-            Path("/history/partials/table", review.history_partial, methods=["GET"]),
-            Path("/history/{run_id}", review.run_detail, methods=["GET"]),
-            Path("/logs", review.logs, methods=["GET"]),
-            Path("/logs/partials/table", review.logs_partial, methods=["GET"]),
+            Path("/", overview_index, methods=["GET"]),
+            Path("/runtime", threaded(overview.runtime), methods=["GET"]),
+            Path("/instances", threaded(overview.instances), methods=["GET"]),
+            Path("/timeline", threaded(overview.timeline), methods=["GET"]),
+            Path("/tasks", threaded(tasks.list_page), methods=["GET"]),
+            Path("/tasks/partials/table", threaded(tasks.table_partial), methods=["GET"]),
+            Path("/tasks/create", threaded(tasks.create), methods=["POST"]),
+            Path("/tasks/hx/bulk/{action}", threaded(tasks.bulk), methods=["POST"]),
+            Path("/tasks/{task_id}", threaded(tasks.detail), methods=["GET"]),
+            Path("/tasks/{task_id}/edit", threaded(tasks.edit), methods=["GET", "POST"]),
+            Path("/tasks/{task_id}/{action}", threaded(tasks.action), methods=["POST"]),
+            Path("/events", threaded(review.events), methods=["GET"]),
+            Path("/audit", threaded(review.audit), methods=["GET"]),
+            Path("/history", threaded(review.history), methods=["GET"]),
+            Path("/history/partials/table", threaded(review.history_partial), methods=["GET"]),
+            Path("/history/{run_id}", threaded(review.run_detail), methods=["GET"]),
+            Path("/logs", threaded(review.logs), methods=["GET"]),
+            Path("/logs/partials/table", threaded(review.logs_partial), methods=["GET"]),
             Path("/login", auth.login_form, methods=["GET"]),
             Path("/login", auth.login, methods=["POST"]),
             Path("/logout", auth.logout, methods=["GET", "POST"]),

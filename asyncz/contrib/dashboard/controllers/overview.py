@@ -59,7 +59,7 @@ def runtime_components(scheduler: Any) -> dict[str, list[dict[str, Any]]]:
 
 
 class OverviewPages(Pages):
-    async def index(self, request: Request) -> Response:
+    def index(self, request: Request, form: Any = None) -> Response:
         info = self.scheduler.get_scheduler_info()
         tasks = list(self.scheduler.get_task_infos())
         recent = tasks[:_RECENT]
@@ -74,7 +74,7 @@ class OverviewPages(Pages):
             chart=self.admin.outcome_chart(runs),
         )
 
-    async def runtime(self, request: Request) -> Response:
+    def runtime(self, request: Request, form: Any = None) -> Response:
         info = self.scheduler.get_scheduler_info()
         return self.render(
             request,
@@ -84,7 +84,7 @@ class OverviewPages(Pages):
             components=runtime_components(self.scheduler),
         )
 
-    async def instances(self, request: Request) -> Response:
+    def instances(self, request: Request, form: Any = None) -> Response:
         instances = list(self.scheduler.get_scheduler_instance_infos())
         return self.render(
             request,
@@ -94,7 +94,7 @@ class OverviewPages(Pages):
             identity=self.scheduler.get_scheduler_info().identity,
         )
 
-    async def timeline(self, request: Request) -> Response:
+    def timeline(self, request: Request, form: Any = None) -> Response:
         per_task = int_param(request.query_params, "per_task", 3, 1, 50)
         limit = int_param(request.query_params, "limit", 50, 1, 500)
         now = datetime.now(timezone.utc)

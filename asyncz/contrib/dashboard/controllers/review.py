@@ -21,7 +21,7 @@ def _text(params: Any, name: str) -> str:
 
 
 class ReviewPages(Pages):
-    async def events(self, request: Request) -> Response:
+    def events(self, request: Request, form: Any = None) -> Response:
         params = request.query_params
         name = _text(params, "name")
         task_id = _text(params, "task_id")
@@ -40,7 +40,7 @@ class ReviewPages(Pages):
             names=sorted({r.name for r in storage.query(limit=1000)}),
         )
 
-    async def audit(self, request: Request) -> Response:
+    def audit(self, request: Request, form: Any = None) -> Response:
         params = request.query_params
         action = _text(params, "action")
         task_id = _text(params, "task_id")
@@ -74,15 +74,15 @@ class ReviewPages(Pages):
             "chart": self.admin.outcome_chart(records),
         }
 
-    async def history(self, request: Request) -> Response:
+    def history(self, request: Request, form: Any = None) -> Response:
         return self.render(
             request, "history.html", section="history", **self._history_context(request)
         )
 
-    async def history_partial(self, request: Request) -> Response:
+    def history_partial(self, request: Request, form: Any = None) -> Response:
         return self.render(request, "partials/history_table.html", **self._history_context(request))
 
-    async def run_detail(self, request: Request) -> Response:
+    def run_detail(self, request: Request, form: Any = None) -> Response:
         run_id = request.path_params["run_id"]
         record = self.admin.get_run(run_id)
         if record is None:
@@ -109,8 +109,8 @@ class ReviewPages(Pages):
         )
         return {"entries": entries, "filters": filters, "levels": LOG_LEVELS}
 
-    async def logs(self, request: Request) -> Response:
+    def logs(self, request: Request, form: Any = None) -> Response:
         return self.render(request, "logs.html", section="logs", **self._logs_context(request))
 
-    async def logs_partial(self, request: Request) -> Response:
+    def logs_partial(self, request: Request, form: Any = None) -> Response:
         return self.render(request, "partials/logs_table.html", **self._logs_context(request))

@@ -142,16 +142,16 @@ class TaskPages(Pages):
             **self.table_context(request, filters),
         )
 
-    async def list_page(self, request: Request) -> Response:
+    def list_page(self, request: Request, form: Any = None) -> Response:
         filters = TaskFilters(request.query_params)
         return self.render(
             request, "tasks.html", section="tasks", **self.table_context(request, filters)
         )
 
-    async def table_partial(self, request: Request) -> Response:
+    def table_partial(self, request: Request, form: Any = None) -> Response:
         return self.table(request, TaskFilters(request.query_params))
 
-    async def detail(self, request: Request) -> Response:
+    def detail(self, request: Request, form: Any = None) -> Response:
         task_id = request.path_params["task_id"]
         info = self.scheduler.get_task_info(task_id)
         if info is None:
@@ -188,8 +188,7 @@ class TaskPages(Pages):
             action, task_id=task_id, user=request.scope.get("asyncz_user"), **fields
         )
 
-    async def create(self, request: Request) -> Response:
-        form = await request.form()
+    def create(self, request: Request, form: Any = None) -> Response:
         filters = self._filters_from_form(request, form)
         try:
             new = parse_create_form(form)
@@ -250,12 +249,11 @@ class TaskPages(Pages):
         else:
             self.scheduler.delete_task(task_id)
 
-    async def action(self, request: Request) -> Response:
+    def action(self, request: Request, form: Any = None) -> Response:
         task_id = request.path_params["task_id"]
         action = request.path_params["action"]
         if action not in ACTIONS:
             return self.not_found(request, f"No such action: {action}; valid: {', '.join(ACTIONS)}")
-        form = await request.form()
         info = self.scheduler.get_task_info(task_id)
         if info is None:
             return self.not_found(request, f"Task not found: {task_id}")
@@ -291,11 +289,10 @@ class TaskPages(Pages):
             return RedirectResponse(urls.path("tasks", task_id, query={"done": action}), 303)
         return RedirectResponse(urls.section("tasks") + f"?done={action}", status_code=303)
 
-    async def bulk(self, request: Request) -> Response:
+    def bulk(self, request: Request, form: Any = None) -> Response:
         action = request.path_params["action"]
         if action not in ACTIONS:
             return self.not_found(request, f"No such action: {action}; valid: {', '.join(ACTIONS)}")
-        form = await request.form()
         try:
             ids = _bulk_ids(form)
         except FormError as exc:
@@ -365,7 +362,7 @@ class TaskPages(Pages):
             task.validate_changes(update)  # raises on a bad value; changes nothing
         return update
 
-    async def edit(self, request: Request) -> Response:
+    def edit(self, request: Request, form: Any = None) -> Response:
         task_id = request.path_params["task_id"]
         info = self.scheduler.get_task_info(task_id)
         if info is None:
@@ -375,7 +372,6 @@ class TaskPages(Pages):
             return self.render(
                 request, "task_edit.html", section="tasks", task=info, fields=before, values=before
             )
-        form = await request.form()
         intent = str(form.get("intent") or "preview")
         values = dict(before)
         values.update({k: v for k, v in form.items() if k in EDIT_FIELDS})
