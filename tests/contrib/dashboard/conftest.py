@@ -38,6 +38,7 @@ class ASGIClient:
         *,
         headers: dict[str, str] | None = None,
         form: dict[str, str] | None = None,
+        scheme: str = "http",
     ) -> Reply:
         body = urlencode(form).encode() if form else b""
         raw_path, _, query = path.partition("?")
@@ -52,7 +53,7 @@ class ASGIClient:
             "asgi": {"version": "3.0"},
             "http_version": "1.1",
             "method": method,
-            "scheme": "http",
+            "scheme": scheme,
             "path": unquote(raw_path),  # as servers do: decoded path, raw_path as sent
             "raw_path": raw_path.encode(),
             "root_path": "",

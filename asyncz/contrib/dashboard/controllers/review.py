@@ -12,6 +12,8 @@ from lilya.requests import Request
 from lilya.responses import Response
 
 from asyncz.contrib.dashboard.controllers.base import Pages, int_param, query_string
+from asyncz.contrib.dashboard.events import EVENT_NAMES
+from asyncz.contrib.dashboard.history import RUN_STATUSES
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -24,6 +26,8 @@ class ReviewPages(Pages):
     def events(self, request: Request, form: Any = None) -> Response:
         params = request.query_params
         name = _text(params, "name")
+        if name not in EVENT_NAMES.values():
+            name = ""
         task_id = _text(params, "task_id")
         q = _text(params, "q")
         limit = int_param(params, "limit", 100, 1, 1000)
@@ -37,7 +41,7 @@ class ReviewPages(Pages):
             section="events",
             records=records,
             filters={"name": name, "task_id": task_id, "q": q, "limit": limit},
-            names=sorted({r.name for r in storage.query(limit=1000)}),
+            names=sorted(EVENT_NAMES.values()),
         )
 
     def audit(self, request: Request, form: Any = None) -> Response:
@@ -47,9 +51,14 @@ class ReviewPages(Pages):
         q = _text(params, "q")
         limit = int_param(params, "limit", 100, 1, 1000)
         storage = self.admin.audit_storage
-        records = list(
-            storage.query(action=action or None, task_id=task_id or None, q=q or None, limit=limit)
-        )
+        try:
+            records = list(
+                storage.query(
+                    action=action or None, task_id=task_id or None, q=q or None, limit=limit
+                )
+            )
+        except ValueError:  # not an action name: nothing can match it
+            records = []
         return self.render(
             request,
             "audit.html",
@@ -62,6 +71,8 @@ class ReviewPages(Pages):
         params = request.query_params
         task_id = _text(params, "task_id")
         status = _text(params, "status")
+        if status not in RUN_STATUSES:
+            status = ""
         q = _text(params, "q")
         limit = int_param(params, "limit", 100, 1, 1000)
         records = self.admin.query_runs(
@@ -69,6 +80,7 @@ class ReviewPages(Pages):
         )
         return {
             "records": records,
+            "statuses": RUN_STATUSES,
             "keep": query_string([("task_id", task_id), ("status", status), ("q", q)]),
             "filters": {"task_id": task_id, "status": status, "q": q, "limit": limit},
             "chart": self.admin.outcome_chart(records),

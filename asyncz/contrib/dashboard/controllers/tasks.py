@@ -38,6 +38,8 @@ STATES = ("scheduled", "paused", "pending")
 SORT_KEYS = ("next_run_time", "name", "id", "trigger", "schedule_state", "executor", "store")
 _ACTION_DONE = {"run": "Run started", "pause": "Paused", "resume": "Resumed", "remove": "Removed"}
 _MAX_BULK = 1000
+#: How long a "Run now" waits for the run's outcome before answering (seconds).
+RUN_WAIT = 1.0
 
 
 class TaskFilters:
@@ -238,10 +240,16 @@ class TaskPages(Pages):
             message=str(exc),
         )
 
-    def _apply(self, action: str, task_id: str) -> None:
+    def _apply(self, action: str, task_id: str, *, wait: float = 0.0) -> None:
         if action == "run":
+            history = self.admin.run_history
+            mark = history.watermark() if wait and hasattr(history, "watermark") else None
             # As Asyncz: a one-off task run by hand stays (paused), to be looked at or removed.
             self.scheduler.run_task(task_id, remove_finished=False)
+            if mark is not None:
+                # A short run's outcome is then on the page this action answers with; a long
+                # one shows as running (this is a worker thread: blocking here is fine).
+                history.wait_for_runs(task_id, since=mark, timeout=wait)
         elif action == "pause":
             self.scheduler.pause_task(task_id)
         elif action == "resume":
@@ -258,7 +266,7 @@ class TaskPages(Pages):
         if info is None:
             return self.not_found(request, f"Task not found: {task_id}")
         try:
-            self._apply(action, task_id)
+            self._apply(action, task_id, wait=RUN_WAIT)
         except TaskLookupError:  # removed meanwhile
             return self.not_found(request, f"Task not found: {task_id}")
         except AsynczException as exc:  # already running max_instances times, stopped, ...
