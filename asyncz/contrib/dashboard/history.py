@@ -26,7 +26,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
@@ -581,6 +581,18 @@ class MemoryRunHistoryStorage:
             seq = self._by_run_id.get(run_id)
             return self._records.get(seq) if seq is not None else None
 
+    def latest_for_tasks(self, task_ids: Iterable[str]) -> dict[str, RunHistoryRecord]:
+        """The newest record of each of ``task_ids`` that has one, in one pass."""
+        wanted = set(task_ids)
+        found: dict[str, RunHistoryRecord] = {}
+        with self._lock:
+            for record in reversed(self._records.values()):
+                if record.task_id in wanted and record.task_id not in found:
+                    found[record.task_id] = record
+                    if len(found) == len(wanted):
+                        break
+        return found
+
     def latest_for_task(self, task_id: str) -> RunHistoryRecord | None:
         """The newest record of ``task_id``, or ``None``."""
         found = self.query(task_id=task_id, limit=1)
@@ -853,10 +865,15 @@ class StoreRunHistory:
 
     def _store_records(self, task_id: str | None, limit: int) -> list[RunHistoryRecord]:
         aliases: Iterable[str | None]
-        try:
-            aliases = tuple(self.scheduler.get_scheduler_info().store_aliases)
-        except Exception:
-            aliases = (None,)
+        stores = getattr(self.scheduler, "stores", None)
+        if isinstance(stores, Mapping):
+            # Only the stores that keep run records (asking the others costs a task scan).
+            aliases = tuple(alias for alias, store in stores.items() if hasattr(store, "get_runs"))
+        else:
+            try:
+                aliases = tuple(self.scheduler.get_scheduler_info().store_aliases)
+            except Exception:
+                aliases = (None,)
         found: list[RunHistoryRecord] = []
         for alias in aliases:
             try:
@@ -935,6 +952,26 @@ class StoreRunHistory:
         found = self.query(task_id=task_id, limit=1)
         return found[0] if found else None
 
+    def latest_for_tasks(self, task_ids: Iterable[str]) -> dict[str, RunHistoryRecord]:
+        """The newest run of each task, for a table of tasks: the local records and one read of
+        the newest :attr:`window` store records; tasks left without a run are then asked one by
+        one only when few (a task that ran long ago, on a page of a few rows)."""
+        wanted = set(task_ids)
+        found: dict[str, RunHistoryRecord] = {}
+        candidates = list(self._store_records(None, self.window))
+        if self.local is not None:
+            candidates.extend(self.local.latest_for_tasks(wanted).values())
+        for record in sorted(candidates, key=_newest_key, reverse=True):
+            if record.task_id in wanted and record.task_id not in found:
+                found[record.task_id] = record
+        missing = wanted - found.keys()
+        if 0 < len(missing) <= _LOOKUPS_PER_TABLE:
+            for task_id in missing:
+                record = self.latest_for_task(task_id)
+                if record is not None:
+                    found[task_id] = record
+        return found
+
     def clear(self) -> None:
         """Clear the local records (the store's run records are the store's to keep)."""
         if self.local is not None:
@@ -943,6 +980,8 @@ class StoreRunHistory:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: At most this many tasks of one table are looked up one by one (see latest_for_tasks).
+_LOOKUPS_PER_TABLE = 25
 
 
 def _record_key(record: RunHistoryRecord) -> _Key:

@@ -279,3 +279,24 @@ def test_links_carry_a_trusted_proxys_prefix_only() -> None:
             assert "/ops/" not in reply.text
 
     asyncio.run(scenario())
+
+
+def test_timeline_lists_the_earliest_runs_of_all_tasks() -> None:
+    # The page stops asking for previews once no later task can add a row; what it shows must
+    # equal the earliest runs over every task's full preview.
+    async def scenario() -> None:
+        async with running_scheduler() as scheduler:
+            for i in range(60):
+                # Intervals from 7 s to 900 s: long ones come back late, short ones often.
+                scheduler.add_task(noop, "interval", seconds=7 + (i * 97) % 900, id=f"t{i:02d}")
+            client = ASGIClient(AsynczAdmin(scheduler=scheduler).get_asgi_app())
+            reply = await client.get("/timeline/?per_task=4&limit=25")
+            shown = re.findall(r'<td><a href="/dashboard/tasks/(t\d\d)">', reply.text)
+            expected = []
+            for info in scheduler.get_task_infos():
+                preview = scheduler.preview_task_runs(info.id, count=4)
+                expected.extend((moment, info.id) for moment in preview.run_times)
+            expected.sort()
+            assert shown == [task_id for _, task_id in expected[:25]]
+
+    asyncio.run(scenario())

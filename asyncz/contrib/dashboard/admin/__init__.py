@@ -319,6 +319,22 @@ class AsynczAdmin:
             logger.exception("Cannot read the run history of task %r", task_id)
             return None
 
+    def latest_runs(self, task_ids: Sequence[str]) -> dict[str, Any]:
+        """The newest run of each task (the tasks table's "Last Run")."""
+        try:
+            batch = getattr(self.run_history, "latest_for_tasks", None)
+            if callable(batch):
+                return dict(batch(task_ids))
+            found = {}
+            for task_id in task_ids:
+                record = self.run_history.latest_for_task(task_id)
+                if record is not None:
+                    found[task_id] = record
+            return found
+        except Exception:
+            logger.exception("Cannot read the run history")
+            return {}
+
     def get_run(self, run_id: str) -> Any:
         try:
             return self.run_history.get(run_id)

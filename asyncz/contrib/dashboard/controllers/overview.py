@@ -99,12 +99,24 @@ class OverviewPages(Pages):
         limit = int_param(request.query_params, "limit", 50, 1, 500)
         now = datetime.now(timezone.utc)
         rows: list[dict[str, Any]] = []
-        for task in self.scheduler.get_task_infos():
+        cutoff: datetime | None = None
+        # In order of next run time: a task whose next run comes after the limit-th earliest
+        # run found so far cannot add a row, nor can any task after it (no trigger's preview
+        # starts before its next run time), so the previews stop there.
+        for task in self.scheduler.get_task_infos(sort_by="next_run_time"):
+            if task.next_run_time is None:
+                continue
+            if cutoff is not None and task.next_run_time > cutoff:
+                break
             preview = self.scheduler.preview_task_runs(task.id, count=per_task, now=now)
             if preview is None:
                 continue
             for index, moment in enumerate(preview.run_times, start=1):
                 rows.append({"at": moment, "task": task, "ordinal": index})
+            if len(rows) >= limit:
+                rows.sort(key=lambda row: (row["at"], row["task"].id))
+                del rows[limit:]
+                cutoff = rows[-1]["at"]
         rows.sort(key=lambda row: (row["at"], row["task"].id))
         rows = rows[:limit]
         return self.render(

@@ -105,12 +105,7 @@ class TaskPages(Pages):
 
     def last_runs(self, infos: Sequence[Any]) -> dict[str, Any]:
         """The newest run record of each task shown, from the admin's run history."""
-        found: dict[str, Any] = {}
-        for info in infos:
-            record = self.admin.latest_run(info.id)
-            if record is not None:
-                found[info.id] = record
-        return found
+        return self.admin.latest_runs([info.id for info in infos])
 
     def table_context(self, request: Request, filters: TaskFilters) -> dict[str, Any]:
         infos = self.select(filters)
