@@ -867,8 +867,8 @@ class StoreRunHistory:
         aliases: Iterable[str | None]
         stores = getattr(self.scheduler, "stores", None)
         if isinstance(stores, Mapping):
-            # Only the stores that keep run records (asking the others costs a task scan).
-            aliases = tuple(alias for alias, store in stores.items() if hasattr(store, "get_runs"))
+            # The aliases without get_scheduler_info(), which counts every task.
+            aliases = tuple(stores)
         else:
             try:
                 aliases = tuple(self.scheduler.get_scheduler_info().store_aliases)
@@ -967,9 +967,9 @@ class StoreRunHistory:
         missing = wanted - found.keys()
         if 0 < len(missing) <= _LOOKUPS_PER_TABLE:
             for task_id in missing:
-                record = self.latest_for_task(task_id)
-                if record is not None:
-                    found[task_id] = record
+                latest = self.latest_for_task(task_id)
+                if latest is not None:
+                    found[task_id] = latest
         return found
 
     def clear(self) -> None:
