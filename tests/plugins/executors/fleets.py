@@ -52,7 +52,7 @@ def dask_cluster() -> Iterator[Any]:
     from distributed import LocalCluster
 
     cluster = LocalCluster(
-        n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=2, processes=True, dashboard_address=":0"
     )
     try:
         yield cluster
