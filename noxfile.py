@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,8 +21,35 @@ EXAMPLE_PLUGIN = "tests/fixtures/asyncz-example-plugin"
 def tests(session: nox.Session) -> None:
     """Install asyncz with every optional dependency and run the whole test suite."""
     session.install("-e", ".[all,test]")
+    _install_chromium(session)
     args = session.posargs or ["tests", "-q"]
     session.run("python", "-m", "pytest", *args, env={"PYTHONFAULTHANDLER": "1"})
+
+
+#: The browser test's Chromium (tests/browser): Debian's package, never a downloaded one.
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _install_chromium(session: nox.Session) -> None:
+    """Install Debian's ``chromium`` for the browser test when it is missing and this session
+    may (root, apt-get); otherwise the test skips, or fails under ``CI=true``."""
+    if os.path.exists(CHROMIUM) or os.environ.get("ASYNCZ_CHROMIUM"):
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        session.warn(f"{CHROMIUM} is missing and needs root and apt-get to install")
+        return
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-q", external=True, env=env)
+    session.run(
+        "apt-get",
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+        "chromium",
+        external=True,
+        env=env,
+    )
 
 
 @nox.session
