@@ -131,6 +131,30 @@
     }
   });
 
+  // A form the server refuses (400 with HX-Retarget at the form's error slot) shows
+  // its message there: htmx swaps no error response unless told to.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail && event.detail.xhr;
+    if (xhr && xhr.status === 400 && xhr.getResponseHeader("HX-Retarget")) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
+  // The periodic table refresh waits while rows are ticked: a swap would drop the
+  // selection the next bulk action is about to use.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var source = event.target;
+    if (
+      source &&
+      source.hasAttribute &&
+      source.hasAttribute("data-auto-refresh") &&
+      document.querySelector('input[name="row"]:checked')
+    ) {
+      event.preventDefault();
+    }
+  });
+
   document.addEventListener("htmx:sendError", function () {
     toast("The dashboard could not be reached.", "error");
   });
