@@ -43,7 +43,7 @@ def _missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_api() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
@@ -58,7 +58,7 @@ def playwright_api() -> Iterator[Any]:
         yield api
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_api: Any) -> Iterator[Any]:
     browser = playwright_api.chromium.launch(executable_path=CHROMIUM, headless=True)
     yield browser
