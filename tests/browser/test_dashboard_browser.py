@@ -312,7 +312,6 @@ def test_periodic_table_refresh(
     ids=["other-port", "other-site"],
 )
 def test_another_origin_cannot_drive_the_dashboard(
-    browser: Any,
     context: Any,
     page: Any,
     dashboard_server: DashboardServer,
