@@ -28,11 +28,13 @@ from typing import Any
 
 from . import report
 from .adapters import ADAPTERS
+from .charts import write_charts
 from .envs import DEFAULT_LIBS, LIBRARIES, REPO_ROOT, EnvError, ensure_env
 from .worker import RESULT_MARKER, bootstrap_command
 from .workloads import CASES, WORKLOADS, Case
 
 DOCS = REPO_ROOT / "docs" / "benchmarks.md"
+DOCS_CHARTS = REPO_ROOT / "docs" / "images" / "benchmarks"
 DOCS_BEGIN, DOCS_END = "<!-- latest-results:begin -->", "<!-- latest-results:end -->"
 
 
@@ -375,8 +377,20 @@ def publish(
     print(text)
     path.write_text(text + "\n")
     log(f"[bench] wrote {path}")
+    # The side-by-side figures as charts, beside the report (and, with docs, beside the page).
+    folder = path.with_name(path.stem + "-charts")
+    charts = write_charts(results, cases, meta["libs"], labels, folder)
+    if charts:
+        log(f"[bench] wrote {len(charts)} chart(s) to {folder}")
     if docs:
-        update_docs(text, f"{path.parent.name}/{path.name}")
+        for chart in charts.values():
+            (DOCS_CHARTS / chart.name).parent.mkdir(parents=True, exist_ok=True)
+            (DOCS_CHARTS / chart.name).write_bytes(chart.read_bytes())
+        images = [f"![{w}](images/benchmarks/{c.name})" for w, c in charts.items()]
+        update_docs(
+            text + ("\n\n## Charts\n\n" + "\n\n".join(images) if images else ""),
+            f"{path.parent.name}/{path.name}",
+        )
 
 
 def update_docs(text: str, source: str) -> None:
