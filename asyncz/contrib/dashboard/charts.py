@@ -17,6 +17,8 @@ LANE = 22
 LEFT = 150
 TOP = 24
 MAX_LANES = 20
+#: Outcomes drawn at least half high, and counted as failures in the caption.
+_PROBLEMS = frozenset({"failed", "error", "abandoned", "missed", "max_instances"})
 
 
 def _aware(value: datetime) -> datetime:
@@ -101,6 +103,8 @@ def outcome_chart(records: Sequence[Any], *, height: int = 60) -> dict[str, Any]
         else:
             h = 4  # no duration known (missed, skipped, still running)
         status = str(record.status)
+        if status in _PROBLEMS:
+            h = max(h, height // 2)  # a failure is seen at a glance, however short it was
         label = f"{status}"
         if duration is not None:
             label += f", {duration * 1000:.0f} ms" if duration < 1 else f", {duration:.2f} s"
@@ -117,7 +121,7 @@ def outcome_chart(records: Sequence[Any], *, height: int = 60) -> dict[str, Any]
                 "title": label,
             }
         )
-    failures = sum(1 for r in runs if str(r.status) in {"failed", "error", "abandoned"})
+    failures = sum(1 for r in runs if str(r.status) in _PROBLEMS)
     return {
         "width": len(bars) * (bar + gap),
         "height": height,
