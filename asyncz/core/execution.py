@@ -158,7 +158,10 @@ class RunReporter:
         if (now - run_time).total_seconds() <= grace:
             return False
         self.logger.warning(
-            "Run time of task %r was missed by %s", self.task.name or self.task.id, now - run_time
+            "Run time of task %r was missed by %s",
+            self.task.name or self.task.id,
+            now - run_time,
+            extra={"task_id": self.task.id},
         )
         self.emit(events.TASK_MISSED, run_time)
         return True
@@ -204,7 +207,12 @@ class RunReporter:
             formatted = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         strip_traceback(exc)
         self.logger.error(
-            "Task %r (run %s) raised an exception:\n%s", self.task.name, run_id, formatted
+            "Task %r (run %s) raised an exception:\n%s",
+            self.task.name,
+            run_id,
+            formatted,
+            # Log handlers (the dashboard's among them) can file the line under its run.
+            extra={"task_id": self.task.id, "run_id": run_id},
         )
         self.emit(
             events.TASK_ERROR,
