@@ -116,6 +116,9 @@ def to_timezone(value: str | tzinfo | None, field: str = "timezone") -> tzinfo:
     ``None`` means the local zone. pytz zones are converted to their zoneinfo equivalent so
     that plain datetime arithmetic is correct across DST.
     """
+    kind = type(value)
+    if kind is ZoneInfo or kind is timezone:  # the common case: nothing to convert
+        return value  # type: ignore[return-value]
     if value is None:
         return get_localzone()
     if isinstance(value, str):
@@ -484,11 +487,20 @@ def check_callable_args(
     own: a wrapper made with ``functools.wraps`` is checked as the wrapper, which is what runs.
     Callables whose signature cannot be read (some builtins) are not checked.
     """
+    bare = not args and not kwargs
+    if bare:
+        try:
+            if fn in _BARE_FITS:
+                return
+        except TypeError:  # unhashable callable
+            bare = False
     signature = _signature(fn)
     if signature is None:
         return
     try:
         signature.bind(*args, **kwargs)
+        if bare:
+            _BARE_FITS.add(fn)
     except TypeError as exc:
         detail = TypeError(
             f"the arguments args={tuple(args)!r}, kwargs={dict(kwargs)!r} do not fit "
@@ -559,6 +571,8 @@ def _mismatch(
 
 
 _SIGNATURES: dict[Any, inspect.Signature | None] = {}
+#: Callables whose remembered signature takes no arguments: many tasks of one callable.
+_BARE_FITS: set[Any] = set()
 
 
 def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
@@ -571,6 +585,7 @@ def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
         return _read_signature(fn)
     if len(_SIGNATURES) > 1024:
         _SIGNATURES.clear()  # many one-off callables: do not keep them all alive
+        _BARE_FITS.clear()
     signature = _SIGNATURES[fn] = _read_signature(fn)
     return signature
 

@@ -47,6 +47,7 @@ from asyncz.core.scheduler_common import (
     undefined,
 )
 from asyncz.core.task import Task, TaskInfo, TaskRunPreview
+from asyncz.core.task_fields import new_task, plain_fields
 
 #: Changes to these fields change when a task runs: they overwrite the run time and end any
 #: lease on it (the scheduler holding it then does not run it).
@@ -107,26 +108,27 @@ class _TaskAPIMixin(_SchedulerCore):
             fn_or_task = trigger_args.pop("fn")
         if store is not None:
             _check_alias("store", store)
-        given = {
-            "args": args,
-            "kwargs": kwargs,
-            "id": id,
-            "name": name,
-            "mistrigger_grace_time": mistrigger_grace_time,
-            "coalesce": coalesce,
-            "max_instances": max_instances,
-            "executor": executor,
-            "timeout": timeout,
-            "on_crash": on_crash,
-        }
-        changes = {
-            key: value
-            for key, value in given.items()
-            if value is not undefined and value is not None
-        }
-        for nullable in ("mistrigger_grace_time", "timeout"):
-            if given[nullable] is None:
-                changes[nullable] = None
+        # The values given, in this order, then the nullable ones given as None (a hot path:
+        # one test each rather than a dict of everything filtered).
+        changes: dict[str, Any] = {}
+        for key, value in (
+            ("args", args),
+            ("kwargs", kwargs),
+            ("id", id),
+            ("name", name),
+            ("mistrigger_grace_time", mistrigger_grace_time),
+            ("coalesce", coalesce),
+            ("max_instances", max_instances),
+            ("executor", executor),
+            ("timeout", timeout),
+            ("on_crash", on_crash),
+        ):
+            if value is not undefined and value is not None:
+                changes[key] = value
+        if mistrigger_grace_time is None:
+            changes["mistrigger_grace_time"] = None
+        if timeout is None:
+            changes["timeout"] = None
         if isinstance(fn_or_task, str) and ":" not in fn_or_task and trigger is None:
             # @scheduler.add_task("interval", seconds=5): the string is a trigger alias, since a
             # callable reference always has a colon ("module:qualname").
@@ -154,12 +156,17 @@ class _TaskAPIMixin(_SchedulerCore):
         else:
             new_trigger = self.create_trigger(trigger, trigger_args)
             fields = {**self.task_defaults, **changes}
-            if (
-                getattr(new_trigger, "allow_mistrigger_by_default", False)
-                and mistrigger_grace_time is undefined
+            if mistrigger_grace_time is undefined and getattr(
+                new_trigger, "allow_mistrigger_by_default", False
             ):
                 fields["mistrigger_grace_time"] = None
-            task = Task(fn=fn_or_task, trigger=new_trigger, **fields)
+            # Values of the common shapes skip attrs' converter and validator chain; any other
+            # goes through Task(...), which checks it (see asyncz.core.task_fields).
+            values = plain_fields(fn_or_task, new_trigger, fields)
+            if values is None:
+                task = Task(fn=fn_or_task, trigger=new_trigger, **fields)
+            else:
+                task = new_task(fn_or_task, new_trigger, values, None)
 
         compute = next_run_time is undefined
         if not compute:
@@ -169,14 +176,15 @@ class _TaskAPIMixin(_SchedulerCore):
             )
         if task.fn is not None:
             check_callable_args(task.fn, task.args, task.kwargs)
-        task.store_alias = store or task.store_alias or "default"
+        setattr_ = object.__setattr__  # bookkeeping fields: no attrs hooks (as Task.bind)
+        setattr_(task, "store_alias", store or task.store_alias or "default")
         with self._lock:
             if self.running:
                 self._check_aliases(task)
                 self._store_task(task, replace_existing, compute, current_time())
             else:
-                task.scheduler = self
-                task.pending = True
+                setattr_(task, "scheduler", self)
+                setattr_(task, "pending", True)
                 if task.id in self._pending and not replace_existing:
                     raise ConflictIdError(task.id)
                 check = getattr(self._stores.get(task.store_alias or ""), "check_task", None)

@@ -44,6 +44,12 @@ _VALID = (*_UNITS, "interval", "start_at", "end_at", "timezone", "jitter")
 # (both immutable; bounded, as a store holds few distinct values).
 _ZONES: dict[str, tzinfo] = {}
 _INTERVALS: dict[int, timedelta] = {}
+#: Intervals by their (weeks, days, hours, minutes, seconds), once checked by _number: one
+#: lookup for the common construction. Keys are of exact int/float values only (the check that
+#: failed for a bad value stored nothing); 3600 and 3600.0 rightly share an entry, as _number
+#: makes both a float. Bounded: an application uses few distinct intervals.
+_DELTAS: dict[tuple[Any, ...], timedelta] = {}
+_PLAIN = frozenset({int, float})
 
 
 def _stored_time(name: str, value: Any, zone: tzinfo) -> datetime:
@@ -100,29 +106,43 @@ class IntervalTrigger(BaseTrigger):
         jitter: float | None = None,
         **unknown: Any,
     ) -> None:
-        reject_unknown_options("IntervalTrigger", unknown, _VALID)
-        units = {
-            "weeks": weeks,
-            "days": days,
-            "hours": hours,
-            "minutes": minutes,
-            "seconds": seconds,
-        }
-        if interval is not None:
+        if unknown:
+            reject_unknown_options("IntervalTrigger", unknown, _VALID)
+        units = (weeks, days, hours, minutes, seconds)
+        delta = None
+        # The common call (IntervalTrigger(seconds=5) and the like) looks the units up (see
+        # _DELTAS); exact types first, so that True or Decimal(5) (equal to 1 and 5) miss.
+        if (
+            interval is None
+            and type(weeks) in _PLAIN
+            and type(days) in _PLAIN
+            and type(hours) in _PLAIN
+            and type(minutes) in _PLAIN
+            and type(seconds) in _PLAIN
+        ):
+            delta = _DELTAS.get(units)
+        if delta is not None:
+            pass
+        elif interval is not None:
             if not isinstance(interval, timedelta):
                 raise TypeError(f"interval must be a timedelta, got {interval!r}")
-            if any(units.values()):
+            if any(units):
                 raise TypeError("give either interval= or weeks/days/hours/minutes/seconds")
             delta = interval
         else:
-            delta = timedelta(**{name: _number(name, value) for name, value in units.items()})
-        interval_us = delta // timedelta(microseconds=1)
+            delta = timedelta(
+                **{name: _number(name, value) for name, value in zip(_UNITS, units, strict=True)}
+            )
+            if len(_DELTAS) < 256 and all(type(value) in _PLAIN for value in units):
+                _DELTAS[units] = delta
+        interval_us = delta // _ONE_US
         if interval_us <= 0:
             raise ValueError(
                 f"the interval must be positive, got {delta!r}; give e.g. seconds=5 or minutes=1"
             )
         self._interval_us = interval_us
-        self.interval = timedelta(microseconds=interval_us)
+        # (a timedelta has whole microseconds: only a subclass needs converting)
+        self.interval = delta if type(delta) is timedelta else timedelta(microseconds=interval_us)
         self.timezone = to_timezone(timezone)
         if jitter is not None:
             jitter = _number("jitter", jitter)
@@ -132,12 +152,12 @@ class IntervalTrigger(BaseTrigger):
                     "that fire times stay in order"
                 )
         self.jitter = jitter or None
-        start = to_aware(start_at, self.timezone, "start_at")
+        start = None if start_at is None else to_aware(start_at, self.timezone, "start_at")
         if start is None:
             start = datetime.now(UTC) + self.interval
         self._start_at: datetime | None = start.astimezone(self.timezone)
         self._start_us = utc_timestamp_us(start)
-        end = to_aware(end_at, self.timezone, "end_at")
+        end = None if end_at is None else to_aware(end_at, self.timezone, "end_at")
         if end is not None and utc_timestamp_us(end) < self._start_us:
             raise ValueError(f"end_at ({end.isoformat()}) is before start_at ({start.isoformat()})")
         self.end_at = end.astimezone(self.timezone) if end is not None else None
