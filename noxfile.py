@@ -1,4 +1,5 @@
-"""Development sessions: ``tests``, ``lint``, ``typecheck``, ``demo``, ``bench``, ``compat``."""
+"""Development sessions: ``tests``, ``lint``, ``typecheck``, ``demo``, ``bench``, ``compat``,
+``docs``."""
 
 from __future__ import annotations
 
@@ -76,8 +77,9 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks side by side with APScheduler and Asyncz (see docs/benchmarks.md)."""
-    session.install("-e", ".")
+    """Benchmarks side by side with APScheduler and Asyncz (see docs/benchmarks.md); charts of
+    the figures are drawn beside the tables (matplotlib)."""
+    session.install("-e", ".", "matplotlib>=3.8")
     session.run(
         "python",
         "-m",
@@ -85,6 +87,17 @@ def bench(session: nox.Session) -> None:
         *session.posargs,
         env={"PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0")},
     )
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site: ``mkdocs build --strict`` into site/; ``nox -s docs -- serve``
+    serves it. Its examples are run by tests/docs (part of ``nox -s tests``)."""
+    session.install("-e", ".[docs]")
+    if session.posargs[:1] == ["serve"]:
+        session.run("mkdocs", "serve", *session.posargs[1:])
+    else:
+        session.run("mkdocs", "build", "--strict", *session.posargs)
 
 
 #: Asyncz 0.17.1's own tests that must pass against asyncz (584 run once the 25 that need a

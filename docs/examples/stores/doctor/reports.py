@@ -1,0 +1,2 @@
+def nightly():
+    print("nightly report")

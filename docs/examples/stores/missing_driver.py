@@ -1,0 +1,21 @@
+"""What happens when a store's driver is not installed (simulated here by hiding them)."""
+
+import sys
+
+sys.modules["sqlalchemy"] = None  # as if `pip install 'asyncz[sqlalchemy]'` had not been run
+sys.modules["redis"] = None
+
+from asyncz.schedulers import AsyncIOScheduler  # noqa: E402
+
+# The class from its public module: an ImportError naming the extra.
+try:
+    from asyncz.stores import SQLAlchemyStore  # noqa: F401
+except ImportError as exc:
+    print(type(exc).__name__, "-", str(exc).split(" (")[0])
+
+# The store by its alias, in a configuration: a PluginLoadError (not an ImportError) when
+# the scheduler is configured, saying the plugin's optional dependencies may not be installed.
+try:
+    AsyncIOScheduler(stores={"default": {"type": "sqlalchemy", "database": "sqlite://"}})
+except Exception as exc:
+    print(type(exc).__name__, "-", str(exc).rsplit("; ", 1)[-1])

@@ -1,0 +1,2 @@
+def run_invoices():
+    print("invoicing")

@@ -1,0 +1,2 @@
+def sync_orders(batch=100):
+    print("syncing", batch, "orders")

@@ -1,0 +1,2 @@
+def hello(who):
+    print("hello from the", who)
