@@ -353,7 +353,8 @@ class _ConfigurationMixin(_SchedulerCore):
             args = dict(trigger_args)
             if (
                 "timezone" not in args
-                and not any(_is_aware(args.get(name)) for name in ("start_at", "end_at"))
+                and not _is_aware(args.get("start_at"))
+                and not _is_aware(args.get("end_at"))
                 and _accepts(cls, "timezone")
             ):
                 # An aware start or end time gives the trigger its zone (as in Asyncz).

@@ -109,22 +109,28 @@ class _TaskAPIMixin(_SchedulerCore):
         if store is not None:
             _check_alias("store", store)
         # The values given, in this order, then the nullable ones given as None (a hot path:
-        # one test each rather than a dict of everything filtered).
+        # one test each; `undefined` is the default only of the last five).
         changes: dict[str, Any] = {}
-        for key, value in (
-            ("args", args),
-            ("kwargs", kwargs),
-            ("id", id),
-            ("name", name),
-            ("mistrigger_grace_time", mistrigger_grace_time),
-            ("coalesce", coalesce),
-            ("max_instances", max_instances),
-            ("executor", executor),
-            ("timeout", timeout),
-            ("on_crash", on_crash),
-        ):
-            if value is not undefined and value is not None:
-                changes[key] = value
+        if args is not None and args is not undefined:
+            changes["args"] = args
+        if kwargs is not None and kwargs is not undefined:
+            changes["kwargs"] = kwargs
+        if id is not None and id is not undefined:
+            changes["id"] = id
+        if name is not None and name is not undefined:
+            changes["name"] = name
+        if mistrigger_grace_time is not undefined and mistrigger_grace_time is not None:
+            changes["mistrigger_grace_time"] = mistrigger_grace_time
+        if coalesce is not undefined and coalesce is not None:
+            changes["coalesce"] = coalesce
+        if max_instances is not undefined and max_instances is not None:
+            changes["max_instances"] = max_instances
+        if executor is not None and executor is not undefined:
+            changes["executor"] = executor
+        if timeout is not undefined and timeout is not None:
+            changes["timeout"] = timeout
+        if on_crash is not undefined and on_crash is not None:
+            changes["on_crash"] = on_crash
         if mistrigger_grace_time is None:
             changes["mistrigger_grace_time"] = None
         if timeout is None:

@@ -152,10 +152,13 @@ class IntervalTrigger(BaseTrigger):
                     "that fire times stay in order"
                 )
         self.jitter = jitter or None
-        start = None if start_at is None else to_aware(start_at, self.timezone, "start_at")
-        if start is None:
+        given = None if start_at is None else to_aware(start_at, self.timezone, "start_at")
+        if given is None:
             start = datetime.now(UTC) + self.interval
-        self._start_at: datetime | None = start.astimezone(self.timezone)
+            self._start_at: datetime | None = None  # see start_at: built when asked for
+        else:
+            start = given
+            self._start_at = start.astimezone(self.timezone)
         self._start_us = utc_timestamp_us(start)
         end = None if end_at is None else to_aware(end_at, self.timezone, "end_at")
         if end is not None and utc_timestamp_us(end) < self._start_us:
