@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 
-from asyncz.cli.utils import EXIT_FAILURE, CliError, extra_for, install_hint, installed, table
+from asyncz.cli.utils import EXIT_FAILURE, CliError, installed, table
+from asyncz.core.extras import extra_for, install_hint
 
 __all__ = ["plugins_report", "print_plugins"]
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import click
 
+from asyncz.core.extras import install_hint
+
 __all__ = [
     "EXIT_DEPENDENCY",
     "EXIT_FAILURE",
@@ -61,33 +63,6 @@ class CliError(click.ClickException):
     def show(self, file: Any = None) -> None:
         stream = file if file is not None else sys.stderr
         click.echo(f"asyncz: error: {self.format_message()}", file=stream)
-
-
-#: module -> the extra that installs it
-_EXTRAS = {
-    "sqlalchemy": "sqlalchemy",
-    "psycopg": "postgres",
-    "psycopg2": "postgres",
-    "pymysql": "mysql",
-    "MySQLdb": "mysql",
-    "redis": "redis",
-    "cryptography": "encryption",
-    "sayer": "cli",
-    "pydantic": "pydantic",
-    "msgspec": "msgspec",
-}
-
-
-def extra_for(module: str) -> str | None:
-    """The asyncz extra that installs ``module`` (its top-level package), if one does."""
-    return _EXTRAS.get(module.split(".")[0])
-
-
-def install_hint(module: str) -> str:
-    extra = extra_for(module)
-    if extra is None:
-        return f"pip install {module.split('.')[0]}"
-    return f'pip install "asyncz[{extra}]"'
 
 
 def missing_dependency(what: str, module: str) -> CliError:

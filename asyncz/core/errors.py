@@ -178,8 +178,11 @@ class SchedulerNotRunningError(AsynczException):
         return str(self.args[0]) if self.args else "The scheduler has not been started."
 
 
-class PluginLoadError(AsynczException):
-    """A plugin's entry point could not be imported or its hooks could not be registered."""
+class PluginLoadError(AsynczException, ImportError):
+    """A plugin's entry point could not be imported or its hooks could not be registered.
+
+    Also an ``ImportError``: most often a driver the plugin needs is not installed, and the
+    message names the package and the extra that installs it."""
 
 
 class SerializationError(AsynczException, ValueError):

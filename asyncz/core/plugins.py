@@ -31,6 +31,7 @@ import pluggy
 from asyncz.core import hookspecs
 from asyncz.core.converters import ref_to_obj
 from asyncz.core.errors import DuplicateAliasError, PluginLoadError, UnknownAliasError
+from asyncz.core.extras import missing_dependency
 
 __all__ = [
     "DISABLE_ENV",
@@ -310,10 +311,16 @@ class PluginRegistry:
             try:
                 target = ref_to_obj(target)
             except Exception as exc:
+                missing = _missing_module(exc)
+                if missing is not None:
+                    raise PluginLoadError(
+                        missing_dependency(
+                            f"the {kind} plugin alias {alias!r} from {provider.source}", missing
+                        )
+                    ) from exc
                 raise PluginLoadError(
                     f"the {kind} plugin alias {alias!r} from {provider.source} points at "
-                    f"{provider.target!r}, which cannot be imported ({exc}); the plugin's "
-                    "optional dependencies may not be installed"
+                    f"{provider.target!r}, which cannot be imported ({exc})"
                 ) from exc
         self._loaded[key] = target
         return target  # type: ignore[no-any-return]
@@ -358,3 +365,14 @@ def default_registry() -> PluginRegistry:
         if _default_registry is None:
             _default_registry = PluginRegistry()
         return _default_registry
+
+
+def _missing_module(exc: BaseException) -> ImportError | None:
+    """The ImportError of a package that is not installed, behind ``exc`` (``ref_to_obj`` wraps
+    it); ``None`` when asyncz itself is what failed to import (a bug, not a missing extra)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ImportError) and seen.name:
+            return None if seen.name.split(".")[0] == "asyncz" else seen
+        seen = seen.__cause__ or seen.__context__
+    return None

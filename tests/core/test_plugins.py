@@ -92,6 +92,22 @@ def test_lazy_target_that_cannot_be_imported_names_plugin_and_cause() -> None:
         reg.resolve("trigger", "db")
 
 
+def test_a_missing_driver_is_an_import_error_naming_the_extra() -> None:
+    # A plugin whose module needs a package asyncz has an extra for (here: the redis store's).
+    reg = registry(
+        FakeEntryPoint("cache", trigger_plugin("rd", target="redis.no_such_part_q:Store"))
+    )
+    with pytest.raises(ImportError) as caught:
+        reg.resolve("trigger", "rd")
+    assert isinstance(caught.value, PluginLoadError)
+    message = str(caught.value)
+    assert "'rd'" in message and "redis.no_such_part_q" in message
+    assert 'pip install "asyncz[redis]"' in message
+    other = registry(FakeEntryPoint("x", trigger_plugin("xx", target="no_such_pkg_q.mod:X")))
+    with pytest.raises(PluginLoadError, match="pip install no_such_pkg_q"):
+        other.resolve("trigger", "xx")
+
+
 def test_unknown_alias_error_lists_suggestion_choices_sources_and_failures() -> None:
     reg = registry(
         FakeEntryPoint("crons", trigger_plugin("cron", target=Cron), "dist-a", "2.1"),

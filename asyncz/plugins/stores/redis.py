@@ -75,6 +75,7 @@ from typing import TYPE_CHECKING, Any
 
 from asyncz.core.converters import datetime_from_us, utc_timestamp_us
 from asyncz.core.errors import ConflictIdError, TaskConflictError, TaskLookupError
+from asyncz.core.extras import missing_dependency
 from asyncz.core.hookspecs import hookimpl
 from asyncz.core.records import from_timestamp_us, new_store_version
 from asyncz.core.runs import (
@@ -236,7 +237,10 @@ class RedisStore(PersistentStore):
             pickle_protocol=pickle_protocol,
         )
         # Imported here, not at module level: discovering plugins must not need redis.
-        import redis
+        try:
+            import redis
+        except ImportError as exc:
+            raise ImportError(missing_dependency("the redis store", exc), name=exc.name) from exc
 
         if run_retention is not None and not (
             isinstance(run_retention, (int, float))
