@@ -183,7 +183,8 @@ class _TaskAPIMixin(_SchedulerCore):
         if task.fn is not None:
             check_callable_args(task.fn, task.args, task.kwargs)
         setattr_ = object.__setattr__  # bookkeeping fields: no attrs hooks (as Task.bind)
-        setattr_(task, "store_alias", store or task.store_alias or "default")
+        alias = store or task.store_alias or "default"
+        setattr_(task, "store_alias", alias)
         with self._lock:
             if self.running:
                 self._check_aliases(task)
@@ -191,12 +192,13 @@ class _TaskAPIMixin(_SchedulerCore):
             else:
                 setattr_(task, "scheduler", self)
                 setattr_(task, "pending", True)
-                if task.id in self._pending and not replace_existing:
-                    raise ConflictIdError(task.id)
-                check = getattr(self._stores.get(task.store_alias or ""), "check_task", None)
+                pending, task_id = self._pending, task.id
+                if task_id in pending and not replace_existing:
+                    raise ConflictIdError(task_id)
+                check = getattr(self._stores.get(alias), "check_task", None)
                 if check is not None:
                     check(task)  # refuse now what the store would refuse at start
-                self._pending[task.id] = _PendingTask(task, replace_existing, compute)
+                pending[task_id] = _PendingTask(task, replace_existing, compute)
                 self.logger.info(
                     "Adding task %r tentatively; it will be stored when the scheduler starts",
                     task.name,

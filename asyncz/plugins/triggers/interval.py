@@ -178,18 +178,23 @@ class IntervalTrigger(BaseTrigger):
         self, timezone: tzinfo, previous_time: datetime | None, now: datetime | None = None
     ) -> datetime | None:
         start_us, step = self._start_us, self._interval_us
+        # (utc_timestamp_us inline: the first run times of many tasks are computed at start)
         if previous_time is None:
-            now_us = utc_timestamp_us(now or datetime.now(UTC))
             # first grid point at or after now
-            k = max(0, -(-(now_us - start_us) // step))
+            now_us = ((now or datetime.now(UTC)) - _EPOCH) // _ONE_US
+            k = -(-(now_us - start_us) // step)
         else:
             # first grid point strictly after previous (a jittered previous included)
-            k = max(0, (utc_timestamp_us(previous_time) - start_us) // step + 1)
-        next_time = datetime_from_us(start_us + k * step, self.timezone)
+            k = ((previous_time - _EPOCH) // _ONE_US - start_us) // step + 1
+        next_us = start_us + k * step if k > 0 else start_us
+        next_time = datetime_from_us(next_us, self.timezone)
+        end_at = self.end_at
+        if end_at is None:
+            return next_time if self.jitter is None else jittered(next_time, self.jitter, None)
         # in UTC: datetimes sharing a zone compare by wall time, ignoring fold
-        if self.end_at is not None and utc_timestamp_us(next_time) > utc_timestamp_us(self.end_at):
+        if next_us > utc_timestamp_us(end_at):
             return None
-        return jittered(next_time, self.jitter, self.end_at)
+        return jittered(next_time, self.jitter, end_at)
 
     def __getstate__(self) -> dict[str, Any]:
         # end_us and jitter only when set: fewer keys to store and to read back.
