@@ -16,6 +16,7 @@ __all__ = ["DateTrigger"]
 # the clock (``datetime.now``), so code freezing time by patching ``asyncz.triggers.date.datetime``
 # (as Asyncz's own tests do) reaches the trigger.
 _fromisoformat = datetime.fromisoformat
+_datetime = datetime  # the type, as imported (a patched clock replaces the module's name)
 
 UTC = timezone.utc
 STATE_VERSION = 1
@@ -41,11 +42,15 @@ class DateTrigger(BaseTrigger):
         timezone: str | tzinfo | None = None,
         **unknown: Any,
     ) -> None:
-        reject_unknown_options("DateTrigger", unknown, ("run_at", "timezone"))
+        if unknown:
+            reject_unknown_options("DateTrigger", unknown, ("run_at", "timezone"))
         self.timezone = to_timezone(timezone)
         if run_at is None:
             self.run_at = datetime.now(self.timezone)
             self.allow_mistrigger_by_default = True
+        elif type(run_at) is _datetime and run_at.utcoffset() is not None:
+            self.run_at = run_at  # aware: what to_aware returns for it, without the calls
+            self.allow_mistrigger_by_default = False
         else:
             resolved = to_aware(run_at, self.timezone, "run_at")
             assert resolved is not None

@@ -558,8 +558,25 @@ def compile_fields(fields: Mapping[str, str]) -> CronSpec:
 # -- the crontab dialect ------------------------------------------------------------------------
 
 
+#: Expressions already normalized (exact str only; errors are not kept): tasks are often added
+#: in bulk with one expression. Bounded, like compile_crontab's cache.
+_NORMALIZED: dict[str, str] = {}
+
+
 def normalize_crontab(expr: Any) -> str:
     """The expression with single spaces and lower case, or a ValueError saying what is wrong."""
+    if type(expr) is str:
+        known = _NORMALIZED.get(expr)
+        if known is not None:
+            return known
+        text = _normalize(expr)
+        if len(_NORMALIZED) < 1024:
+            _NORMALIZED[expr] = text
+        return text
+    return _normalize(expr)
+
+
+def _normalize(expr: Any) -> str:
     if not isinstance(expr, str):
         raise TypeError(f"a crontab expression must be a str, got {type(expr).__name__} {expr!r}")
     text = " ".join(expr.split()).lower()

@@ -118,9 +118,21 @@ class CronTrigger(BaseTrigger):
         crontab: str | None = None,
         **unknown: Any,
     ) -> None:
-        reject_unknown_options("CronTrigger", unknown, (*FIELD_NAMES, *_COMMON, "crontab"))
+        if unknown:
+            reject_unknown_options("CronTrigger", unknown, (*FIELD_NAMES, *_COMMON, "crontab"))
         values = (year, month, day, week, day_of_week, hour, minute, second)
-        given = {name: v for name, v in zip(FIELD_NAMES, values, strict=True) if v is not None}
+        given = (
+            {}  # the crontab form, common when many tasks are added: no dict to filter
+            if year is None
+            and month is None
+            and day is None
+            and week is None
+            and day_of_week is None
+            and hour is None
+            and minute is None
+            and second is None
+            else {name: v for name, v in zip(FIELD_NAMES, values, strict=True) if v is not None}
+        )
         self.crontab: str | None = None
         self.given: tuple[str, ...] = ()
         if crontab is not None:
@@ -175,6 +187,9 @@ class CronTrigger(BaseTrigger):
         self.timezone = to_timezone(timezone)
         self._fixed_offset = is_fixed_offset(self.timezone)
         self.jitter = _jitter(jitter)
+        if start_at is None and end_at is None:  # the common case, without the calls below
+            self.start_at = self.end_at = self._start_us = self._end_us = None
+            return
         start = to_aware(start_at, self.timezone, "start_at")
         end = to_aware(end_at, self.timezone, "end_at")
         if (
