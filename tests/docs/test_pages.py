@@ -26,10 +26,7 @@ else:  # pragma: no cover
 DOCS = ROOT / "docs"
 PAGES = sorted(p for p in DOCS.rglob("*.md") if EXAMPLES not in p.parents)
 #: pages whose blocks are not includes yet, and why (each one is a debt, named here)
-NOT_YET = {
-    "executors-distributed.md": "issue 17's page (Celery and Dask), being finished by its "
-    "engineer; its fleet files are run by tests/plugins/executors/test_celery_docs.py",
-}
+NOT_YET: dict[str, str] = {}
 FENCE = re.compile(r"^( *)(```|~~~)(.*)$")
 INCLUDE = re.compile(r'^--8<-- "([^"]+)"$')
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import os
+import shlex
 import subprocess
 import sys
 import uuid
@@ -14,6 +15,19 @@ from tests.plugins.executors.celery_fleet import ROOT, check_broker, unavailable
 
 EXAMPLE = ROOT / "docs" / "examples" / "celery_fleet"
 SECONDS = 6
+
+
+def fleet_commands() -> tuple[list[str], list[str]]:
+    """The worker's and a node's command, as the page shows them (``fleet.sh``)."""
+    lines = [
+        shlex.split(line.split("#")[0])
+        for line in (EXAMPLE / "fleet.sh").read_text().splitlines()
+        if line.split("#")[0].strip()
+    ]
+    (worker,) = [words for words in lines if words[0] == "celery"]
+    (node,) = [words for words in lines if words[0] == "python"]
+    assert worker[1:4] == ["-A", "fleet_celery", "worker"] and node[1:] == ["fleet_node.py"]
+    return worker, node
 
 
 def test_three_nodes_feed_one_fleet_and_each_fire_time_runs_once(tmp_path: Path) -> None:
@@ -38,15 +52,16 @@ def test_three_nodes_feed_one_fleet_and_each_fire_time_runs_once(tmp_path: Path)
         "FLEET_LEDGER": str(ledger),
         "FLEET_SECONDS": str(SECONDS),
     }
+    worker_command, node_command = fleet_commands()
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "fleet_celery", "worker", "-c", "2",
-         "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+        # As written, with this interpreter's celery, two processes and less chatter.
+        [sys.executable, "-m", *worker_command, "-c", "2", "--without-gossip", "--without-mingle"],
         cwd=EXAMPLE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         nodes = [
             subprocess.Popen(
-                [sys.executable, "fleet_node.py"],
+                [sys.executable, *node_command[1:]],
                 cwd=EXAMPLE,
                 env=env,
                 stdout=subprocess.PIPE,
