@@ -8,7 +8,6 @@ asked for what and whether the dashboard could do it, not how a run went.
 
 from __future__ import annotations
 
-import collections
 import re
 import threading
 from collections.abc import Mapping
@@ -16,6 +15,8 @@ from datetime import datetime, timezone
 from typing import Any, Final
 
 import attrs
+
+from asyncz.contrib.dashboard.records import BoundedRecords
 
 __all__ = [
     "AUDIT_ACTIONS",
@@ -140,12 +141,6 @@ class AuditRecord:
         return data
 
 
-def _positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 def _matches(record: AuditRecord, needle: str) -> bool:
     texts = [
         record.action,
@@ -160,16 +155,8 @@ def _matches(record: AuditRecord, needle: str) -> bool:
     return any(text and needle in text.lower() for text in texts)
 
 
-class MemoryAuditTrailStorage:
+class MemoryAuditTrailStorage(BoundedRecords[AuditRecord]):
     """The newest ``maxlen`` audit records in memory, for this process only; thread-safe."""
-
-    def __init__(self, maxlen: int = 10_000) -> None:
-        self.maxlen = _positive("maxlen", maxlen)
-        self._records: collections.deque[AuditRecord] = collections.deque(maxlen=self.maxlen)
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._records)
 
     def record(
         self,
@@ -201,8 +188,7 @@ class MemoryAuditTrailStorage:
         """Keep a record made elsewhere."""
         if not isinstance(record, AuditRecord):
             raise TypeError(f"expected an AuditRecord, got {record!r}")
-        with self._lock:
-            self._records.append(record)
+        self._keep(record)
 
     def query(
         self,
@@ -219,34 +205,16 @@ class MemoryAuditTrailStorage:
         ``q`` is searched, ignoring case, in the action, label, task id and name, user,
         outcome, detail and changed field names.
         """
-        _positive("limit", limit)
         if action:
             _check_action(action)
         if outcome:
             _check_outcome(outcome)
-        needle = q.strip().lower() if q else ""
-        with self._lock:
-            records = list(self._records)
-        found: list[AuditRecord] = []
-        for record in reversed(records):
-            if action and record.action != action:
-                continue
-            if task_id and record.task_id != task_id:
-                continue
-            if outcome and record.outcome != outcome:
-                continue
-            if user and record.user != user:
-                continue
-            if needle and not _matches(record, needle):
-                continue
-            found.append(record)
-            if len(found) >= limit:
-                break
-        return found
-
-    def clear(self) -> None:
-        with self._lock:
-            self._records.clear()
+        return self._newest(
+            equal={"action": action, "task_id": task_id, "outcome": outcome, "user": user},
+            q=q,
+            matches=_matches,
+            limit=limit,
+        )
 
 
 def _user_text(user: Any) -> str | None:

@@ -11,7 +11,6 @@ history (:mod:`asyncz.contrib.dashboard.history`).
 
 from __future__ import annotations
 
-import collections
 import itertools
 import re
 import threading
@@ -22,6 +21,7 @@ from typing import Any, Final
 
 import attrs
 
+from asyncz.contrib.dashboard.records import BoundedRecords
 from asyncz.core import events
 
 __all__ = [
@@ -182,12 +182,6 @@ class SchedulerEventRecord:
         return data
 
 
-def _positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 def _check_name(name: str | None) -> str | None:
     if not name:
         return None
@@ -225,19 +219,12 @@ def _matches(record: SchedulerEventRecord, needle: str) -> bool:
     return any(text and needle in text.lower() for text in texts)
 
 
-class MemorySchedulerEventStorage:
+class MemorySchedulerEventStorage(BoundedRecords[SchedulerEventRecord]):
     """The newest ``maxlen`` observed events in memory, for this process only; thread-safe."""
 
     def __init__(self, maxlen: int = 10_000) -> None:
-        self.maxlen = _positive("maxlen", maxlen)
-        self._records: collections.deque[SchedulerEventRecord] = collections.deque(
-            maxlen=self.maxlen
-        )
-        self._lock = threading.Lock()
+        super().__init__(maxlen)
         self._ids = itertools.count(1)
-
-    def __len__(self) -> int:
-        return len(self._records)
 
     def record(self, event: Any, *, scheduler_identity: str | None = None) -> SchedulerEventRecord:
         """Record a scheduler event; returns its record."""
@@ -271,32 +258,17 @@ class MemorySchedulerEventStorage:
         :data:`EVENT_CATEGORIES`; ``q`` is searched, ignoring case, in the name, label, ids,
         aliases and metadata.
         """
-        _positive("limit", limit)
-        name = _check_name(name)
-        category = _check_category(category)
-        needle = q.strip().lower() if q else ""
-        with self._lock:
-            records = list(self._records)
-        found: list[SchedulerEventRecord] = []
-        for record in reversed(records):
-            if name and record.name != name:
-                continue
-            if task_id and record.task_id != task_id:
-                continue
-            if category and record.category != category:
-                continue
-            if scheduler_identity and record.scheduler_identity != scheduler_identity:
-                continue
-            if needle and not _matches(record, needle):
-                continue
-            found.append(record)
-            if len(found) >= limit:
-                break
-        return found
-
-    def clear(self) -> None:
-        with self._lock:
-            self._records.clear()
+        return self._newest(
+            equal={
+                "name": _check_name(name),
+                "task_id": task_id,
+                "category": _check_category(category),
+                "scheduler_identity": scheduler_identity,
+            },
+            q=q,
+            matches=_matches,
+            limit=limit,
+        )
 
 
 _default_lock = threading.Lock()

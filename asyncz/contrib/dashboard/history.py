@@ -34,6 +34,7 @@ import attrs
 
 from asyncz.contrib.dashboard.events import SchedulerRef, add_listener_once, remove_listener_once
 from asyncz.contrib.dashboard.logs.storage import LogEntry, LogStorage
+from asyncz.contrib.dashboard.records import newest_matching, positive
 from asyncz.core import events
 from asyncz.core.execution import new_run_id
 
@@ -260,12 +261,6 @@ def _identity(event: Any, scheduler: Any) -> str | None:
     return str(identity) if identity is not None else None
 
 
-def _positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 def _check_status(status: str | None) -> str | None:
     if status is None or status == "":
         return None
@@ -302,21 +297,13 @@ def _filter(
     source: str | None,
     limit: int,
 ) -> list[RunHistoryRecord]:
-    needle = q.strip().lower() if q else ""
-    found: list[RunHistoryRecord] = []
-    for record in records:
-        if task_id and record.task_id != task_id:
-            continue
-        if status and record.status != status:
-            continue
-        if source and record.source != source:
-            continue
-        if needle and not _matches(record, needle):
-            continue
-        found.append(record)
-        if len(found) >= limit:
-            break
-    return found
+    return newest_matching(
+        records,
+        equal={"task_id": task_id, "status": status, "source": source},
+        q=q,
+        matches=_matches,
+        limit=limit,
+    )
 
 
 class MemoryRunHistoryStorage:
@@ -327,7 +314,7 @@ class MemoryRunHistoryStorage:
     """
 
     def __init__(self, maxlen: int = 10_000) -> None:
-        self.maxlen = _positive("maxlen", maxlen)
+        self.maxlen = positive("maxlen", maxlen)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._next_seq = 0
@@ -613,7 +600,7 @@ class MemoryRunHistoryStorage:
         ids, names, callable, trigger, aliases, source, status, scheduler identity and
         exception.
         """
-        _positive("limit", limit)
+        positive("limit", limit)
         status = _check_status(status)
         with self._lock:
             records = list(self._records.values())
@@ -829,7 +816,7 @@ class StoreRunHistory:
             raise TypeError(f"{scheduler!r} has no get_task_runs(task_id, store, limit)")
         self.scheduler = scheduler
         self.local = local
-        self.window = _positive("window", window)
+        self.window = positive("window", window)
         self._meta = _MetaCache()
 
     # -- recording (to the local storage) --------------------------------------------------
@@ -921,7 +908,7 @@ class StoreRunHistory:
         source: str | None = None,
     ) -> list[RunHistoryRecord]:
         """The newest runs first (by scheduled time), as :meth:`MemoryRunHistoryStorage.query`."""
-        _positive("limit", limit)
+        positive("limit", limit)
         status = _check_status(status)
         filtered = bool(status or q or source)
         records = self._store_records(task_id, self.window if filtered else limit)

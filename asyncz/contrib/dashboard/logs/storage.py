@@ -8,7 +8,6 @@ protocol, the bounded in-memory :class:`MemoryLogStorage`, and the process-wide 
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 from collections.abc import Iterable, Mapping
@@ -16,6 +15,8 @@ from datetime import datetime, timezone
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
+
+from asyncz.contrib.dashboard.records import BoundedRecords
 
 __all__ = [
     "EXTRA_MAX",
@@ -136,31 +137,16 @@ def normalize_level(level: str | int | None) -> int | None:
     raise ValueError(f"unknown log level {level!r}; use one of {', '.join(LEVEL_NAMES)}")
 
 
-def _positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
-class MemoryLogStorage:
+class MemoryLogStorage(BoundedRecords[LogEntry]):
     """The newest ``maxlen`` entries in memory, for this process only; thread-safe.
 
     When full, each new entry pushes out the oldest one.
     """
 
-    def __init__(self, maxlen: int = 10_000) -> None:
-        self.maxlen = _positive("maxlen", maxlen)
-        self._entries: collections.deque[LogEntry] = collections.deque(maxlen=self.maxlen)
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
     def append(self, entry: LogEntry) -> None:
         if not isinstance(entry, LogEntry):
             raise TypeError(f"a log storage keeps LogEntry objects, got {entry!r}")
-        with self._lock:
-            self._entries.append(entry)
+        self._keep(entry)
 
     def query(
         self,
@@ -179,35 +165,18 @@ class MemoryLogStorage:
         is searched, ignoring case, in the message, the logger name, the task and run ids and
         the scheduler identity; ``since``/``until`` bound the time (inclusive).
         """
-        _positive("limit", limit)
         levelno = normalize_level(level)
-        needle = q.strip().lower() if q else ""
-        task_id = task_id or None
-        run_id = run_id or None
-        with self._lock:
-            entries = list(self._entries)
-        found: list[LogEntry] = []
-        for entry in reversed(entries):
-            if task_id is not None and entry.task_id != task_id:
-                continue
-            if run_id is not None and entry.run_id != run_id:
-                continue
-            if levelno is not None and entry.levelno != levelno:
-                continue
-            if since is not None and entry.ts < since:
-                continue
-            if until is not None and entry.ts > until:
-                continue
-            if needle and not _matches(entry, needle):
-                continue
-            found.append(entry)
-            if len(found) >= limit:
-                break
-        return found
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+        def in_time(entry: LogEntry) -> bool:
+            return (since is None or entry.ts >= since) and (until is None or entry.ts <= until)
+
+        return self._newest(
+            equal={"task_id": task_id, "run_id": run_id, "levelno": levelno},
+            q=q,
+            matches=_matches,
+            limit=limit,
+            keep=in_time if since is not None or until is not None else None,
+        )
 
 
 def _matches(entry: LogEntry, needle: str) -> bool:
