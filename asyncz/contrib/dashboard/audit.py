@@ -9,14 +9,13 @@ asked for what and whether the dashboard could do it, not how a run went.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, Final
 
 import attrs
 
-from asyncz.contrib.dashboard.records import BoundedRecords
+from asyncz.contrib.dashboard.records import BoundedRecords, ProcessDefault
 
 __all__ = [
     "AUDIT_ACTIONS",
@@ -227,8 +226,9 @@ def _user_text(user: Any) -> str | None:
     return str(user)
 
 
-_default_lock = threading.Lock()
-_default: Any = None
+_defaults: ProcessDefault[Any] = ProcessDefault(
+    "an audit storage", MemoryAuditTrailStorage, ("record", "query")
+)
 
 
 def get_audit_storage(storage: Any = None) -> Any:
@@ -236,16 +236,4 @@ def get_audit_storage(storage: Any = None) -> Any:
 
     The first call without one creates a :class:`MemoryAuditTrailStorage`.
     """
-    global _default
-    with _default_lock:
-        if storage is not None:
-            if not callable(getattr(storage, "record", None)) or not callable(
-                getattr(storage, "query", None)
-            ):
-                raise TypeError(
-                    f"an audit storage needs record(...) and query(...) methods, got {storage!r}"
-                )
-            _default = storage
-        elif _default is None:
-            _default = MemoryAuditTrailStorage()
-        return _default
+    return _defaults.get(storage)

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import attrs
 
-from asyncz.contrib.dashboard.records import BoundedRecords
+from asyncz.contrib.dashboard.records import BoundedRecords, ProcessDefault
 from asyncz.core import events
 
 __all__ = [
@@ -271,8 +271,9 @@ class MemorySchedulerEventStorage(BoundedRecords[SchedulerEventRecord]):
         )
 
 
-_default_lock = threading.Lock()
-_default: MemorySchedulerEventStorage | None = None
+_defaults: ProcessDefault[Any] = ProcessDefault(
+    "an event storage", MemorySchedulerEventStorage, ("record", "query")
+)
 
 
 def get_scheduler_event_storage(storage: Any = None) -> Any:
@@ -280,19 +281,7 @@ def get_scheduler_event_storage(storage: Any = None) -> Any:
 
     The first call without one creates a :class:`MemorySchedulerEventStorage`.
     """
-    global _default
-    with _default_lock:
-        if storage is not None:
-            if not callable(getattr(storage, "record", None)) or not callable(
-                getattr(storage, "query", None)
-            ):
-                raise TypeError(
-                    f"an event storage needs record(event) and query(...) methods, got {storage!r}"
-                )
-            _default = storage
-        elif _default is None:
-            _default = MemorySchedulerEventStorage()
-        return _default
+    return _defaults.get(storage)
 
 
 # -- listeners ---------------------------------------------------------------------------------

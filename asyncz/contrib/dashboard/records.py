@@ -86,3 +86,30 @@ class BoundedRecords(Generic[R]):
     def clear(self) -> None:
         with self._lock:
             self._records.clear()
+
+
+S = TypeVar("S")
+
+
+class ProcessDefault(Generic[S]):
+    """The process-wide default of one kind of storage: made on first use, replaced by the
+    storage given (checked for the methods the dashboard calls)."""
+
+    def __init__(self, kind: str, make: Callable[[], S], methods: tuple[str, ...]) -> None:
+        self.kind = kind
+        self.make = make
+        self.methods = methods
+        self._lock = threading.Lock()
+        self._current: S | None = None
+
+    def get(self, storage: S | None = None) -> S:
+        with self._lock:
+            if storage is not None:
+                missing = [m for m in self.methods if not callable(getattr(storage, m, None))]
+                if missing:
+                    wanted = " and ".join(f"{m}(...)" for m in self.methods)
+                    raise TypeError(f"{self.kind} needs {wanted} methods, got {storage!r}")
+                self._current = storage
+            elif self._current is None:
+                self._current = self.make()
+            return self._current

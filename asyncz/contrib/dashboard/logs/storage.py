@@ -9,14 +9,13 @@ protocol, the bounded in-memory :class:`MemoryLogStorage`, and the process-wide 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from asyncz.contrib.dashboard.records import BoundedRecords
+from asyncz.contrib.dashboard.records import BoundedRecords, ProcessDefault
 
 __all__ = [
     "EXTRA_MAX",
@@ -192,8 +191,9 @@ def _matches(entry: LogEntry, needle: str) -> bool:
     return False
 
 
-_default_lock = threading.Lock()
-_default: LogStorage | None = None
+_defaults: ProcessDefault[LogStorage] = ProcessDefault(
+    "a log storage", MemoryLogStorage, ("append", "query")
+)
 
 
 def get_log_storage(storage: LogStorage | None = None) -> LogStorage:
@@ -201,16 +201,4 @@ def get_log_storage(storage: LogStorage | None = None) -> LogStorage:
 
     The first call without one creates a :class:`MemoryLogStorage`.
     """
-    global _default
-    with _default_lock:
-        if storage is not None:
-            if not callable(getattr(storage, "append", None)) or not callable(
-                getattr(storage, "query", None)
-            ):
-                raise TypeError(
-                    f"a log storage needs append(entry) and query(...) methods, got {storage!r}"
-                )
-            _default = storage
-        elif _default is None:
-            _default = MemoryLogStorage()
-        return _default
+    return _defaults.get(storage)
