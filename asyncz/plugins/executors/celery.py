@@ -55,6 +55,7 @@ from asyncz.core.converters import obj_to_ref, ref_to_obj
 from asyncz.core.execution import BaseExecutor, RunReporter
 from asyncz.core.hookspecs import hookimpl
 from asyncz.core.task import Task
+from asyncz.plugins.executors._fleet import FleetRun, Submission, let_go, positive_seconds
 
 __all__ = ["DEFAULT_TASK_NAME", "BrokerUnavailable", "CeleryExecutor", "WorkerLost"]
 
@@ -101,12 +102,6 @@ def _sent_result_class() -> type:
     return SentResult
 
 
-def _positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
-    return float(value)
-
-
 def _parse_time(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -117,44 +112,6 @@ def _parse_time(value: Any) -> datetime | None:
             return None
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     return None
-
-
-class _Submission:
-    """One ``send_task`` call: its run times, one run in flight at a time, in order."""
-
-    __slots__ = ("index", "reference", "reporter", "run_times", "task")
-
-    def __init__(self, task: Task, run_times: Sequence[datetime], reporter: RunReporter) -> None:
-        self.task = task
-        self.run_times = list(run_times)
-        self.index = 0
-        self.reporter = reporter
-        self.reference: tuple[str, tuple[Any, ...], dict[str, Any]] | None = None
-
-
-class _Run:
-    """One run on the fleet, from its message to its outcome."""
-
-    __slots__ = (
-        "deadline",
-        "heard",
-        "host",
-        "run_id",
-        "run_time",
-        "start",
-        "started_at",
-        "submission",
-    )
-
-    def __init__(self, run_id: str, submission: _Submission, run_time: datetime) -> None:
-        self.run_id = run_id
-        self.submission = submission
-        self.run_time = run_time
-        self.started_at: datetime | None = None
-        self.start = time.perf_counter()  # until started: when the message was sent
-        self.host: str | None = None
-        self.deadline: float | None = None
-        self.heard = time.monotonic()
 
 
 class CeleryExecutor(BaseExecutor):
@@ -223,10 +180,12 @@ class CeleryExecutor(BaseExecutor):
         self.result_backend = result_backend
         self.task_name = task_name
         self.acks_late = acks_late
-        self.timeout_grace = _positive("timeout_grace", timeout_grace)
-        self.worker_check_interval = _positive("worker_check_interval", worker_check_interval)
-        self.worker_lost_after = _positive("worker_lost_after", worker_lost_after)
-        self.poll_interval = _positive("poll_interval", poll_interval)
+        self.timeout_grace = positive_seconds("timeout_grace", timeout_grace)
+        self.worker_check_interval = positive_seconds(
+            "worker_check_interval", worker_check_interval
+        )
+        self.worker_lost_after = positive_seconds("worker_lost_after", worker_lost_after)
+        self.poll_interval = positive_seconds("poll_interval", poll_interval)
         options: dict[str, Any] = dict(send_options or {})
         for name, value in (
             ("queue", queue),
@@ -274,7 +233,7 @@ class CeleryExecutor(BaseExecutor):
         courier = self._courier
         if courier is None:
             raise RuntimeError(f"the executor {self.alias!r} is shut down")
-        courier.submit(_Submission(task, run_times, RunReporter(self.scheduler, task, self.logger)))
+        courier.submit(Submission(task, run_times, RunReporter(self.scheduler, task, self.logger)))
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop accepting work. With ``wait``, return once every run sent has its outcome
@@ -315,8 +274,8 @@ class _Courier:
         self.acks_late = acks_late
         self.lock = threading.Lock()
         self.wake = threading.Condition(self.lock)
-        self.inbox: collections.deque[_Submission] = collections.deque()
-        self.runs: dict[str, _Run] = {}
+        self.inbox: collections.deque[Submission] = collections.deque()
+        self.runs: dict[str, FleetRun] = {}
         self.stopping = False
         self.abandon = False
         self.lost_hosts: collections.deque[str] = collections.deque()
@@ -333,7 +292,7 @@ class _Courier:
 
     # -- from other threads ----------------------------------------------------------------
 
-    def submit(self, submission: _Submission) -> None:
+    def submit(self, submission: Submission) -> None:
         with self.lock:
             if self.stopping:
                 raise RuntimeError(f"the executor {self.executor.alias!r} is shut down")
@@ -401,7 +360,7 @@ class _Courier:
             # The RPC backend has one reply queue for every run: never cancel it per run.
             self.per_run_subscription = type(backend).__name__ != "RPCBackend"
 
-    def _send_batch(self, batch: list[_Submission]) -> None:
+    def _send_batch(self, batch: list[Submission]) -> None:
         if self.backend is None:
             try:
                 self._connect_backend()
@@ -415,7 +374,7 @@ class _Courier:
                 broken = self._send_next(submission, producer, broken)
 
     def _send_next(
-        self, submission: _Submission, producer: Any, broken: BaseException | None
+        self, submission: Submission, producer: Any, broken: BaseException | None
     ) -> BaseException | None:
         """Send the submission's next run (reporting missed ones first); return the broker
         error that made this pass give up on the broker, if any."""
@@ -431,7 +390,7 @@ class _Courier:
             self.executor.run_finished(task.id)
             return broken
         run_id = str(uuid.uuid4())  # Celery's own task ids look the same
-        run = _Run(run_id, submission, run_time)
+        run = FleetRun(run_id, submission, run_time)
         if broken is not None:
             error: BaseException = BrokerUnavailable(
                 f"run {run_id} of task {task.name or task.id!r} was not sent: the broker "
@@ -565,7 +524,7 @@ class _Courier:
         except Exception:  # another Celery version keeps them otherwise
             pass
 
-    def _started(self, run: _Run, info: Any) -> None:
+    def _started(self, run: FleetRun, info: Any) -> None:
         info = info if isinstance(info, Mapping) else {}
         host = info.get("hostname")
         if run.started_at is not None:
@@ -585,7 +544,7 @@ class _Courier:
         if run.host is not None:
             self._ensure_watch()
 
-    def _finished(self, run: _Run, meta: Mapping[str, Any], ok: bool) -> None:
+    def _finished(self, run: FleetRun, meta: Mapping[str, Any], ok: bool) -> None:
         with self.lock:
             if self.runs.pop(run.run_id, None) is None:
                 return
@@ -633,7 +592,7 @@ class _Courier:
             exc = TimeoutError(f"{type(exc).__name__}: {exc} (Celery's time limit)")
         return exc
 
-    def _report_failed(self, run: _Run, exc: BaseException, formatted: str | None) -> None:
+    def _report_failed(self, run: FleetRun, exc: BaseException, formatted: str | None) -> None:
         with self.lock:
             self.runs.pop(run.run_id, None)
         self._unsubscribe(run.run_id)
@@ -646,7 +605,7 @@ class _Courier:
         finally:
             self._advance(run.submission)
 
-    def _advance(self, submission: _Submission) -> None:
+    def _advance(self, submission: Submission) -> None:
         """The submission's current run is over: send the next one, or uncount it."""
         submission.index += 1
         if submission.index >= len(submission.run_times):
@@ -684,7 +643,7 @@ class _Courier:
             self.next_poll = now + self.executor.poll_interval
             self._poll_quiet(runs, now)
 
-    def _timed_out(self, run: _Run) -> None:
+    def _timed_out(self, run: FleetRun) -> None:
         task = run.submission.task
         limit = self.executor.timeout_grace
         exc = TimeoutError(
@@ -694,7 +653,7 @@ class _Courier:
         )
         self._report_failed(run, exc, f"TimeoutError: {exc}\n")
 
-    def _worker_lost(self, run: _Run) -> None:
+    def _worker_lost(self, run: FleetRun) -> None:
         task = run.submission.task
         if self.acks_late:
             self.logger.warning(
@@ -714,7 +673,7 @@ class _Courier:
         )
         self._report_failed(run, exc, f"WorkerLost: {exc}\n")
 
-    def _poll_quiet(self, runs: list[_Run], now: float) -> None:
+    def _poll_quiet(self, runs: list[FleetRun], now: float) -> None:
         """Read back runs not heard from in a while, from a backend that keeps results."""
         backend = self.backend
         if backend is None or (self.consumer is not None and not backend.persistent):
@@ -745,9 +704,9 @@ class _Courier:
 
     # -- the end -----------------------------------------------------------------------------
 
-    def _fail_submission(self, submission: _Submission, exc: BaseException, why: str) -> None:
+    def _fail_submission(self, submission: Submission, exc: BaseException, why: str) -> None:
         task = submission.task
-        run = _Run("", submission, submission.run_times[submission.index])
+        run = FleetRun("", submission, submission.run_times[submission.index])
         run.run_id = str(uuid.uuid4())
         error = BrokerUnavailable(
             f"run {run.run_id} of task {task.name or task.id!r} was not sent: {why} "
@@ -788,24 +747,7 @@ class _Courier:
             self.runs.clear()
             inbox = list(self.inbox)
             self.inbox.clear()
-        if runs:
-            self.logger.warning(
-                "Executor %r shut down without waiting: %d run(s) on the Celery fleet will not "
-                "be reported here: %s",
-                self.executor.alias,
-                len(runs),
-                ", ".join(run.run_id for run in runs),
-            )
-            for run in runs:
-                self.executor.run_finished(run.submission.task.id)
-        for submission in inbox:
-            try:
-                submission.reporter.not_run(
-                    submission.run_times[submission.index :],
-                    "the executor was shut down before they were sent",
-                )
-            finally:
-                self.executor.run_finished(submission.task.id)
+        let_go(self.executor, self.logger, "Celery fleet", runs, inbox)
         consumer = self.consumer
         if consumer is not None:
             consumer.on_message = None

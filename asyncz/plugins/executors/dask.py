@@ -43,16 +43,11 @@ from asyncz.core.execution import (
 )
 from asyncz.core.hookspecs import hookimpl
 from asyncz.core.task import Task
+from asyncz.plugins.executors._fleet import FleetRun, Submission, let_go, positive_seconds
 
 __all__ = ["DaskExecutor"]
 
 UTC = timezone.utc
-
-
-def _positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
-    return float(value)
 
 
 def run_on_worker(
@@ -106,29 +101,6 @@ async def _await(awaitable: Any) -> Any:
     return await awaitable
 
 
-class _Submission:
-    __slots__ = ("index", "reporter", "run_times", "task")
-
-    def __init__(self, task: Task, run_times: Sequence[datetime], reporter: RunReporter) -> None:
-        self.task = task
-        self.run_times = list(run_times)
-        self.index = 0
-        self.reporter = reporter
-
-
-class _Run:
-    __slots__ = ("deadline", "future", "run_id", "run_time", "start", "started_at", "submission")
-
-    def __init__(self, run_id: str, submission: _Submission, run_time: datetime) -> None:
-        self.run_id = run_id
-        self.submission = submission
-        self.run_time = run_time
-        self.future: Any = None
-        self.started_at: datetime | None = None
-        self.start = time.perf_counter()
-        self.deadline: float | None = None
-
-
 class DaskExecutor(BaseExecutor):
     """Submits each run to a Dask cluster.
 
@@ -164,7 +136,7 @@ class DaskExecutor(BaseExecutor):
         self.client = client
         self.client_kwargs = dict(client_kwargs or {})
         self.submit_options = dict(submit_options or {})
-        self.timeout_grace = _positive("timeout_grace", timeout_grace)
+        self.timeout_grace = positive_seconds("timeout_grace", timeout_grace)
         self._courier: _Courier | None = None
 
     def start(self, scheduler: Any, alias: str) -> None:
@@ -178,7 +150,7 @@ class DaskExecutor(BaseExecutor):
         if courier is None:
             raise RuntimeError(f"the executor {self.alias!r} is shut down")
         courier.post(
-            "send", _Submission(task, run_times, RunReporter(self.scheduler, task, self.logger))
+            "send", Submission(task, run_times, RunReporter(self.scheduler, task, self.logger))
         )
 
     def shutdown(self, wait: bool = True) -> None:
@@ -210,7 +182,7 @@ class _Courier:
         self.lock = threading.Lock()
         self.wake = threading.Condition(self.lock)
         self.inbox: collections.deque[tuple[str, Any]] = collections.deque()
-        self.runs: dict[str, _Run] = {}
+        self.runs: dict[str, FleetRun] = {}
         self.stopping = False
         self.abandon = False
         self.client: Any = executor.client
@@ -285,7 +257,7 @@ class _Courier:
         if isinstance(message, Mapping):
             self.post("started", message)
 
-    def _send_next(self, submission: _Submission) -> None:
+    def _send_next(self, submission: Submission) -> None:
         reporter = submission.reporter
         task = submission.task
         while submission.index < len(submission.run_times):
@@ -295,7 +267,7 @@ class _Courier:
         else:
             self.executor.run_finished(task.id)
             return
-        run = _Run(new_run_id(), submission, submission.run_times[submission.index])
+        run = FleetRun(new_run_id(), submission, submission.run_times[submission.index])
         try:
             if self.client is None or (self.own_client and self.client.status == "closed"):
                 self._connect()
@@ -340,7 +312,7 @@ class _Courier:
                 pass
         self._started(run, started_at or datetime.now(UTC))
 
-    def _started(self, run: _Run, started_at: datetime) -> None:
+    def _started(self, run: FleetRun, started_at: datetime) -> None:
         run.started_at = started_at
         run.start = time.perf_counter()
         timeout = run.submission.task.timeout
@@ -383,7 +355,7 @@ class _Courier:
             run.future = None
             self._advance(run.submission)
 
-    def _report_failed(self, run: _Run, exc: BaseException) -> None:
+    def _report_failed(self, run: FleetRun, exc: BaseException) -> None:
         with self.lock:
             self.runs.pop(run.run_id, None)
         future, run.future = run.future, None
@@ -404,7 +376,7 @@ class _Courier:
         finally:
             self._advance(run.submission)
 
-    def _advance(self, submission: _Submission) -> None:
+    def _advance(self, submission: Submission) -> None:
         submission.index += 1
         if submission.index >= len(submission.run_times) or self.abandon:
             self.executor.run_finished(submission.task.id)
@@ -432,24 +404,7 @@ class _Courier:
             self.runs.clear()
             pending = [item for kind, item in self.inbox if kind == "send"]
             self.inbox.clear()
-        if runs:
-            self.logger.warning(
-                "Executor %r shut down without waiting: %d run(s) on the Dask cluster will not "
-                "be reported here: %s",
-                self.executor.alias,
-                len(runs),
-                ", ".join(run.run_id for run in runs),
-            )
-            for run in runs:
-                self.executor.run_finished(run.submission.task.id)
-        for submission in pending:
-            try:
-                submission.reporter.not_run(
-                    submission.run_times[submission.index :],
-                    "the executor was shut down before they were submitted",
-                )
-            finally:
-                self.executor.run_finished(submission.task.id)
+        let_go(self.executor, self.logger, "Dask cluster", runs, pending)
         client = self.client
         if client is None:
             return
