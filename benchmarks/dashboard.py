@@ -34,6 +34,7 @@ PAGES = (
     "/",
     "/tasks/",
     "/tasks/?per_page=200",
+    "/tasks/?per_page=1000",
     "/tasks/partials/table?per_page=200&q=task",
     "/tasks/task-0500",
     "/timeline/",

@@ -32,7 +32,9 @@ from lilya.responses import HTMLResponse
 if TYPE_CHECKING:
     from asyncz.contrib.dashboard.admin import AsynczAdmin
 
-PER_PAGE_CHOICES = (25, 50, 100, 200)
+#: Rows a page of the tasks table may have (Asyncz offers 25 to 200; 1,000 shows a large
+#: scheduler whole).
+PER_PAGE_CHOICES = (25, 50, 100, 200, 1000)
 
 
 def format_time(value: datetime | None) -> str:
