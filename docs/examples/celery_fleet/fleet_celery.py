@@ -8,6 +8,9 @@ from asyncz.plugins.executors.celery_worker import install
 
 app = Celery(
     "fleet",
+    # Imported by every worker at start, from the folder the worker runs in: the generic task
+    # then finds the callables the messages name.
+    include=["fleet_jobs"],
     broker=os.environ.get("FLEET_BROKER", "amqp://guest:guest@127.0.0.1:5672//"),
     backend=os.environ.get("FLEET_BACKEND", "redis://127.0.0.1:6379/0"),
 )
