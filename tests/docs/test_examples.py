@@ -155,7 +155,7 @@ def _check_pip_line(line: str, extras: set[str] | None = None) -> None:
     if extras is None:
         pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
         extras = set(pyproject["project"]["optional-dependencies"])
-    for group in re.findall(r"asyncz\[([^\]]+)\]", line):
+    for group in re.findall(r"(?:asyncz|\.)\[([^\]]+)\]", line):
         assert set(group.split(",")) <= extras, f"{line}: unknown extra"
 
 
