@@ -220,8 +220,15 @@ class TaskPages(Pages):
             outcome="ok",
             detail=f"Created task {task.name or task.id} ({new.callable_path})",
         )
-        if not is_htmx(request) and form.get("next") == "detail":
-            return RedirectResponse(self.urls(request).path("tasks", task.id), status_code=303)
+        if not is_htmx(request):
+            # A plain form post (no scripts): back to the table it came from, with a notice.
+            query = filters.query(page=filters.page)
+            target = (
+                self.urls(request).section("tasks")
+                + "?"
+                + "&".join(part for part in (query, "done=create") if part)
+            )
+            return RedirectResponse(target, status_code=303)
         return self.table(request, filters, toast=f"Created {task.name or task.id}")
 
     def form_error(self, request: Request, exc: Exception) -> HTMLResponse:
