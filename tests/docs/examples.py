@@ -43,9 +43,11 @@ REDIS_URL = os.environ.get("ASYNCZ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SERVICE_ENV = {"DATABASE_URL": POSTGRES_URL, "REDIS_URL": REDIS_URL}
 #: example -> its command-line arguments when run by the tests (a bounded run)
 RUN_ARGS = {"cluster/node.py": ["1"]}
-#: example -> the shell session that runs it (it needs what the session installs first)
+#: example -> the shell session that runs it (it needs what the session installs first) or,
+#: for a file that is not a program, that shows it (a distribution's README in its sdist)
 RUN_BY_SESSION = {
-    "plugins/asyncz-aligned/use_aligned.py": "plugins/asyncz-aligned/install_and_test.console",
+    "plugins/aligned/use_aligned.py": "plugins/aligned/try_and_test.console",
+    "plugins/aligned/asyncz-aligned/README.md": "plugins/aligned/publish.console",
 }
 
 

@@ -80,7 +80,8 @@ def test_example(path: Path, tmp_path: Path) -> None:
     rel = str(path.relative_to(EXAMPLES))
     if rel in RUN_BY_SESSION:
         session = (EXAMPLES / RUN_BY_SESSION[rel]).read_text()
-        assert f"python {path.name}" in session, f"{RUN_BY_SESSION[rel]} does not run {rel}"
+        shown = f"python {path.name}" if path.suffix == ".py" else f"/{path.name}"
+        assert shown in session, f"{RUN_BY_SESSION[rel]} does not run or show {rel}"
         return
     if rel in SERVICES:
         _require(SERVICES[rel])
@@ -160,18 +161,20 @@ def _check_pip_line(line: str, extras: set[str] | None = None) -> None:
 
 
 def _check_tree(path: Path) -> None:
-    """``.tree``: a package layout; every module and folder it names exists under asyncz/."""
+    """``.tree``: a layout; every module, file and folder it names exists, under the
+    repository's top (``asyncz/``) or beside the ``.tree`` file (an example's own folder)."""
     stack: list[tuple[int, Path]] = []
     for line in path.read_text().splitlines():
-        match = re.match(r"^( *)([\w./]+)", line)
+        match = re.match(r"^( *)([\w./-]+)", line)
         if not match or not line.strip():
             continue
         indent, name = len(match.group(1)), match.group(2)
-        if indent > 0 and not name.endswith(("/", ".py")):
+        if indent > 0 and not name.endswith(("/", ".py", ".toml", ".md")):
             continue  # a description continued on the next line
         while stack and stack[-1][0] >= indent:
             stack.pop()
-        base = stack[-1][1] if stack else ROOT
+        top = path.parent if (path.parent / name.rstrip("/")).exists() else ROOT
+        base = stack[-1][1] if stack else top
         target = base / name.rstrip("/")
         assert target.exists(), f"{path.name}: {target.relative_to(ROOT)} does not exist"
         if name.endswith("/"):
