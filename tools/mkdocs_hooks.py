@@ -5,11 +5,10 @@ Before each build the pictures drawn from the code's real output are made again,
 (``docs/examples/triggers/dst_timeline.py``). A picture is rewritten only when its bytes
 change, so ``mkdocs serve`` does not rebuild in a loop.
 
-The API reference is read from docstrings by griffe (mkdocstrings). Some docstrings document
-several parameters in one field (``:param hour, minute, second: ...``) or document the options
-a ``**kwargs`` takes; griffe's Sphinx parser warns about those. They render correctly, so they
-are logged as INFO (and counted) instead of failing ``--strict``; every other warning, griffe's
-included, still fails the build.
+The API reference is read from docstrings by griffe (mkdocstrings), with the Sphinx roles of the
+docstrings turned into code spans and cross-references by ``tools/griffe_roles.py``. Every
+warning, griffe's about a docstring field it cannot parse included, fails ``--strict``; so does a
+raw role (``:class:`X```) left on a built page.
 """
 
 from __future__ import annotations
@@ -26,32 +25,18 @@ ROOT = Path(__file__).resolve().parents[1]
 GENERATED = ROOT / "docs" / "images" / "generated"
 #: picture -> the example script that draws it (given the output path as its argument)
 PICTURES = {"dst-timeline.png": ROOT / "docs" / "examples" / "triggers" / "dst_timeline.py"}
+log = logging.getLogger("mkdocs.hooks")
+#: a Sphinx role as it shows when left raw in a docstring: ``:class:`X``` rendered as
+#: ``:class:<code>X</code>`` (tests/docs looks for it in the built site too)
+RAW_ROLE = re.compile(r":(?:py:)?(?:class|meth|func|data|const|attr|mod|exc|obj|type):(?:`|<code>)")
 
 
-#: griffe's complaints about docstring fields that render correctly (see the module docstring)
-DOCSTRING_STYLE = re.compile(r"Failed to parse field directive|No matching parameter for")
-_downgraded: list[str] = []
-
-
-class _DocstringStyle(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.WARNING and DOCSTRING_STYLE.search(record.getMessage()):
-            record.levelno, record.levelname = logging.INFO, "INFO"
-            _downgraded.append(record.getMessage())
-        return True
-
-
-def on_startup(**kwargs: Any) -> None:
-    logging.getLogger("mkdocs.plugins.griffe").addFilter(_DocstringStyle())
-
-
-def on_post_build(config: Any, **kwargs: Any) -> None:
-    if _downgraded:
-        logging.getLogger("mkdocs.hooks").info(
-            "%d docstring field(s) written in a style griffe does not parse (logged above as INFO)",
-            len(_downgraded),
-        )
-        _downgraded.clear()
+def on_page_content(html: str, page: Any, **kwargs: Any) -> str:
+    """A raw Sphinx role on a page is a warning (and so fails ``--strict``)."""
+    for match in RAW_ROLE.finditer(html):
+        context = html[max(0, match.start() - 60) : match.end() + 60].replace("\n", " ")
+        log.warning("%s: a raw docstring role: %s", page.file.src_uri, context)
+    return html
 
 
 def on_pre_build(config: Any, **kwargs: Any) -> None:

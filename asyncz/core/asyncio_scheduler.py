@@ -53,8 +53,11 @@ class AsyncIOScheduler(BaseScheduler):
     ``isolated_event_loop=True``) it runs its own loop in a daemon thread. Store I/O of
     blocking stores runs in a worker thread so a slow store never stalls the loop.
 
-    :param event_loop: a loop (or ``"module:attr"`` reference) to use instead of the running one
-    :param isolated_event_loop: always run on a loop of its own, in its own thread
+    Options (keyword arguments), besides
+    :class:`~asyncz.core.base_scheduler.BaseScheduler`'s:
+
+    - ``event_loop``: a loop (or ``"module:attr"`` reference) to use instead of the running one
+    - ``isolated_event_loop``: always run on a loop of its own, in its own thread
     """
 
     default_executor_alias: ClassVar[str] = "asyncio"

@@ -31,34 +31,34 @@ class BaseScheduler(_ConfigurationMixin, _TaskAPIMixin, _ClusterAPIMixin, _Lifec
 
     Options (keyword arguments, or ``global_config`` entries under ``"asyncz."``):
 
-    :param timezone: zone for naive datetimes and triggers (default: the local zone)
-    :param identity: this scheduler's name as the owner of store leases and in events
-    :param stores: instance alias -> store instance, plugin alias, or config dict with
-        ``"type"`` (plugin alias) or ``"class"`` (``"module:Class"``) plus constructor options
-    :param executors: the same for executors
-    :param task_defaults: defaults for tasks added without them: ``mistrigger_grace_time``
-        (``None``: never too late to run), ``coalesce`` (True), ``max_instances`` (1),
-        ``timeout`` (None)
-    :param logger_name: the scheduler logs to ``asyncz.schedulers.<logger_name>``
-    :param lock_path: a file-lock path template (``{store}``, ``{pgrp}``, ``{ppid}``); each
-        store is then processed only by the process holding its lock
-    :param startup_delay: seconds after start before the first run of tasks stored at start
-        (default 0, or 1 with ``lock_path``), so that restarting workers do not stampede
-    :param store_retry_interval: seconds before a store is tried again after an error or a
-        lock held elsewhere (default 10)
-    :param plugin_registry: where plugin aliases are looked up (default: the process-wide one)
-    :param loggers_class: a class (or ``"module:Class"``) whose instances map logger names to
-        loggers (default :class:`~asyncz.core.logs.ClassicLogging`)
-    :param heartbeat_stale_after: seconds without a heartbeat after which an instance counts
-        as stale in ``get_scheduler_instance_infos()`` (default 30)
-    :param heartbeat_interval: seconds between the heartbeats this scheduler writes to stores
-        with an instance registry (every asyncz store but the memory one); the same thread
-        renews its leases (default 2)
-    :param heartbeat_dead_after: seconds without a heartbeat after which the other schedulers
-        on a store declare one dead, take over its leases and resolve its unfinished runs per
-        each task's ``on_crash`` (default: three heartbeat intervals)
-    :param shape: the Shape that reads ``task_defaults`` given as a model object (a name such
-        as ``"dataclass"``, a Shape class or instance; see :mod:`asyncz.shapes`)
+    - ``timezone``: zone for naive datetimes and triggers (default: the local zone)
+    - ``identity``: this scheduler's name as the owner of store leases and in events
+    - ``stores``: instance alias -> store instance, plugin alias, or config dict with
+      ``"type"`` (plugin alias) or ``"class"`` (``"module:Class"``) plus constructor options
+    - ``executors``: the same for executors
+    - ``task_defaults``: defaults for tasks added without them: ``mistrigger_grace_time``
+      (``None``: never too late to run), ``coalesce`` (True), ``max_instances`` (1),
+      ``timeout`` (None)
+    - ``logger_name``: the scheduler logs to ``asyncz.schedulers.<logger_name>``
+    - ``lock_path``: a file-lock path template (``{store}``, ``{pgrp}``, ``{ppid}``); each
+      store is then processed only by the process holding its lock
+    - ``startup_delay``: seconds after start before the first run of tasks stored at start
+      (default 0, or 1 with ``lock_path``), so that restarting workers do not stampede
+    - ``store_retry_interval``: seconds before a store is tried again after an error or a
+      lock held elsewhere (default 10)
+    - ``plugin_registry``: where plugin aliases are looked up (default: the process-wide one)
+    - ``loggers_class``: a class (or ``"module:Class"``) whose instances map logger names to
+      loggers (default :class:`~asyncz.core.logs.ClassicLogging`)
+    - ``heartbeat_stale_after``: seconds without a heartbeat after which an instance counts
+      as stale in ``get_scheduler_instance_infos()`` (default 30)
+    - ``heartbeat_interval``: seconds between the heartbeats this scheduler writes to stores
+      with an instance registry (every asyncz store but the memory one); the same thread
+      renews its leases (default 2)
+    - ``heartbeat_dead_after``: seconds without a heartbeat after which the other schedulers
+      on a store declare one dead, take over its leases and resolve its unfinished runs per
+      each task's ``on_crash`` (default: three heartbeat intervals)
+    - ``shape``: the Shape that reads ``task_defaults`` given as a model object (a name such
+      as ``"dataclass"``, a Shape class or instance; see :mod:`asyncz.shapes`)
     """
 
     #: Plugin aliases of what ``start()`` adds as "default" when none was configured; a

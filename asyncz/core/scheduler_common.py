@@ -158,8 +158,11 @@ class SchedulerInstanceInfo:
     :var scope: ``"process-local"`` for the scheduler asked; ``"cluster"`` for another
         scheduler registered in one of its stores (heartbeat ages by the store's clock)
     :var stale: no heartbeat within ``stale_after_seconds`` (a stopped scheduler is stale)
-    :var host, pid, asyncz_version, stores, executors: what the instance registered (the
-        scheduler asked fills them in too)
+    :var host: what the instance registered (the scheduler asked fills it in too)
+    :var pid: what the instance registered (the scheduler asked fills it in too)
+    :var asyncz_version: what the instance registered (the scheduler asked fills it in too)
+    :var stores: what the instance registered (the scheduler asked fills it in too)
+    :var executors: what the instance registered (the scheduler asked fills it in too)
     """
 
     identity: str

@@ -135,9 +135,12 @@ class FileStore(PersistentStore):
     :param pickle_protocol: the pickle protocol, for the ``pickle`` serializer
     :param run_retention: seconds after which finished run records are removed (by their
         scheduled time); ``None`` keeps them all
-    :param serializer, signing_key, encryption_key, accept_unprotected, poll_interval,
-        cache_size: see
-        :class:`~asyncz.plugins.stores.persistent.PersistentStore`
+    :param serializer: see :class:`~asyncz.plugins.stores.persistent.PersistentStore`
+    :param signing_key: see :class:`~asyncz.plugins.stores.persistent.PersistentStore`
+    :param encryption_key: see :class:`~asyncz.plugins.stores.persistent.PersistentStore`
+    :param accept_unprotected: see :class:`~asyncz.plugins.stores.persistent.PersistentStore`
+    :param poll_interval: see :class:`~asyncz.plugins.stores.persistent.PersistentStore`
+    :param cache_size: see :class:`~asyncz.plugins.stores.persistent.PersistentStore`
     """
 
     def __init__(

@@ -196,15 +196,19 @@ class RedisStore(PersistentStore):
     :param url: a ``redis://`` URL; alternatively pass connection options (``host``, ``port``,
         ``password``, ...) as keyword arguments, as in Asyncz, or a ready ``client``
     :param key_prefix: prefix of the store's keys
-    :param tasks_key, run_times_key: override those two key names (Asyncz's options)
+    :param tasks_key: override that key name (Asyncz's option)
+    :param run_times_key: override that key name (Asyncz's option)
     :param notify: announce schedule changes on ``<prefix>changes`` and listen there, so
         schedulers sharing the store wake up at once (the poll stays as a safety net)
     :param run_retention: seconds finished run records are kept (by their scheduled time;
         purged during heartbeats, at most every few minutes); ``None`` keeps them all
     :param pickle_protocol: the pickle protocol, for the ``pickle`` serializer
-    :param serializer, signing_key, encryption_key, accept_unprotected, poll_interval,
-        cache_size: see
-        :class:`~asyncz.plugins.stores.persistent.PersistentStore`
+    :param serializer: see :class:`~asyncz.plugins.stores.persistent.PersistentStore`
+    :param signing_key: see :class:`~asyncz.plugins.stores.persistent.PersistentStore`
+    :param encryption_key: see :class:`~asyncz.plugins.stores.persistent.PersistentStore`
+    :param accept_unprotected: see :class:`~asyncz.plugins.stores.persistent.PersistentStore`
+    :param poll_interval: see :class:`~asyncz.plugins.stores.persistent.PersistentStore`
+    :param cache_size: see :class:`~asyncz.plugins.stores.persistent.PersistentStore`
     """
 
     def __init__(

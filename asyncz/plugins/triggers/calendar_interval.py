@@ -83,8 +83,14 @@ def _start_date(value: Any, tz: tzinfo) -> date:
 class CalendarIntervalTrigger(BaseTrigger):
     """Fires at ``hour:minute:second`` on the start date and every period after it.
 
-    :param years, months, weeks, days: the period (non-negative ints, not all zero)
-    :param hour, minute, second: the wall-clock time of each run
+    :param years: the period: years (non-negative ints; years, months, weeks and days not
+        all zero)
+    :param months: the period: months
+    :param weeks: the period: weeks
+    :param days: the period: days
+    :param hour: the wall-clock time of each run: its hour
+    :param minute: the wall-clock time of each run: its minute
+    :param second: the wall-clock time of each run: its second
     :param start_at: the first run date (a date, or the date part of a datetime; default today)
     :param end_at: no run after this (a date means its midnight)
     :param timezone: the zone of the wall clock (default: local)

@@ -107,9 +107,12 @@ class SQLAlchemyStore(PersistentStore):
     :param run_retention: seconds finished run records are kept, counted from their scheduled
         fire time (default: a week); ``None`` keeps them all. Purged from the heartbeat, at
         most every five minutes
-    :param serializer, signing_key, encryption_key, accept_unprotected, poll_interval,
-        cache_size: see
-        :class:`~asyncz.plugins.stores.persistent.PersistentStore`
+    :param serializer: see :class:`~asyncz.plugins.stores.persistent.PersistentStore`
+    :param signing_key: see :class:`~asyncz.plugins.stores.persistent.PersistentStore`
+    :param encryption_key: see :class:`~asyncz.plugins.stores.persistent.PersistentStore`
+    :param accept_unprotected: see :class:`~asyncz.plugins.stores.persistent.PersistentStore`
+    :param poll_interval: see :class:`~asyncz.plugins.stores.persistent.PersistentStore`
+    :param cache_size: see :class:`~asyncz.plugins.stores.persistent.PersistentStore`
     """
 
     def __init__(
