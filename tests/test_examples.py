@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_readme_example_runs() -> None:
     readme = (ROOT / "README.md").read_text()
-    code = re.search(r"## Ten lines\n\n```python\n(.*?)```", readme, re.S)
-    assert code is not None, "the README's ten-line example is missing"
+    code = re.search(r"## A first program\n\n```python\n(.*?)```", readme, re.S)
+    assert code is not None, "the README's first program is missing"
     result = subprocess.run(
         [sys.executable, "-c", code.group(1)], capture_output=True, text=True, timeout=30, cwd=ROOT
     )
