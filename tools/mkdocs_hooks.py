@@ -28,7 +28,7 @@ PICTURES = {"dst-timeline.png": ROOT / "docs" / "examples" / "triggers" / "dst_t
 log = logging.getLogger("mkdocs.hooks")
 #: a Sphinx role as it shows when left raw in a docstring: ``:class:`X``` rendered as
 #: ``:class:<code>X</code>`` (tests/docs looks for it in the built site too)
-RAW_ROLE = re.compile(r":(?:py:)?(?:class|meth|func|data|const|attr|mod|exc|obj|type):(?:`|<code>)")
+RAW_ROLE = re.compile(r":(?:py:)?(?:class|meth|func|data|const|attr|mod|exc|obj|type):<code>")
 
 
 def on_page_content(html: str, page: Any, **kwargs: Any) -> str:
