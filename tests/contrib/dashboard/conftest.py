@@ -39,8 +39,9 @@ class ASGIClient:
         headers: dict[str, str] | None = None,
         form: dict[str, str] | None = None,
         scheme: str = "http",
+        raw_body: bytes | None = None,
     ) -> Reply:
-        body = urlencode(form).encode() if form else b""
+        body = raw_body if raw_body is not None else (urlencode(form).encode() if form else b"")
         raw_path, _, query = path.partition("?")
         sent_headers = [(b"host", self.host.encode())]
         if form is not None:

@@ -140,3 +140,26 @@ def test_a_refused_action_is_a_409_page() -> None:
             scheduler.start()
 
     asyncio.run(scenario())
+
+
+def test_bulk_actions_work_without_scripts() -> None:
+    # A plain form post (ticked rows, no htmx) changes the tasks and goes back to the table.
+    async def scenario() -> None:
+        async with running_scheduler() as scheduler:
+            for name in ("a", "b", "c"):
+                scheduler.add_task(record, "interval", hours=1, id=name)
+            client = ASGIClient(AsynczAdmin(scheduler=scheduler).get_asgi_app())
+            body = "row=a&row=b&filters=q%3D%26per_page%3D50"
+            reply = await client.request(
+                "POST",
+                "/tasks/hx/bulk/pause",
+                headers={"content-type": "application/x-www-form-urlencoded"},
+                form=None,
+                raw_body=body.encode(),
+            )
+            assert reply.status_code == 303
+            assert reply.headers["location"] == "/dashboard/tasks/?per_page=50&done=pause"
+            states = {t.id: t.paused for t in scheduler.get_task_infos()}
+            assert states == {"a": True, "b": True, "c": False}
+
+    asyncio.run(scenario())

@@ -221,15 +221,15 @@ class TaskPages(Pages):
             detail=f"Created task {task.name or task.id} ({new.callable_path})",
         )
         if not is_htmx(request):
-            # A plain form post (no scripts): back to the table it came from, with a notice.
-            query = filters.query(page=filters.page)
-            target = (
-                self.urls(request).section("tasks")
-                + "?"
-                + "&".join(part for part in (query, "done=create") if part)
-            )
-            return RedirectResponse(target, status_code=303)
+            return self._back_to_table(request, filters, "create")
         return self.table(request, filters, toast=f"Created {task.name or task.id}")
+
+    def _back_to_table(self, request: Request, filters: TaskFilters, done: str) -> Response:
+        """A plain form post (no scripts) goes back to the table it came from, with a notice."""
+        query = filters.query(page=filters.page)
+        parts = (query, f"done={done}")
+        target = self.urls(request).section("tasks") + "?" + "&".join(p for p in parts if p)
+        return RedirectResponse(target, status_code=303)
 
     def form_error(self, request: Request, exc: Exception) -> HTMLResponse:
         field = getattr(exc, "field", "")
@@ -325,9 +325,10 @@ class TaskPages(Pages):
             + (f"; not done: {'; '.join(failed)}" if failed else ""),
         )
         toast = f"{_ACTION_DONE[action]} {len(done)} of {len(ids)} tasks"
-        if is_htmx(request) or not form.get("next"):
-            return self.table(request, self._filters_from_form(request, form), toast=toast)
-        return RedirectResponse(self.urls(request).section("tasks"), status_code=303)
+        filters = self._filters_from_form(request, form)
+        if is_htmx(request):
+            return self.table(request, filters, toast=toast)
+        return self._back_to_table(request, filters, action)
 
     # -- editing ---------------------------------------------------------------------------
 
