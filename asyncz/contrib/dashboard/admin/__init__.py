@@ -388,9 +388,8 @@ class AsynczAdmin:
 
             return endpoint
 
-        overview_index = threaded(overview.index)
         return [
-            Path("/", overview_index, methods=["GET"]),
+            Path("/", threaded(overview.index), methods=["GET"]),
             Path("/runtime", threaded(overview.runtime), methods=["GET"]),
             Path("/instances", threaded(overview.instances), methods=["GET"]),
             Path("/timeline", threaded(overview.timeline), methods=["GET"]),
