@@ -16,6 +16,7 @@ from asyncz.core.errors import SerializationError
 from asyncz.core.hookspecs import hookimpl
 from asyncz.core.records import RECORD_FORMAT, TaskStateEnvelope, pack_record
 from asyncz.core.task import TaskState
+from asyncz.plugins.serializers.asyncz_records import is_asyncz_record, loads_asyncz_record
 
 __all__ = ["PickleSerializer"]
 
@@ -43,7 +44,10 @@ class PickleSerializer:
             ) from exc
 
     def loads(self, data: bytes) -> dict[str, Any] | tuple[Any, ...]:
-        state = pickle.loads(data)
+        if is_asyncz_record(data):  # written by Asyncz: its classes are read by stand-ins
+            state = loads_asyncz_record(data)
+        else:
+            state = pickle.loads(data)
         if type(state) is tuple or isinstance(state, dict):  # a record: the hot path
             return state
         if type(state) is TaskStateEnvelope or type(state) is TaskState:
