@@ -17,7 +17,8 @@ Schema version 2 (this module's :data:`SCHEMA_VERSION`):
   to count a task's ``started`` runs and find those of dead schedulers (few rows: only runs in
   flight are ``started``).
 
-A version-1 table (asyncz before cluster mode) is upgraded in place at start, inside the write
+A version-1 table (asyncz before cluster mode) or a table Asyncz 0.17 created (``id``,
+``next_run_time`` in seconds, ``state``) is upgraded in place at start, inside the write
 transaction and under a lock every starting process takes (SQLite: ``BEGIN IMMEDIATE``;
 PostgreSQL: a transaction-scoped advisory lock; MariaDB/MySQL, whose DDL commits on its own:
 a named lock held by the connection). Each step checks the table first, so a process that
@@ -222,33 +223,96 @@ def _ensure_schema(conn: Connection, tables: Tables) -> int:
 
 
 def _upgrade_tasks_table(conn: Connection, tables: Tables) -> None:
-    """Bring a version-1 tasks table to version 2; each step only if it is still needed."""
+    """Bring an older tasks table to version 2; each step only if it is still needed, so a
+    table left half-way (by a crash, or by asyncz releases whose upgrade added only some of the
+    columns and set the version anyway) is finished on the next start.
+
+    Two older layouts exist: asyncz's version 1 (no ``version`` / ``lease_token``) and the table
+    Asyncz 0.17 creates (``id``, ``next_run_time``, ``state`` only; run times in *seconds*,
+    fractional where SQLite keeps them). A table without ``lease_owner`` is Asyncz's: its run
+    times become microseconds first (idempotently: only values below 10**11, which no
+    microsecond time after 1970-01-02 is, are converted), then every missing column is added.
+    SQLite and PostgreSQL do it all in the caller's transaction; MariaDB/MySQL commit each DDL
+    statement, so there the columns come in one ``ALTER TABLE`` after the conversion.
+    """
     table = tables.tasks
+    dialect = conn.dialect.name
     preparer = conn.dialect.identifier_preparer
     quoted = preparer.format_table(table)
-    columns = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
-    if "version" not in columns:
-        conn.exec_driver_sql(f"ALTER TABLE {quoted} ADD COLUMN version BIGINT NOT NULL DEFAULT 0")
-        # A writer of version 1 never held a version: any value will do, but not one that a
-        # task deleted and added again could meet.
-        conn.execute(sa.update(table).values(version=new_store_version()))
-    if "lease_token" not in columns:
-        conn.exec_driver_sql(f"ALTER TABLE {quoted} ADD COLUMN lease_token VARCHAR(32)")
-    if conn.dialect.name in ("mysql", "mariadb"):
-        collation = tables.collation
-        current = conn.execute(
-            sa.text(
-                "SELECT COLLATION_NAME FROM information_schema.COLUMNS WHERE "
-                "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t AND COLUMN_NAME = 'id'"
-            ),
-            {"t": table.name},
-        ).scalar()
-        if current != collation:
+    inspector = sa.inspect(conn)
+    columns = {c["name"] for c in inspector.get_columns(table.name)}
+    if "lease_owner" not in columns:
+        _run_times_to_microseconds(conn, tables)
+    owner_type = {
+        "postgresql": 'VARCHAR(255) COLLATE "C"',
+        "mysql": f"VARCHAR(255) CHARACTER SET utf8mb4 COLLATE {tables.collation}",
+        "mariadb": f"VARCHAR(255) CHARACTER SET utf8mb4 COLLATE {tables.collation}",
+    }.get(dialect, "VARCHAR(255)")
+    missing = [
+        (name, ddl)
+        for name, ddl in (
+            ("version", "BIGINT NOT NULL DEFAULT 0"),
+            ("lease_owner", owner_type),
+            ("lease_token", "VARCHAR(32)"),
+            ("lease_until", "BIGINT"),
+        )
+        if name not in columns
+    ]
+    if missing:
+        if dialect in ("mysql", "mariadb"):
             conn.exec_driver_sql(
                 f"ALTER TABLE {quoted} "
-                f"MODIFY id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE {collation} NOT NULL, "
-                f"MODIFY lease_owner VARCHAR(255) CHARACTER SET utf8mb4 COLLATE {collation} NULL"
+                + ", ".join(f"ADD COLUMN {preparer.quote(n)} {ddl}" for n, ddl in missing)
             )
+        else:
+            for name, ddl in missing:
+                conn.exec_driver_sql(
+                    f"ALTER TABLE {quoted} ADD COLUMN {preparer.quote(name)} {ddl}"
+                )
+    if "version" not in columns:
+        # A writer of an older layout never held a version: any value will do, but not one
+        # that a task deleted and added again could meet.
+        conn.execute(sa.update(table).values(version=new_store_version()))
+    indexes = {ix["name"] for ix in inspector.get_indexes(table.name)}
+    for index in table.indexes:
+        if index.name not in indexes:
+            index.create(conn)
+    if dialect in ("mysql", "mariadb"):
+        collation = tables.collation
+        found: dict[str, str] = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT COLUMN_NAME, COALESCE(COLLATION_NAME, DATA_TYPE) "
+                    "FROM information_schema.COLUMNS WHERE "
+                    "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t"
+                ),
+                {"t": table.name},
+            ).all()
+        )
+        changes = []
+        if found.get("id") != collation or found.get("lease_owner") != collation:
+            changes += [
+                f"MODIFY id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE {collation} NOT NULL",
+                f"MODIFY lease_owner VARCHAR(255) CHARACTER SET utf8mb4 COLLATE {collation} NULL",
+            ]
+        if found.get("state") != "longblob":  # Asyncz's BLOB holds 64 KiB only
+            changes.append("MODIFY state LONGBLOB NOT NULL")
+        if changes:
+            conn.exec_driver_sql(f"ALTER TABLE {quoted} " + ", ".join(changes))
+
+
+#: Below this, a stored run time is in seconds (Asyncz's tables): as microseconds it would be
+#: before 1970-01-02, as seconds it is before the year 5138.
+_SECONDS_LIMIT = 10**11
+
+
+def _run_times_to_microseconds(conn: Connection, tables: Tables) -> None:
+    """Asyncz's run times (seconds; fractional on SQLite, rounded by servers' BIGINT) as
+    microseconds, rounded to the nearest one; values already converted are left alone."""
+    column = tables.tasks.c.next_run_time
+    seconds = sa.and_(column.is_not(None), column < _SECONDS_LIMIT, column > -_SECONDS_LIMIT)
+    micros = sa.cast(sa.func.round(column * 1_000_000), sa.BigInteger)
+    conn.execute(sa.update(tables.tasks).where(seconds).values(next_run_time=micros))
 
 
 def pg_array(values: Sequence[Any], item: Any) -> Any:
