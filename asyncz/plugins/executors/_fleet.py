@@ -94,3 +94,23 @@ def let_go(
             )
         finally:
             executor.run_finished(submission.task.id)
+
+
+def shut_down(executor: Any, wait: bool, unsent: str) -> None:
+    """A fleet executor's ``shutdown``: with ``wait``, send what is queued and wait for every
+    outcome; without, report what is queued as not run (``unsent`` says why); then stop the
+    executor's courier thread."""
+    if not executor.accepting:
+        return
+    executor._accepting = False
+    queued = executor.take_queued()
+    courier = executor._courier
+    if wait:
+        for task, run_times in queued:
+            executor._launch_or_release(task, run_times)
+        executor.wait_idle()
+    else:
+        executor.not_run(queued, unsent)
+    executor._courier = None
+    if courier is not None:
+        courier.stop(wait=wait)

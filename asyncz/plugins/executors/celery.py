@@ -55,7 +55,13 @@ from asyncz.core.converters import obj_to_ref, ref_to_obj
 from asyncz.core.execution import BaseExecutor, RunReporter
 from asyncz.core.hookspecs import hookimpl
 from asyncz.core.task import Task
-from asyncz.plugins.executors._fleet import FleetRun, Submission, let_go, positive_seconds
+from asyncz.plugins.executors._fleet import (
+    FleetRun,
+    Submission,
+    let_go,
+    positive_seconds,
+    shut_down,
+)
 
 __all__ = ["DEFAULT_TASK_NAME", "BrokerUnavailable", "CeleryExecutor", "WorkerLost"]
 
@@ -242,20 +248,7 @@ class CeleryExecutor(BaseExecutor):
 
         Safe on the scheduler's event-loop thread: the courier never needs that loop.
         """
-        if not self.accepting:
-            return
-        self._accepting = False
-        queued = self.take_queued()
-        courier = self._courier
-        if wait:
-            for task, run_times in queued:
-                self._launch_or_release(task, run_times)
-            self.wait_idle()
-        else:
-            self.not_run(queued, "the executor was shut down before they were sent")
-        self._courier = None
-        if courier is not None:
-            courier.stop(wait=wait)
+        shut_down(self, wait, "the executor was shut down before they were sent")
 
     @property
     def in_flight(self) -> list[str]:

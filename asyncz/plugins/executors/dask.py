@@ -43,7 +43,13 @@ from asyncz.core.execution import (
 )
 from asyncz.core.hookspecs import hookimpl
 from asyncz.core.task import Task
-from asyncz.plugins.executors._fleet import FleetRun, Submission, let_go, positive_seconds
+from asyncz.plugins.executors._fleet import (
+    FleetRun,
+    Submission,
+    let_go,
+    positive_seconds,
+    shut_down,
+)
 
 __all__ = ["DaskExecutor"]
 
@@ -157,20 +163,7 @@ class DaskExecutor(BaseExecutor):
         """Stop accepting work. With ``wait``, return once every run submitted has its outcome
         (or timed out); without it, report runs not submitted yet as not run and let go of
         the others (their run ids are logged)."""
-        if not self.accepting:
-            return
-        self._accepting = False
-        queued = self.take_queued()
-        courier = self._courier
-        if wait:
-            for task, run_times in queued:
-                self._launch_or_release(task, run_times)
-            self.wait_idle()
-        else:
-            self.not_run(queued, "the executor was shut down before they were submitted")
-        self._courier = None
-        if courier is not None:
-            courier.stop(wait=wait)
+        shut_down(self, wait, "the executor was shut down before they were submitted")
 
 
 class _Courier:
